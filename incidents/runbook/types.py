@@ -1,0 +1,145 @@
+"""The parsed runbook as plain dataclasses (no Django), and the importer's error."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+PROBE = "probe"
+ACTION = "action"
+MANUAL = "manual"
+KINDS = (PROBE, ACTION, MANUAL)
+
+
+class RunbookError(ValueError):
+    """A runbook that cannot be imported; always names the line at fault."""
+
+    def __init__(self, message: str, line: int = 1) -> None:
+        super().__init__(f"line {line}: {message}")
+        self.message = message
+        self.line = line
+
+
+@dataclass
+class Binding:
+    """What a command is bound to: its kind, executor and the inputs it needs."""
+
+    kind: str = MANUAL
+    executor: str | None = None
+    parameters: list[str] = field(default_factory=list)
+    variables: list[str] = field(default_factory=list)
+    spec: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Command:
+    """One runnable or copyable command found in a code block or inline code."""
+
+    language: str
+    text: str
+    line: int
+    kind: str = MANUAL
+    executor: str | None = None
+    parameters: list[str] = field(default_factory=list)
+    variables: list[str] = field(default_factory=list)
+    spec: dict[str, Any] = field(default_factory=dict)
+    comment: str = ""  # a trailing comment on the command's own line
+    context: str = ""  # comment lines just before it in its block
+    after: str = ""  # comments or sample output after it (end of block)
+    block: int | None = None  # index of its code block in the step; None = inline
+
+    def bind(self, binding: Binding) -> None:
+        self.kind = binding.kind
+        self.executor = binding.executor
+        self.parameters = binding.parameters
+        self.variables = binding.variables
+        self.spec = binding.spec
+
+    def to_contract(self) -> dict[str, Any]:
+        return {
+            "language": self.language,
+            "text": self.text,
+            "kind": self.kind,
+            "executor": self.executor,
+            "parameters": list(self.parameters),
+        }
+
+
+@dataclass
+class Section:
+    """Context the parser keeps as Markdown: Impact, Symptoms, unknown headings."""
+
+    title: str
+    markdown: str
+    line: int
+
+
+@dataclass
+class Step:
+    number: int
+    title: str
+    body: str
+    line: int
+    links: list[int] = field(default_factory=list)
+    commands: list[Command] = field(default_factory=list)
+
+    def to_contract(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "title": self.title,
+            "links": list(self.links),
+            "commands": [c.to_contract() for c in self.commands],
+        }
+
+
+@dataclass
+class Playbook:
+    number: int
+    title: str
+    slug: str
+    anchor: str
+    line: int
+    alerts: list[str] = field(default_factory=list)
+    alert_condition: str = ""
+    severity: str = ""
+    severity_note: str = ""
+    escalation: list[str] = field(default_factory=list)
+    context: list[Section] = field(default_factory=list)
+    diagnosis: str = ""
+    diagnosis_commands: list[Command] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def commands(self) -> list[Command]:
+        return self.diagnosis_commands + [c for s in self.steps for c in s.commands]
+
+    def to_contract(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "slug": self.slug,
+            "title": self.title,
+            "alerts": list(self.alerts),
+            "severity": self.severity,
+            "escalation": list(self.escalation),
+            "diagnosis": [c.to_contract() for c in self.diagnosis_commands],
+            "steps": [s.to_contract() for s in self.steps],
+        }
+
+
+@dataclass
+class Runbook:
+    title: str
+    version: str
+    sha256: str
+    preamble: str = ""
+    sections: list[Section] = field(default_factory=list)
+    playbooks: list[Playbook] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_contract(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "version": self.version,
+            "sha256": self.sha256,
+            "playbooks": [p.to_contract() for p in self.playbooks],
+        }
