@@ -132,6 +132,9 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # The runbook `make run` and the docker-compose one-shot import by default.
 DEFAULT_RUNBOOK = env.path("DEFAULT_RUNBOOK", default=BASE_DIR / "runbooks" / "yomira.md")
 
+# Password for the demo accounts `make run` creates (written to .env once).
+DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

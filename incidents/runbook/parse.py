@@ -266,9 +266,11 @@ class _Parser:
         last_written: int | None = None
         for node in nodes:
             if node.type != "ordered_list":
+                if node.type == "hr":
+                    continue
                 if items:
                     items[-1][1].append(node)  # unindented content between steps
-                elif node.type != "hr":
+                else:
                     playbook.context.append(
                         Section(_heading_text(head), self.source([node]), _line(node))
                     )

@@ -1,0 +1,55 @@
+"""Serve the console with a Celery worker beside it (what `make run` ends with)."""
+
+import subprocess
+import sys
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+
+def broker_reachable() -> bool:
+    from yomira_console.celery import app
+
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=0, timeout=1)
+        return True
+    except Exception:  # noqa: BLE001 - any failure: serve without a worker
+        return False
+
+
+class Command(BaseCommand):
+    help = "Run the web console and a Celery worker (with beat) until interrupted."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", default="8000")
+        parser.add_argument("--no-worker", action="store_true")
+
+    def handle(self, *args: object, host: str, port: str, no_worker: bool, **opts: object) -> None:
+        worker = None
+        broker = settings.CELERY_BROKER_URL.split("://", 1)[0]
+        if no_worker:
+            self.stdout.write("Serving without a worker (--no-worker).")
+        elif broker_reachable():
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "yomira_console", "worker", "--beat",
+                 "--loglevel", "INFO", "--concurrency", "2", "--hostname", "console@%h"]
+            )  # fmt: skip
+            self.stdout.write(f"Started a Celery worker (broker: {broker}).")
+        else:
+            self.stderr.write(
+                f"The broker ({broker}) is not reachable: serving without a worker. "
+                "Commands will report dispatch_failed until it is back."
+            )
+        self.stdout.write(self.style.SUCCESS(f"Yomira console on http://{host}:{port}/"))
+        try:
+            call_command("runserver", f"{host}:{port}", use_reloader=False)
+        finally:
+            if worker is not None:
+                worker.terminate()
+                try:
+                    worker.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    worker.kill()

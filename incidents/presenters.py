@@ -1,0 +1,106 @@
+"""Shape a playbook for its page: rendered Markdown, command cards where their code
+blocks stand, resolved cross-references. Shared by the library and (later) the
+incident checklist, which passes its own command template."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.safestring import SafeString
+
+from .models import Command, Playbook, Step
+from .rendering import CodeBlock, render_inline, render_markdown
+
+COMMAND_BLOCK_TEMPLATE = "incidents/partials/command_block.html"
+
+
+@dataclass
+class Link:
+    number: int
+    title: str
+    url: str
+
+
+@dataclass
+class StepView:
+    step: Step
+    title: SafeString
+    body: SafeString
+    links: list[Link]
+    inline_commands: list[Command] = field(default_factory=list)
+    commands: list[Command] = field(default_factory=list)
+
+
+@dataclass
+class PlaybookView:
+    playbook: Playbook
+    alert_condition: SafeString
+    context: list[tuple[str, SafeString]]
+    diagnosis: SafeString
+    diagnosis_inline: list[Command]
+    steps: list[StepView]
+    counts: dict[str, int]
+
+
+def present_playbook(
+    playbook: Playbook, template: str = COMMAND_BLOCK_TEMPLATE, extra: dict | None = None
+) -> PlaybookView:
+    """Three queries whatever the playbook's size: siblings, steps, commands."""
+    siblings = list(
+        Playbook.objects.filter(runbook_id=playbook.runbook_id).values_list(
+            "number", "slug", "anchor", "title"
+        )
+    )
+    xrefs: dict[str, str] = {}
+    titles: dict[int, str] = {}
+    for number, slug, anchor, title in siblings:
+        url = reverse("incidents:playbook_detail", args=[slug])
+        xrefs[str(number)] = xrefs[anchor] = url
+        titles[number] = title
+    steps = list(playbook.steps.all())
+    by_step: dict[int | None, list[Command]] = defaultdict(list)
+    counts = {"probe": 0, "action": 0, "manual": 0}
+    for command in playbook.commands.all():
+        by_step[command.step_id].append(command)
+        counts[command.kind] = counts.get(command.kind, 0) + 1
+
+    def blocks_of(commands: list[Command]):  # noqa: ANN202
+        grouped: dict[int, list[Command]] = defaultdict(list)
+        for c in commands:
+            if c.block is not None:
+                grouped[c.block].append(c)
+
+        def block_html(block: CodeBlock) -> str | None:
+            if block.index not in grouped:
+                return None
+            context = {"commands": grouped[block.index], "block": block, **(extra or {})}
+            return render_to_string(template, context)
+
+        return block_html
+
+    step_views = []
+    for step in steps:
+        commands = by_step.get(step.id, [])
+        step_views.append(
+            StepView(
+                step=step,
+                title=render_inline(step.title, xrefs),
+                body=render_markdown(step.body, xrefs, blocks_of(commands)),
+                links=[Link(n, titles[n], xrefs[str(n)]) for n in step.links if n in titles],
+                inline_commands=[c for c in commands if c.block is None],
+                commands=commands,
+            )
+        )
+    diagnosis = by_step.get(None, [])
+    return PlaybookView(
+        playbook=playbook,
+        alert_condition=render_inline(playbook.alert_condition, xrefs),
+        context=[(s["title"], render_markdown(s["markdown"], xrefs)) for s in playbook.context],
+        diagnosis=render_markdown(playbook.diagnosis, xrefs, blocks_of(diagnosis)),
+        diagnosis_inline=[c for c in diagnosis if c.block is None],
+        steps=step_views,
+        counts=counts,
+    )

@@ -1,0 +1,28 @@
+from django import template
+from django.utils.safestring import SafeString
+
+from incidents.models import Command
+from incidents.rendering import highlight_code
+
+register = template.Library()
+
+
+@register.filter
+def highlight(code: str, language: str) -> SafeString:
+    """Pygments-highlighted, escaped code."""
+    return highlight_code(code or "", language or "text")
+
+
+@register.filter
+def get_item(mapping: dict | None, key: str) -> object:
+    return (mapping or {}).get(key)
+
+
+@register.filter
+def highlight_command(command: Command) -> SafeString:
+    """The command as written, its trailing comment back on its own line."""
+    text = command.text
+    if command.comment:
+        marker = "--" if command.language == "sql" else "#"
+        text = f"{text}   {marker} {command.comment}"
+    return highlight_code(text, command.language or "text")
