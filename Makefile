@@ -30,16 +30,19 @@ run: $(STAMP) .env
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py runconsole --host $(HOST) --port $(PORT)
 
+# The suite runs with production settings (DEBUG off, hashed static files).
+TEST_ENV := DEBUG=false SECRET_KEY=test-only-secret AUDIT_HMAC_KEY=test-only-audit-key \
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL)
+
 test: $(STAMP)
-	DEBUG=false SECRET_KEY=test-only-secret AUDIT_HMAC_KEY=test-only-audit-key \
-	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
-	DJANGO_ALLOW_ASYNC_UNSAFE=true \
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(TEST_ENV) $(BIN)/python manage.py collectstatic --no-input -v0
+	# Playwright's sync API runs an event loop in the test thread; Django's ORM
+	# calls there are still synchronous and safe.
+	$(TEST_ENV) DJANGO_ALLOW_ASYNC_UNSAFE=true $(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	DEBUG=false SECRET_KEY=bench-only-secret AUDIT_HMAC_KEY=bench-only-audit-key \
-	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
-	$(BIN)/python bench/run.py
+	$(TEST_ENV) $(BIN)/python manage.py collectstatic --no-input -v0
+	$(TEST_ENV) $(BIN)/python bench/run.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -277,6 +277,12 @@ class _Parser:
                 continue
             for item in node.children:
                 written = int(item.info) if (item.info or "").isdigit() else None
+                if not items and not playbook.steps and written not in (None, 0, 1):
+                    raise RunbookError(
+                        f"the steps of playbook {playbook.number} start at {written}; "
+                        "number them from 1 (is an earlier step not a numbered item?)",
+                        _line(item),
+                    )
                 if written is not None and last_written is not None:
                     lazy = written == last_written  # `1.` `1.` `1.` is valid Markdown
                     if written < last_written or (written == last_written and not lazy):

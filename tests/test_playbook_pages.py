@@ -1,0 +1,134 @@
+"""The playbook library: login required, faithful rendering, search, escaping."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from incidents.services import import_runbook
+
+
+def test_pages_require_login(client, yomira):
+    for url in ["/playbooks/", "/playbooks/redis-down-unreachable/", "/"]:
+        response = client.get(url, follow=True)
+        assert response.redirect_chain[-1][0].startswith("/accounts/login/?next=")
+        assert b"Sign in" in response.content
+
+
+def test_the_library_lists_every_playbook(responder_client, yomira):
+    page = responder_client.get("/playbooks/").content.decode()
+    for p in yomira.playbooks.all():
+        assert f'href="/playbooks/{p.slug}/"' in page
+    assert "12 of 12 playbooks" in page
+    assert '<code class="alert">HighErrorRate</code>' in page
+    assert 'class="sev sev-critical"' in page
+    assert "2 probes" in page and "3 actions" in page
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("redis", ["redis-down-unreachable"]),
+        ("HealthCheckFailing", ["postgresql-down-unreachable", "redis-down-unreachable",
+                                "object-storage-unreachable"]),
+        ("dbpool", ["db-connection-pool-exhausted"]),
+        ("§12", ["security-incident-token-compromise"]),
+    ],
+)  # fmt: skip
+def test_search_matches_titles_and_alert_names(responder_client, yomira, query, expected):
+    page = responder_client.get("/playbooks/", {"q": query}).content.decode()
+    found = [p.slug for p in yomira.playbooks.all() if f'href="/playbooks/{p.slug}/"' in page]
+    assert found == expected
+
+
+def test_search_with_htmx_returns_only_the_results_fragment(responder_client, yomira):
+    response = responder_client.get("/playbooks/", {"q": "disk"}, HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+    assert html.lstrip().startswith('<div id="results">')
+    assert "<html" not in html
+    assert "/playbooks/disk-space-critical/" in html
+    assert response["Vary"] and "HX-Request" in response["Vary"]
+
+
+def test_search_with_no_match_says_so(responder_client, yomira):
+    page = responder_client.get("/playbooks/", {"q": "kafka"}).content.decode()
+    assert "No playbook title or alert matches “kafka”" in page
+
+
+def test_the_playbook_page_renders_steps_commands_and_context(responder_client, yomira):
+    page = responder_client.get("/playbooks/db-connection-pool-exhausted/").content.decode()
+    assert "DB Connection Pool Exhausted" in page
+    assert page.count('class="step"') == 5
+    assert "Kill stuck queries" in page
+    assert page.count("command kind-action") == 3
+    assert page.count("command kind-probe") == 2
+    assert page.count("command kind-manual") == 2
+    assert '<span class="param" title="A responder types this">pid' in page
+    assert "<h2>Symptoms</h2>" in page
+    # Pygments highlighting of the SQL.
+    assert '<span class="k">SELECT</span>' in page
+
+
+def test_cross_references_link_to_the_other_playbook(responder_client, yomira):
+    page = responder_client.get("/playbooks/high-api-error-rate-5xx/").content.decode()
+    assert 'href="/playbooks/postgresql-down-unreachable/">§3</a>' in page
+    assert 'class="xref" href="/playbooks/postgresql-down-unreachable/"' in page
+    page = responder_client.get("/playbooks/postgresql-down-unreachable/").content.decode()
+    # "see §2 step 5" in plain text and "see §11" inside a code comment.
+    assert '<a href="/playbooks/high-api-latency/">§2</a>' in page
+    assert 'href="/playbooks/failed-migration/"' in page
+
+
+def test_an_unknown_playbook_is_404(responder_client, yomira):
+    assert responder_client.get("/playbooks/no-such-playbook/").status_code == 404
+
+
+def test_old_revisions_are_not_listed(responder_client, yomira, yomira_source):
+    changed = yomira_source.replace(b"## 4. Redis Down", b"## 4. Redis Is Down")
+    import_runbook(source=changed)
+    assert responder_client.get("/playbooks/redis-down-unreachable/").status_code == 404
+    assert responder_client.get("/playbooks/redis-is-down-unreachable/").status_code == 200
+
+
+HOSTILE = b"""# Runbook
+
+## 1. Hostile <script>alert(1)</script> title
+
+**Alert:** `Evil` <img src=x onerror=alert(2)>
+**Severity:** Critical -> PagerDuty
+
+### Steps
+
+1. **Click [me](javascript:alert(3))** <b onmouseover=alert(4)>bold</b>
+   ```bash
+   curl "https://api.example.com/x?<script>alert(5)</script>"
+   ```
+"""
+
+
+def test_runbook_html_is_escaped_never_executed(responder_client, db):
+    import_runbook(source=HOSTILE)
+    slug = "hostile-scriptalert1script-title"
+    page = responder_client.get(f"/playbooks/{slug}/").content.decode()
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<img src=x" not in page and "<b onmouseover" not in page
+    assert 'href="javascript:' not in page
+
+
+def test_the_playbook_page_query_count_does_not_grow_with_steps(responder_client, yomira):
+    counts = {}
+    for slug in ["high-api-error-rate-5xx", "postgresql-down-unreachable", "memory-oom"]:
+        with CaptureQueriesContext(connection) as queries:
+            assert responder_client.get(f"/playbooks/{slug}/").status_code == 200
+        counts[slug] = len(queries)
+    assert len(set(counts.values())) == 1, counts
+
+
+def test_health_ready_reports_database_and_broker(client, db):
+    response = client.get("/health/ready")
+    body = response.json()
+    assert body["database"] == "ok"
+    assert body["broker"] == "ok"
+    assert response.status_code == 200
