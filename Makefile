@@ -34,11 +34,13 @@ run: $(STAMP) .env
 TEST_ENV := DEBUG=false SECRET_KEY=test-only-secret AUDIT_HMAC_KEY=test-only-audit-key \
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL)
 
+# Playwright's sync API runs an event loop in the test thread; Django's ORM calls
+# there are still synchronous and safe, hence DJANGO_ALLOW_ASYNC_UNSAFE.
+# pytest's exit code 5 (no tests collected) is a failure like any other.
 test: $(STAMP)
-	$(TEST_ENV) $(BIN)/python manage.py collectstatic --no-input -v0
-	# Playwright's sync API runs an event loop in the test thread; Django's ORM
-	# calls there are still synchronous and safe.
-	$(TEST_ENV) DJANGO_ALLOW_ASYNC_UNSAFE=true $(BIN)/pytest $(PYTEST_ARGS)
+	@$(TEST_ENV) $(BIN)/python manage.py collectstatic --no-input -v0
+	@$(TEST_ENV) DJANGO_ALLOW_ASYNC_UNSAFE=true $(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$rc
 
 bench: $(STAMP)
 	$(TEST_ENV) $(BIN)/python manage.py collectstatic --no-input -v0

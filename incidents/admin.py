@@ -16,7 +16,14 @@ class PlaybookInline(admin.TabularInline):
 
 @admin.register(Runbook)
 class RunbookAdmin(admin.ModelAdmin):
-    list_display = ("title", "revision", "version", "is_current", "imported_at", "imported_by")
+    list_display = (
+        "title",
+        "revision",
+        "version",
+        "is_current",
+        "imported_at",
+        "imported_by",
+    )
     list_filter = ("is_current",)
     readonly_fields = [f.name for f in Runbook._meta.fields]
     inlines = [PlaybookInline]
@@ -49,8 +56,18 @@ class CommandAdmin(admin.ModelAdmin):
     list_display = ("short_text", "playbook", "step", "kind", "executor", "parameters")
     list_filter = ("kind", "executor", "playbook__runbook__is_current", "playbook")
     search_fields = ("text",)
-    fields = ("playbook", "step", "line", "language", "text", "kind", "executor",
-              "parameters", "variables", "spec")  # fmt: skip
+    fields = (
+        "playbook",
+        "step",
+        "line",
+        "language",
+        "text",
+        "kind",
+        "executor",
+        "parameters",
+        "variables",
+        "spec",
+    )
     readonly_fields = ("playbook", "step", "line", "language", "text", "variables")
 
     @admin.display(description="command")

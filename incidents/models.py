@@ -18,6 +18,7 @@ class Runbook(models.Model):
     title = models.CharField(max_length=300)
     version = models.CharField(max_length=50, blank=True)
     sha256 = models.CharField(max_length=64)
+    parser_version = models.PositiveIntegerField(default=1)
     source_name = models.CharField(max_length=500, blank=True)
     source = models.TextField(help_text="The Markdown as imported.")
     preamble = models.TextField(blank=True)
@@ -32,7 +33,9 @@ class Runbook(models.Model):
     class Meta:
         ordering = ["key", "-revision"]
         constraints = [
-            models.UniqueConstraint(fields=["key", "revision"], name="runbook_revision_unique"),
+            models.UniqueConstraint(
+                fields=["key", "revision"], name="runbook_revision_unique"
+            ),
             models.UniqueConstraint(
                 fields=["key"],
                 condition=models.Q(is_current=True),
@@ -50,7 +53,9 @@ class PlaybookQuerySet(models.QuerySet):
 
 
 class Playbook(models.Model):
-    runbook = models.ForeignKey(Runbook, on_delete=models.CASCADE, related_name="playbooks")
+    runbook = models.ForeignKey(
+        Runbook, on_delete=models.CASCADE, related_name="playbooks"
+    )
     number = models.PositiveIntegerField()
     slug = models.SlugField(max_length=200)
     title = models.CharField(max_length=300)
@@ -60,7 +65,9 @@ class Playbook(models.Model):
     severity = models.CharField(max_length=30, blank=True)
     severity_note = models.CharField(max_length=300, blank=True)
     escalation = models.JSONField(default=list, blank=True)
-    context = models.JSONField(default=list, blank=True, help_text="[{title, markdown}]")
+    context = models.JSONField(
+        default=list, blank=True, help_text="[{title, markdown}]"
+    )
     diagnosis = models.TextField(blank=True)
     line = models.PositiveIntegerField(default=1)
 
@@ -69,8 +76,12 @@ class Playbook(models.Model):
     class Meta:
         ordering = ["runbook__key", "number"]
         constraints = [
-            models.UniqueConstraint(fields=["runbook", "number"], name="playbook_number_unique"),
-            models.UniqueConstraint(fields=["runbook", "slug"], name="playbook_slug_unique"),
+            models.UniqueConstraint(
+                fields=["runbook", "number"], name="playbook_number_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["runbook", "slug"], name="playbook_slug_unique"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -89,7 +100,9 @@ class Playbook(models.Model):
 
 
 class Step(models.Model):
-    playbook = models.ForeignKey(Playbook, on_delete=models.CASCADE, related_name="steps")
+    playbook = models.ForeignKey(
+        Playbook, on_delete=models.CASCADE, related_name="steps"
+    )
     number = models.PositiveIntegerField()
     title = models.CharField(max_length=500)
     body = models.TextField(blank=True)
@@ -99,7 +112,9 @@ class Step(models.Model):
     class Meta:
         ordering = ["playbook", "number"]
         constraints = [
-            models.UniqueConstraint(fields=["playbook", "number"], name="step_number_unique")
+            models.UniqueConstraint(
+                fields=["playbook", "number"], name="step_number_unique"
+            )
         ]
 
     def __str__(self) -> str:
@@ -112,7 +127,9 @@ class Command(models.Model):
         ACTION = "action", "Action (changes something)"
         MANUAL = "manual", "Manual (copy and run by hand)"
 
-    playbook = models.ForeignKey(Playbook, on_delete=models.CASCADE, related_name="commands")
+    playbook = models.ForeignKey(
+        Playbook, on_delete=models.CASCADE, related_name="commands"
+    )
     step = models.ForeignKey(
         Step,
         null=True,
@@ -123,7 +140,9 @@ class Command(models.Model):
     )
     position = models.PositiveIntegerField()
     block = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Code block index in the step; empty if inline."
+        null=True,
+        blank=True,
+        help_text="Code block index in the step; empty if inline.",
     )
     language = models.CharField(max_length=30, blank=True)
     text = models.TextField()
@@ -158,7 +177,9 @@ class Command(models.Model):
 
         errors = {}
         if self.kind != self.Kind.MANUAL and not self.executor:
-            errors["executor"] = "A probe or an action needs an executor; otherwise mark it manual."
+            errors["executor"] = (
+                "A probe or an action needs an executor; otherwise mark it manual."
+            )
         if not isinstance(self.parameters, list) or not all(
             isinstance(p, str) and p.strip() for p in self.parameters
         ):

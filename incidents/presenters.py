@@ -46,7 +46,9 @@ class PlaybookView:
 
 
 def present_playbook(
-    playbook: Playbook, template: str = COMMAND_BLOCK_TEMPLATE, extra: dict | None = None
+    playbook: Playbook,
+    template: str = COMMAND_BLOCK_TEMPLATE,
+    extra: dict | None = None,
 ) -> PlaybookView:
     """Three queries whatever the playbook's size: siblings, steps, commands."""
     siblings = list(
@@ -76,7 +78,11 @@ def present_playbook(
         def block_html(block: CodeBlock) -> str | None:
             if block.index not in grouped:
                 return None
-            context = {"commands": grouped[block.index], "block": block, **(extra or {})}
+            context = {
+                "commands": grouped[block.index],
+                "block": block,
+                **(extra or {}),
+            }
             return render_to_string(template, context)
 
         return block_html
@@ -89,7 +95,9 @@ def present_playbook(
                 step=step,
                 title=render_inline(step.title, xrefs),
                 body=render_markdown(step.body, xrefs, blocks_of(commands)),
-                links=[Link(n, titles[n], xrefs[str(n)]) for n in step.links if n in titles],
+                links=[
+                    Link(n, titles[n], xrefs[str(n)]) for n in step.links if n in titles
+                ],
                 inline_commands=[c for c in commands if c.block is None],
                 commands=commands,
             )
@@ -98,7 +106,10 @@ def present_playbook(
     return PlaybookView(
         playbook=playbook,
         alert_condition=render_inline(playbook.alert_condition, xrefs),
-        context=[(s["title"], render_markdown(s["markdown"], xrefs)) for s in playbook.context],
+        context=[
+            (s["title"], render_markdown(s["markdown"], xrefs))
+            for s in playbook.context
+        ],
         diagnosis=render_markdown(playbook.diagnosis, xrefs, blocks_of(diagnosis)),
         diagnosis_inline=[c for c in diagnosis if c.block is None],
         steps=step_views,

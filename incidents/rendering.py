@@ -53,7 +53,9 @@ def highlight_code(code: str, language: str) -> SafeString:
 def _render_code(self, tokens, idx, options, env) -> str:  # noqa: ANN001
     token = tokens[idx]
     language = fence_language(token.info) if token.type == "fence" else ""
-    env["blocks"].append(CodeBlock(len(env["blocks"]), language, token.content.rstrip("\n")))
+    env["blocks"].append(
+        CodeBlock(len(env["blocks"]), language, token.content.rstrip("\n"))
+    )
     return f"\x00{len(env['blocks']) - 1}\x00"
 
 
@@ -78,7 +80,9 @@ def _render_text(self, tokens, idx, options, env) -> str:  # noqa: ANN001
     if env.get("link_depth"):
         return text
     # `see §11` links to playbook 11 of the same revision.
-    return SECTION_REF.sub(lambda m: f'<a href="yomira:playbook/{m.group(1)}">{m.group(0)}</a>', text)
+    return SECTION_REF.sub(
+        lambda m: f'<a href="yomira:playbook/{m.group(1)}">{m.group(0)}</a>', text
+    )
 
 
 @lru_cache(maxsize=1)

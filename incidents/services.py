@@ -22,7 +22,10 @@ class ImportResult:
 
 @transaction.atomic
 def import_runbook(
-    *, source: bytes | str, source_name: str = "", imported_by: AbstractBaseUser | None = None
+    *,
+    source: bytes | str,
+    source_name: str = "",
+    imported_by: AbstractBaseUser | None = None,
 ) -> ImportResult:
     """Import a runbook file as a new revision, or do nothing if the current revision
     has the same content. Raises RunbookError (naming the line) before writing
@@ -31,7 +34,11 @@ def import_runbook(
     key = slugify(parsed.title) or "runbook"
     revisions = Runbook.objects.select_for_update().filter(key=key)
     current = revisions.filter(is_current=True).first()
-    if current and current.sha256 == parsed.sha256:
+    if (
+        current
+        and current.sha256 == parsed.sha256
+        and current.parser_version == rb.PARSER_VERSION
+    ):
         return ImportResult(current, parsed, created=False)
 
     taken = dict(
@@ -57,6 +64,7 @@ def import_runbook(
         title=parsed.title,
         version=parsed.version,
         sha256=parsed.sha256,
+        parser_version=rb.PARSER_VERSION,
         source_name=source_name,
         source=text,
         preamble=parsed.preamble,
@@ -97,7 +105,11 @@ def _save_playbook(runbook: Runbook, parsed: rb.Playbook) -> Playbook:
         for s in parsed.steps
     )
     owned = [(None, c) for c in parsed.diagnosis_commands]
-    owned += [(step, c) for step, s in zip(steps, parsed.steps, strict=True) for c in s.commands]
+    owned += [
+        (step, c)
+        for step, s in zip(steps, parsed.steps, strict=True)
+        for c in s.commands
+    ]
     Command.objects.bulk_create(
         Command(
             playbook=playbook,

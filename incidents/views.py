@@ -24,9 +24,15 @@ def playbook_list(request: HttpRequest) -> HttpResponse:
         .select_related("runbook")
         .annotate(
             step_count=Count("steps", distinct=True),
-            probe_count=Count("commands", filter=Q(commands__kind="probe"), distinct=True),
-            action_count=Count("commands", filter=Q(commands__kind="action"), distinct=True),
-            manual_count=Count("commands", filter=Q(commands__kind="manual"), distinct=True),
+            probe_count=Count(
+                "commands", filter=Q(commands__kind="probe"), distinct=True
+            ),
+            action_count=Count(
+                "commands", filter=Q(commands__kind="action"), distinct=True
+            ),
+            manual_count=Count(
+                "commands", filter=Q(commands__kind="manual"), distinct=True
+            ),
         )
     )
     everything = list(playbooks)
@@ -38,7 +44,12 @@ def playbook_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         template,
-        {"playbooks": shown, "query": query, "total": len(everything), "runbooks": runbooks},
+        {
+            "playbooks": shown,
+            "query": query,
+            "total": len(everything),
+            "runbooks": runbooks,
+        },
     )
 
 
@@ -48,4 +59,6 @@ def playbook_detail(request: HttpRequest, slug: str) -> HttpResponse:
     playbook = get_object_or_404(
         Playbook.objects.current().select_related("runbook"), slug=slug
     )
-    return render(request, "incidents/playbook_detail.html", {"view": present_playbook(playbook)})
+    return render(
+        request, "incidents/playbook_detail.html", {"view": present_playbook(playbook)}
+    )

@@ -31,7 +31,9 @@ def yomira(db, yomira_source) -> Runbook:
 @pytest.fixture
 def make_user(db):
     def make(username: str, **fields) -> object:
-        user = get_user_model().objects.create_user(username, password=PASSWORD, **fields)
+        user = get_user_model().objects.create_user(
+            username, password=PASSWORD, **fields
+        )
         return user
 
     return make

@@ -27,14 +27,18 @@ def run(*args: str) -> str:
 def test_it_imports_the_bundled_runbook():
     out = run(str(YOMIRA_RUNBOOK))
     assert "as revision 1" in out
-    assert "12 playbooks, 61 steps, 64 commands (20 probes, 17 actions, 27 manual)" in out
+    assert (
+        "12 playbooks, 61 steps, 64 commands (20 probes, 17 actions, 27 manual)" in out
+    )
     runbook = Runbook.objects.get()
     assert (runbook.revision, runbook.version, runbook.is_current) == (1, "1.0.0", True)
     assert Playbook.objects.filter(runbook=runbook).count() == 12
     assert Step.objects.filter(playbook__runbook=runbook).count() == 61
     assert Command.objects.filter(playbook__runbook=runbook).count() == 64
     step = Step.objects.get(playbook__number=5, number=3)
-    assert [(c.kind, c.executor, c.parameters) for c in step.commands.order_by("position")] == [
+    assert [
+        (c.kind, c.executor, c.parameters) for c in step.commands.order_by("position")
+    ] == [
         ("action", "sql", ["pid"]),
         ("action", "sql", ["pid"]),
     ]
@@ -53,7 +57,9 @@ def test_a_changed_file_makes_a_new_revision(tmp_path):
     run(str(YOMIRA_RUNBOOK))
     changed = tmp_path / "yomira.md"
     changed.write_text(
-        YOMIRA_RUNBOOK.read_text().replace("6. **Escalate**", "6. **Escalate to the IC**")
+        YOMIRA_RUNBOOK.read_text().replace(
+            "6. **Escalate**", "6. **Escalate to the IC**"
+        )
     )
     out = run(str(changed))
     assert "as revision 2" in out
@@ -74,8 +80,15 @@ def test_dry_run_json_prints_the_contract_and_imports_nothing():
     assert doc["version"] == "1.0.0"
     first = doc["playbooks"][0]
     assert set(first) == {
-        "number", "slug", "title", "alerts", "severity", "escalation", "diagnosis", "steps",
-    }  # fmt: skip
+        "number",
+        "slug",
+        "title",
+        "alerts",
+        "severity",
+        "escalation",
+        "diagnosis",
+        "steps",
+    }
     assert first["slug"] == "high-api-error-rate-5xx"
     assert first["steps"][0] == {
         "number": 1,
@@ -92,13 +105,38 @@ def test_dry_run_json_prints_the_contract_and_imports_nothing():
         ],
     }
     assert first["steps"][1]["links"] == [3]
-    assert [len(p["steps"]) for p in doc["playbooks"]] == [6, 5, 7, 5, 5, 4, 5, 4, 5, 4, 5, 6]
+    assert [len(p["steps"]) for p in doc["playbooks"]] == [
+        6,
+        5,
+        7,
+        5,
+        5,
+        4,
+        5,
+        4,
+        5,
+        4,
+        5,
+        6,
+    ]
 
 
 BAD_INPUTS = {
-    "binary.png": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", 3, "not a Markdown text file"),
-    "latin1.md": ("# Runbook\n\n## 1. Caf\xe9 down\n".encode("latin-1"), 3, "not UTF-8"),
-    "notes.md": (b"# Team notes\n\nJust some text.\n\n## Contacts\n", 1, "no playbook sections"),
+    "binary.png": (
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+        3,
+        "not a Markdown text file",
+    ),
+    "latin1.md": (
+        "# Runbook\n\n## 1. Caf\xe9 down\n".encode("latin-1"),
+        3,
+        "not UTF-8",
+    ),
+    "notes.md": (
+        b"# Team notes\n\nJust some text.\n\n## Contacts\n",
+        1,
+        "no playbook sections",
+    ),
     "empty.md": (b"\n\n", 1, "the file is empty"),
     "steps.md": (
         b"# R\n\n## 1. Queue backed up\n\n### Steps\n\nRestart the consumers.\n",
@@ -142,9 +180,20 @@ def test_the_command_exits_non_zero_on_bad_input(tmp_path):
     bad.write_text("# Not a runbook\n\nHello.\n")
     env = {**os.environ, "DEBUG": "true"}
     proc = subprocess.run(
-        [sys.executable, "manage.py", "import_runbook", str(bad), "--dry-run", "--json"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "manage.py",
+            "import_runbook",
+            str(bad),
+            "--dry-run",
+            "--json",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 1
     assert proc.stdout == ""
     assert f"{bad}:1: no playbook sections found" in proc.stderr
@@ -153,8 +202,27 @@ def test_the_command_exits_non_zero_on_bad_input(tmp_path):
 def test_the_command_prints_json_on_stdout_only():
     env = {**os.environ, "DEBUG": "true"}
     proc = subprocess.run(
-        [sys.executable, "manage.py", "import_runbook", str(YOMIRA_RUNBOOK), "--dry-run", "--json"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "manage.py",
+            "import_runbook",
+            str(YOMIRA_RUNBOOK),
+            "--dry-run",
+            "--json",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert len(json.loads(proc.stdout)["playbooks"]) == 12
+
+
+def test_a_new_parser_version_re_reads_an_unchanged_file(monkeypatch):
+    run(str(YOMIRA_RUNBOOK))
+    monkeypatch.setattr("incidents.runbook.PARSER_VERSION", 2)
+    assert "as revision 2" in run(str(YOMIRA_RUNBOOK))
+    assert Runbook.objects.get(is_current=True).parser_version == 2
+    assert run(str(YOMIRA_RUNBOOK)).startswith("Unchanged:")

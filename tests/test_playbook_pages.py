@@ -30,20 +30,32 @@ def test_the_library_lists_every_playbook(responder_client, yomira):
     ("query", "expected"),
     [
         ("redis", ["redis-down-unreachable"]),
-        ("HealthCheckFailing", ["postgresql-down-unreachable", "redis-down-unreachable",
-                                "object-storage-unreachable"]),
+        (
+            "HealthCheckFailing",
+            [
+                "postgresql-down-unreachable",
+                "redis-down-unreachable",
+                "object-storage-unreachable",
+            ],
+        ),
         ("dbpool", ["db-connection-pool-exhausted"]),
         ("§12", ["security-incident-token-compromise"]),
     ],
-)  # fmt: skip
-def test_search_matches_titles_and_alert_names(responder_client, yomira, query, expected):
+)
+def test_search_matches_titles_and_alert_names(
+    responder_client, yomira, query, expected
+):
     page = responder_client.get("/playbooks/", {"q": query}).content.decode()
-    found = [p.slug for p in yomira.playbooks.all() if f'href="/playbooks/{p.slug}/"' in page]
+    found = [
+        p.slug for p in yomira.playbooks.all() if f'href="/playbooks/{p.slug}/"' in page
+    ]
     assert found == expected
 
 
 def test_search_with_htmx_returns_only_the_results_fragment(responder_client, yomira):
-    response = responder_client.get("/playbooks/", {"q": "disk"}, HTTP_HX_REQUEST="true")
+    response = responder_client.get(
+        "/playbooks/", {"q": "disk"}, HTTP_HX_REQUEST="true"
+    )
     html = response.content.decode()
     assert html.lstrip().startswith('<div id="results">')
     assert "<html" not in html
@@ -57,7 +69,9 @@ def test_search_with_no_match_says_so(responder_client, yomira):
 
 
 def test_the_playbook_page_renders_steps_commands_and_context(responder_client, yomira):
-    page = responder_client.get("/playbooks/db-connection-pool-exhausted/").content.decode()
+    page = responder_client.get(
+        "/playbooks/db-connection-pool-exhausted/"
+    ).content.decode()
     assert "DB Connection Pool Exhausted" in page
     assert page.count('class="step"') == 5
     assert "Kill stuck queries" in page
@@ -74,7 +88,9 @@ def test_cross_references_link_to_the_other_playbook(responder_client, yomira):
     page = responder_client.get("/playbooks/high-api-error-rate-5xx/").content.decode()
     assert 'href="/playbooks/postgresql-down-unreachable/">§3</a>' in page
     assert 'class="xref" href="/playbooks/postgresql-down-unreachable/"' in page
-    page = responder_client.get("/playbooks/postgresql-down-unreachable/").content.decode()
+    page = responder_client.get(
+        "/playbooks/postgresql-down-unreachable/"
+    ).content.decode()
     # "see §2 step 5" in plain text and "see §11" inside a code comment.
     assert '<a href="/playbooks/high-api-latency/">§2</a>' in page
     assert 'href="/playbooks/failed-migration/"' in page
@@ -88,7 +104,9 @@ def test_old_revisions_are_not_listed(responder_client, yomira, yomira_source):
     changed = yomira_source.replace(b"## 4. Redis Down", b"## 4. Redis Is Down")
     import_runbook(source=changed)
     assert responder_client.get("/playbooks/redis-down-unreachable/").status_code == 404
-    assert responder_client.get("/playbooks/redis-is-down-unreachable/").status_code == 200
+    assert (
+        responder_client.get("/playbooks/redis-is-down-unreachable/").status_code == 200
+    )
 
 
 HOSTILE = b"""# Runbook
@@ -117,9 +135,15 @@ def test_runbook_html_is_escaped_never_executed(responder_client, db):
     assert 'href="javascript:' not in page
 
 
-def test_the_playbook_page_query_count_does_not_grow_with_steps(responder_client, yomira):
+def test_the_playbook_page_query_count_does_not_grow_with_steps(
+    responder_client, yomira
+):
     counts = {}
-    for slug in ["high-api-error-rate-5xx", "postgresql-down-unreachable", "memory-oom"]:
+    for slug in [
+        "high-api-error-rate-5xx",
+        "postgresql-down-unreachable",
+        "memory-oom",
+    ]:
         with CaptureQueriesContext(connection) as queries:
             assert responder_client.get(f"/playbooks/{slug}/").status_code == 200
         counts[slug] = len(queries)

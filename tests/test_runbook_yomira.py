@@ -50,7 +50,20 @@ def test_slugs_are_djangos_slugify_of_the_title(runbook):
 
 
 def test_each_playbook_has_its_numbered_steps(runbook):
-    assert [len(p.steps) for p in runbook.playbooks] == [6, 5, 7, 5, 5, 4, 5, 4, 5, 4, 5, 6]
+    assert [len(p.steps) for p in runbook.playbooks] == [
+        6,
+        5,
+        7,
+        5,
+        5,
+        4,
+        5,
+        4,
+        5,
+        4,
+        5,
+        6,
+    ]
     for p in runbook.playbooks:
         assert [s.number for s in p.steps] == list(range(1, len(p.steps) + 1))
 
@@ -74,7 +87,9 @@ def test_it_reads_alert_names_severity_and_escalation(runbook):
     assert playbook(runbook, 1).alert_condition == (
         "`HighErrorRate` — 5xx > 1% of requests for 2 minutes"
     )
-    assert playbook(runbook, 3).alert_condition.startswith("`HealthCheckFailing` + `database: error`")
+    assert playbook(runbook, 3).alert_condition.startswith(
+        "`HealthCheckFailing` + `database: error`"
+    )
     assert playbook(runbook, 9).severity_note == "critical at < 5%"
     assert playbook(runbook, 11).severity_note == "blocks deploys"
 
@@ -90,12 +105,19 @@ def test_impact_and_symptoms_are_kept_as_context(runbook):
 def test_step_titles_come_from_the_bold_lead(runbook):
     assert playbook(runbook, 1).steps[0].title == "Check `/health/ready`"
     assert playbook(runbook, 3).steps[0].title == "Verify DB is actually down"
-    assert playbook(runbook, 12).steps[0].title == "Revoke ALL sessions for affected users"
+    assert (
+        playbook(runbook, 12).steps[0].title == "Revoke ALL sessions for affected users"
+    )
     assert playbook(runbook, 1).steps[0].body.startswith("→ is the service up?")
 
 
 def test_cross_references_become_links(runbook):
-    links = {(p.number, s.number): s.links for p in runbook.playbooks for s in p.steps if s.links}
+    links = {
+        (p.number, s.number): s.links
+        for p in runbook.playbooks
+        for s in p.steps
+        if s.links
+    }
     assert links == {
         (1, 2): [3],
         (2, 2): [5],
@@ -125,7 +147,10 @@ def test_cancel_and_terminate_backend_are_two_sql_actions_needing_pid(runbook):
         "SELECT pg_terminate_backend(pid);",
     ]
     assert commands(step) == [("action", "sql", ["pid"]), ("action", "sql", ["pid"])]
-    assert [c.comment for c in step.commands] == ["soft cancel", "hard kill (use if cancel fails)"]
+    assert [c.comment for c in step.commands] == [
+        "soft cancel",
+        "hard kill (use if cancel fails)",
+    ]
 
 
 def test_crawler_reset_holds_an_http_action_and_an_sql_action(runbook):
@@ -133,7 +158,10 @@ def test_crawler_reset_holds_an_http_action_and_an_sql_action(runbook):
     assert commands(step) == [("action", "http", []), ("action", "sql", [])]
     http, sql = step.commands
     assert http.spec["method"] == "POST"
-    assert http.spec["url"] == "https://api.yomira.app/api/v1/admin/crawler/jobs/reset-stuck"
+    assert (
+        http.spec["url"]
+        == "https://api.yomira.app/api/v1/admin/crawler/jobs/reset-stuck"
+    )
     assert http.spec["headers"] == {"Authorization": "Bearer ${ADMIN_TOKEN}"}
     assert http.variables == ["ADMIN_TOKEN"]
     assert http.after == "Or directly:"
@@ -148,7 +176,9 @@ def test_revoke_all_needs_user_id_and_the_sql_fallback_needs_1(runbook):
 
 
 def test_flyctl_commands_are_manual(runbook):
-    flyctl = [c for p in runbook.playbooks for c in p.commands if c.text.startswith("flyctl")]
+    flyctl = [
+        c for p in runbook.playbooks for c in p.commands if c.text.startswith("flyctl")
+    ]
     assert len(flyctl) == 18
     assert {(c.kind, c.executor) for c in flyctl} == {("manual", None)}
     rollback = playbook(runbook, 1).steps[2].commands[1]
@@ -197,7 +227,11 @@ def test_docker_compose_exec_is_recognised_by_its_inner_command(runbook):
 def test_redis_commands_become_probes_actions_and_filters(runbook):
     redis = playbook(runbook, 4)
     ping, info = redis.steps[0].commands[0], redis.steps[1].commands[0]
-    assert (ping.kind, ping.executor, ping.spec["command"]) == ("probe", "redis", "PING")
+    assert (ping.kind, ping.executor, ping.spec["command"]) == (
+        "probe",
+        "redis",
+        "PING",
+    )
     assert info.spec["command"] == "INFO"
     assert info.spec["filter"]["pattern"] == "used_memory_human"
     policy = redis.steps[3].commands[0]
@@ -218,7 +252,10 @@ def test_migrate_version_is_a_probe_and_force_up_are_actions(runbook):
 
 def test_comment_and_inline_http_requests_are_commands(runbook):
     settings = playbook(runbook, 2).steps[4].commands
-    assert [(c.kind, c.executor) for c in settings] == [("action", "http"), ("action", "http")]
+    assert [(c.kind, c.executor) for c in settings] == [
+        ("action", "http"),
+        ("action", "http"),
+    ]
     assert settings[0].text.startswith("PUT /admin/settings")
     assert settings[0].spec["url"] == "https://api.yomira.app/api/v1/admin/settings"
     uploads = playbook(runbook, 8).steps[3].commands
@@ -246,14 +283,20 @@ def test_sql_blocks_split_per_statement_with_kinds(runbook):
     assert [(c.kind, c.text) for c in disk.steps[2].commands] == [
         ("action", "DROP TABLE IF EXISTS analytics.pageview_2025_01;")
     ]
-    assert disk.steps[2].commands[0].context == "Keep last 12 months. Drop data > 12 months old."
+    assert (
+        disk.steps[2].commands[0].context
+        == "Keep last 12 months. Drop data > 12 months old."
+    )
     vacuum = disk.steps[3].commands[0]
     assert (vacuum.kind, vacuum.spec.get("transaction")) == ("action", False)
     assert [c.kind for c in playbook(runbook, 12).steps[3].commands] == ["probe"]
 
 
 def test_config_and_code_snippets_are_manual_blocks(runbook):
-    toml, go = playbook(runbook, 10).steps[2].commands[0], playbook(runbook, 10).steps[3].commands[0]
+    toml, go = (
+        playbook(runbook, 10).steps[2].commands[0],
+        playbook(runbook, 10).steps[3].commands[0],
+    )
     assert (toml.language, toml.kind) == ("toml", "manual")
     assert 'memory = "1gb"' in toml.text
     assert (go.language, go.kind) == ("go", "manual")
@@ -261,4 +304,8 @@ def test_config_and_code_snippets_are_manual_blocks(runbook):
 
 def test_every_command_kind_count(runbook):
     kinds = [c.kind for p in runbook.playbooks for c in p.commands]
-    assert (kinds.count("probe"), kinds.count("action"), kinds.count("manual")) == (20, 17, 27)
+    assert (kinds.count("probe"), kinds.count("action"), kinds.count("manual")) == (
+        20,
+        17,
+        27,
+    )

@@ -35,6 +35,9 @@ def ready(request: HttpRequest) -> JsonResponse:
     started = time.monotonic()
     checks = {"database": _database(), "broker": _broker()}
     ok = all(v == "ok" for v in checks.values())
-    body = {"status": "ok" if ok else "error", **checks,
-            "elapsed_ms": round((time.monotonic() - started) * 1000, 1)}  # fmt: skip
+    body = {
+        "status": "ok" if ok else "error",
+        **checks,
+        "elapsed_ms": round((time.monotonic() - started) * 1000, 1),
+    }
     return JsonResponse(body, status=200 if ok else 503)

@@ -126,7 +126,9 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # The runbook `make run` and the docker-compose one-shot import by default.
-DEFAULT_RUNBOOK = env.path("DEFAULT_RUNBOOK", default=BASE_DIR / "runbooks" / "yomira.md")
+DEFAULT_RUNBOOK = env.path(
+    "DEFAULT_RUNBOOK", default=BASE_DIR / "runbooks" / "yomira.md"
+)
 
 # Password for the demo accounts `make run` creates (written to .env once).
 DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="")
@@ -134,7 +136,9 @@ DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }

@@ -17,7 +17,11 @@ def make_markdown() -> MarkdownIt:
 
 def fence_language(info: str) -> str:
     """The fence's language as the importer reports it (`sh` -> `bash`)."""
-    word = (info or "").strip().split(maxsplit=1)[0].lower() if (info or "").strip() else ""
+    word = (
+        (info or "").strip().split(maxsplit=1)[0].lower()
+        if (info or "").strip()
+        else ""
+    )
     word = word.strip("{}.")
     if word in SHELL_FENCES or word in CONSOLE_FENCES:
         return "bash"

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from markdown_it.tree import SyntaxTreeNode
 
 from . import recognise as rec
-from .markdown import CONSOLE_FENCES, SQL_FENCES, fence_language, make_markdown
+from .markdown import SQL_FENCES, fence_language, make_markdown
 from .slugs import github_anchor, slugify
 from .split import Split, split_shell, split_sql
 from .types import Command, Playbook, Runbook, RunbookError, Section, Step
@@ -43,7 +43,9 @@ def _decode(source: str | bytes) -> tuple[str, str]:
     sha = hashlib.sha256(raw).hexdigest()
     if b"\x00" in raw:
         line = raw[: raw.index(b"\x00")].count(b"\n") + 1
-        raise RunbookError("this is not a Markdown text file (it contains NUL bytes)", line)
+        raise RunbookError(
+            "this is not a Markdown text file (it contains NUL bytes)", line
+        )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -102,12 +104,21 @@ class _Parser:
         for node in _walk(self.root):
             if node.type != "fence" or not node.map:
                 continue
-            last = self.lines[node.map[1] - 1].strip() if node.map[1] > node.map[0] + 1 else ""
+            last = (
+                self.lines[node.map[1] - 1].strip()
+                if node.map[1] > node.map[0] + 1
+                else ""
+            )
             marker = node.markup
-            closed = last.startswith(marker[0] * len(marker)) and not last.strip(marker[0])
-            if node.map[1] >= len(self.lines) and not closed:
+            closed = last.startswith(marker[0] * len(marker)) and not last.strip(
+                marker[0]
+            )
+            # The fence runs to the end of the text: closed only if its last line is
+            # a closing marker (trailing newlines do not count as lines).
+            if node.map[1] >= len(self.text.rstrip("\n").split("\n")) and not closed:
                 raise RunbookError(
-                    f"the code block opened here with {marker} is never closed", _line(node)
+                    f"the code block opened here with {marker} is never closed",
+                    _line(node),
                 )
 
     # -- the document -------------------------------------------------------------------
@@ -116,7 +127,9 @@ class _Parser:
         self.check_fences()
         blocks = self.root.children
         headings = [(i, n) for i, n in enumerate(blocks) if n.type == "heading"]
-        numbered = [(i, n) for i, n in headings if NUMBERED_HEADING.match(_heading_text(n))]
+        numbered = [
+            (i, n) for i, n in headings if NUMBERED_HEADING.match(_heading_text(n))
+        ]
         if not numbered:
             where = _line(headings[0][1]) if headings else 1
             raise RunbookError(
@@ -152,7 +165,9 @@ class _Parser:
         for head, _ in playbook_spans:
             number = int(NUMBERED_HEADING.match(_heading_text(head)).group(1))
             if number in self.numbers:
-                raise RunbookError(f"playbook number {number} is used twice", _line(head))
+                raise RunbookError(
+                    f"playbook number {number} is used twice", _line(head)
+                )
             self.numbers.add(number)
             self.anchors[github_anchor(_heading_text(head))] = number
 
@@ -166,7 +181,9 @@ class _Parser:
                     playbook.line,
                 )
             slugs[playbook.slug] = playbook
-        rec.resolve_http_paths([_binding_view(c) for p in playbooks for c in p.commands])
+        rec.resolve_http_paths(
+            [_binding_view(c) for p in playbooks for c in p.commands]
+        )
 
         preamble = self.source(preamble_nodes)
         version = VERSION.search(preamble)
@@ -213,7 +230,9 @@ class _Parser:
                 playbook.diagnosis = self.source(nodes)
                 playbook.diagnosis_commands = self.commands(nodes)
             else:
-                playbook.context.append(Section(name, self.source(nodes), _line(sub_head)))
+                playbook.context.append(
+                    Section(name, self.source(nodes), _line(sub_head))
+                )
         if not playbook.steps:
             self.warn(playbook.line, f"playbook {number} has no 'Steps' section")
         return playbook
@@ -243,6 +262,7 @@ class _Parser:
             playbook.context.insert(0, Section("Overview", overview, _line(nodes[0])))
 
     def severity(self, playbook: Playbook, value: str) -> None:
+        value = re.sub(r"~~.*?~~", "", value)  # a struck-out old value
         level, *targets = ARROW.split(value, maxsplit=1)
         notes = re.findall(r"\(([^)]*)\)", level)
         level = re.sub(r"\([^)]*\)", "", level).strip(" *_`.")
@@ -253,10 +273,16 @@ class _Parser:
             notes += more
         playbook.severity_note = "; ".join(n.strip() for n in notes if n.strip())
 
-    def steps(self, playbook: Playbook, head: SyntaxTreeNode, nodes: list[SyntaxTreeNode]) -> None:
+    def steps(
+        self, playbook: Playbook, head: SyntaxTreeNode, nodes: list[SyntaxTreeNode]
+    ) -> None:
         lists = [n for n in nodes if n.type == "ordered_list"]
         if not lists:
-            kind = "a bullet list" if any(n.type == "bullet_list" for n in nodes) else "no list"
+            kind = (
+                "a bullet list"
+                if any(n.type == "bullet_list" for n in nodes)
+                else "no list"
+            )
             raise RunbookError(
                 f"the '{_heading_text(head)}' section of playbook {playbook.number} has "
                 f"{kind}; steps must be a numbered list (1., 2., ...)",
@@ -295,15 +321,24 @@ class _Parser:
                 last_written = written if written is not None else last_written
                 items.append((item, []))
         for item, extra in items:
-            playbook.steps.append(self.step(playbook, len(playbook.steps) + 1, item, extra))
+            playbook.steps.append(
+                self.step(playbook, len(playbook.steps) + 1, item, extra)
+            )
 
-    def step(self, playbook: Playbook, number: int, item: SyntaxTreeNode,
-             extra: list[SyntaxTreeNode]) -> Step:  # fmt: skip
+    def step(
+        self,
+        playbook: Playbook,
+        number: int,
+        item: SyntaxTreeNode,
+        extra: list[SyntaxTreeNode],
+    ) -> Step:
         raw = self.item_markdown(item)
         if extra:
             raw = (raw + "\n\n" + self.source(extra)).strip()
         if not raw.strip():
-            raise RunbookError(f"step {number} of playbook {playbook.number} is empty", _line(item))
+            raise RunbookError(
+                f"step {number} of playbook {playbook.number} is empty", _line(item)
+            )
         first = raw.split("\n", 1)
         m = re.match(r"^(\*\*|__)(.+?)\1\s*(.*)$", first[0])
         if m:
@@ -313,7 +348,10 @@ class _Parser:
         elif first[0].lstrip().startswith(("```", "~~~", "    ")):
             title, body = f"Step {number}", raw
         else:
-            title, body = first[0].strip().rstrip(":"), (first[1] if len(first) > 1 else "")
+            title, body = (
+                first[0].strip().rstrip(":"),
+                (first[1] if len(first) > 1 else ""),
+            )
         nodes = [*item.children, *extra]
         return Step(
             number=number,
@@ -328,7 +366,9 @@ class _Parser:
         """The list item's own Markdown, with its marker removed and dedented."""
         lines = [ln.expandtabs(4) for ln in self.lines[item.map[0] : item.map[1]]]
         m = LIST_MARKER.match(lines[0])
-        indent = len(m.group(0)) if m and m.group(4) else (len(m.group(0)) + 1 if m else 0)
+        indent = (
+            len(m.group(0)) if m and m.group(4) else (len(m.group(0)) + 1 if m else 0)
+        )
         out = [lines[0][indent:] if m else lines[0]]
         for line in lines[1:]:
             lead = len(line) - len(line.lstrip(" "))
@@ -348,7 +388,9 @@ class _Parser:
                 if number is None:
                     continue  # a link to a heading that is not a playbook
             if number not in self.numbers:
-                self.warn(line, f"reference to §{number}, but there is no playbook {number}")
+                self.warn(
+                    line, f"reference to §{number}, but there is no playbook {number}"
+                )
                 continue
             if number != own and number not in found:
                 found.append(number)
@@ -378,22 +420,30 @@ class _Parser:
         if language == "bash":
             split = split_shell(
                 node.content,
-                console=word in CONSOLE_FENCES,
+                # `$ ` prompts mark a console session in any shell-ish fence;
+                # split_shell falls back to plain lines when there are none.
+                console=True,
                 command_comment=lambda c: rec.recognise_comment(c) is not None,
             )
             if split.unterminated is not None:
-                self.warn(base_line + split.unterminated, "a quote or heredoc is never closed")
+                self.warn(
+                    base_line + split.unterminated, "a quote or heredoc is never closed"
+                )
         elif language == "sql" or word in SQL_FENCES:
             split = split_sql(node.content)
         else:
             text = node.content.rstrip("\n")
             if not text.strip():
                 return []
-            cmd = Command(language=language or "text", text=text, line=base_line, block=block)
+            cmd = Command(
+                language=language or "text", text=text, line=base_line, block=block
+            )
             return [cmd]  # config or code: copy it, never run it
         return self.from_split(split, language, base_line, block)
 
-    def from_split(self, split: Split, language: str, base_line: int, block: int) -> list[Command]:
+    def from_split(
+        self, split: Split, language: str, base_line: int, block: int
+    ) -> list[Command]:
         out: list[Command] = []
         for piece in split.pieces:
             cmd = Command(
@@ -412,7 +462,9 @@ class _Parser:
         return out
 
     def inline_commands(self, inline: SyntaxTreeNode) -> list[Command]:
-        flat = [n for n in _walk(inline) if n.type in {"code_inline", "text", "softbreak"}]
+        flat = [
+            n for n in _walk(inline) if n.type in {"code_inline", "text", "softbreak"}
+        ]
         out: list[Command] = []
         line = _line(inline)
         for i, node in enumerate(flat):
@@ -425,17 +477,28 @@ class _Parser:
             if (
                 rec.HTTP_LINE.match(code)
                 and nxt
-                and (nxt[0].type == "code_inline" or (
-                    len(nxt) == 2 and not nxt[0].content.strip() and nxt[1].type == "code_inline"
-                ))  # fmt: skip
+                and (
+                    nxt[0].type == "code_inline"
+                    or (
+                        len(nxt) == 2
+                        and not nxt[0].content.strip()
+                        and nxt[1].type == "code_inline"
+                    )
+                )
             ):
-                body = (nxt[0] if nxt[0].type == "code_inline" else nxt[1]).content.strip()
+                body = (
+                    nxt[0] if nxt[0].type == "code_inline" else nxt[1]
+                ).content.strip()
                 if body.startswith(("{", "[")):
                     code = f"{code} {body}"
             binding = rec.recognise_inline(code)
             if binding is None:
                 continue
-            language = "sql" if binding.executor == "sql" and not code.startswith("psql") else "bash"
+            language = (
+                "sql"
+                if binding.executor == "sql" and not code.startswith("psql")
+                else "bash"
+            )
             cmd = Command(language=language, text=code, line=line)
             cmd.bind(binding)
             out.append(cmd)
@@ -444,8 +507,13 @@ class _Parser:
 
 def _binding_view(command: Command) -> rec.Binding:
     """A Binding that shares the command's spec, so resolving paths updates it."""
-    return rec.Binding(command.kind, command.executor, command.parameters,
-                       command.variables, command.spec)  # fmt: skip
+    return rec.Binding(
+        command.kind,
+        command.executor,
+        command.parameters,
+        command.variables,
+        command.spec,
+    )
 
 
 def _guess_language(code: str) -> str:

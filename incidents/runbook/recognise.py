@@ -11,7 +11,15 @@ from urllib.parse import urlsplit
 from .split import split_sql, split_top_level
 from .types import ACTION, MANUAL, PROBE, Binding
 
-SHELL_LANGUAGES = {"bash", "sh", "shell", "zsh", "console", "shell-session", "shellsession"}
+SHELL_LANGUAGES = {
+    "bash",
+    "sh",
+    "shell",
+    "zsh",
+    "console",
+    "shell-session",
+    "shellsession",
+}
 
 VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # `{userId}`, `{previous-sha}`, but never `${NAME}` (a target variable) or JSON.
@@ -19,28 +27,84 @@ BRACE_PARAM = re.compile(r"(?<![$\w{])\{([A-Za-z_][\w.-]*)\}(?!\})")
 PATH_PARAM = re.compile(r"(?:^|/):([A-Za-z_]\w*)")
 SQL_POSITIONAL = re.compile(r"\$(\d+)")
 HTTP_LINE = re.compile(
-    r"^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS)\s+((?:https?://|/)\S*)(?:\s+(.+))?$", re.S
+    r"^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS)\s+((?:https?://|/)\S*)(?:\s+(.+))?$",
+    re.S,
 )
 
 # Programs whose inline mention (`flyctl restart`) is a whole command.
 KNOWN_PROGRAMS = {
-    "aws", "az", "certbot", "curl", "df", "dig", "docker", "docker-compose", "du",
-    "fly", "flyctl", "free", "gcloud", "git", "helm", "heroku", "journalctl", "kill",
-    "kubectl", "migrate", "nc", "nginx", "nslookup", "openssl", "pg_dump", "pg_isready",
-    "pg_restore", "ping", "ps", "psql", "railway", "redis-cli", "s3cmd", "scp", "service",
-    "ssh", "sudo", "supervisorctl", "swaks", "systemctl", "terraform", "top", "traceroute",
-    "vacuumdb", "wrangler",
-}  # fmt: skip
+    "aws",
+    "az",
+    "certbot",
+    "curl",
+    "df",
+    "dig",
+    "docker",
+    "docker-compose",
+    "du",
+    "fly",
+    "flyctl",
+    "free",
+    "gcloud",
+    "git",
+    "helm",
+    "heroku",
+    "journalctl",
+    "kill",
+    "kubectl",
+    "migrate",
+    "nc",
+    "nginx",
+    "nslookup",
+    "openssl",
+    "pg_dump",
+    "pg_isready",
+    "pg_restore",
+    "ping",
+    "ps",
+    "psql",
+    "railway",
+    "redis-cli",
+    "s3cmd",
+    "scp",
+    "service",
+    "ssh",
+    "sudo",
+    "supervisorctl",
+    "swaks",
+    "systemctl",
+    "terraform",
+    "top",
+    "traceroute",
+    "vacuumdb",
+    "wrangler",
+}
 
 SIDE_EFFECT_FUNCTIONS = {
-    "dblink_exec", "lo_export", "lo_import", "lo_unlink", "nextval",
-    "pg_advisory_lock", "pg_advisory_xact_lock", "pg_cancel_backend",
-    "pg_create_logical_replication_slot", "pg_create_physical_replication_slot",
-    "pg_create_restore_point", "pg_drop_replication_slot", "pg_promote",
-    "pg_reload_conf", "pg_rotate_logfile", "pg_stat_reset", "pg_stat_reset_shared",
-    "pg_switch_wal", "pg_terminate_backend", "pg_wal_replay_pause",
-    "pg_wal_replay_resume", "set_config", "setval",
-}  # fmt: skip
+    "dblink_exec",
+    "lo_export",
+    "lo_import",
+    "lo_unlink",
+    "nextval",
+    "pg_advisory_lock",
+    "pg_advisory_xact_lock",
+    "pg_cancel_backend",
+    "pg_create_logical_replication_slot",
+    "pg_create_physical_replication_slot",
+    "pg_create_restore_point",
+    "pg_drop_replication_slot",
+    "pg_promote",
+    "pg_reload_conf",
+    "pg_rotate_logfile",
+    "pg_stat_reset",
+    "pg_stat_reset_shared",
+    "pg_switch_wal",
+    "pg_terminate_backend",
+    "pg_wal_replay_pause",
+    "pg_wal_replay_resume",
+    "set_config",
+    "setval",
+}
 SIDE_EFFECT_CALL = re.compile(
     r"\b(" + "|".join(sorted(SIDE_EFFECT_FUNCTIONS)) + r")\s*\(\s*([^()]*?)\s*\)", re.I
 )
@@ -59,22 +123,104 @@ SQL_STATEMENT_START = re.compile(
 )
 
 REDIS_PROBES = {
-    "PING", "INFO", "LLEN", "GET", "MGET", "EXISTS", "TTL", "PTTL", "TYPE", "STRLEN",
-    "HGET", "HGETALL", "HLEN", "HKEYS", "HMGET", "SCARD", "SMEMBERS", "SISMEMBER",
-    "ZCARD", "ZRANGE", "ZSCORE", "LRANGE", "LINDEX", "XLEN", "XINFO", "DBSIZE", "SCAN",
-    "KEYS", "TIME", "ROLE", "LASTSAVE", "ECHO", "CONFIG GET", "CLIENT LIST",
-    "CLIENT INFO", "SLOWLOG GET", "SLOWLOG LEN", "MEMORY USAGE", "MEMORY STATS",
-    "MEMORY DOCTOR", "LATENCY LATEST", "LATENCY DOCTOR", "LATENCY HISTORY",
-    "CLUSTER INFO", "CLUSTER NODES", "OBJECT ENCODING", "OBJECT FREQ", "OBJECT IDLETIME",
-    "PUBSUB CHANNELS", "PUBSUB NUMSUB",
-}  # fmt: skip
-REDIS_TWO_WORD = {"CONFIG", "CLIENT", "SLOWLOG", "MEMORY", "LATENCY", "CLUSTER", "OBJECT",
-                  "PUBSUB", "SCRIPT", "ACL", "DEBUG", "FUNCTION", "MODULE", "XINFO"}  # fmt: skip
-REDIS_MODES = {"--latency", "--latency-history", "--latency-dist", "--bigkeys",
-               "--memkeys", "--stat", "--scan", "--hotkeys"}  # fmt: skip
-REDIS_OPTS_WITH_VALUE = {"-h", "-p", "-a", "-u", "-n", "-i", "-r", "-d", "-s", "--user",
-                         "--pass", "--pattern", "--count", "--cacert", "--cert", "--key",
-                         "--sni", "-x", "--memkeys-samples"}  # fmt: skip
+    "PING",
+    "INFO",
+    "LLEN",
+    "GET",
+    "MGET",
+    "EXISTS",
+    "TTL",
+    "PTTL",
+    "TYPE",
+    "STRLEN",
+    "HGET",
+    "HGETALL",
+    "HLEN",
+    "HKEYS",
+    "HMGET",
+    "SCARD",
+    "SMEMBERS",
+    "SISMEMBER",
+    "ZCARD",
+    "ZRANGE",
+    "ZSCORE",
+    "LRANGE",
+    "LINDEX",
+    "XLEN",
+    "XINFO",
+    "DBSIZE",
+    "SCAN",
+    "KEYS",
+    "TIME",
+    "ROLE",
+    "LASTSAVE",
+    "ECHO",
+    "CONFIG GET",
+    "CLIENT LIST",
+    "CLIENT INFO",
+    "SLOWLOG GET",
+    "SLOWLOG LEN",
+    "MEMORY USAGE",
+    "MEMORY STATS",
+    "MEMORY DOCTOR",
+    "LATENCY LATEST",
+    "LATENCY DOCTOR",
+    "LATENCY HISTORY",
+    "CLUSTER INFO",
+    "CLUSTER NODES",
+    "OBJECT ENCODING",
+    "OBJECT FREQ",
+    "OBJECT IDLETIME",
+    "PUBSUB CHANNELS",
+    "PUBSUB NUMSUB",
+}
+REDIS_TWO_WORD = {
+    "CONFIG",
+    "CLIENT",
+    "SLOWLOG",
+    "MEMORY",
+    "LATENCY",
+    "CLUSTER",
+    "OBJECT",
+    "PUBSUB",
+    "SCRIPT",
+    "ACL",
+    "DEBUG",
+    "FUNCTION",
+    "MODULE",
+    "XINFO",
+}
+REDIS_MODES = {
+    "--latency",
+    "--latency-history",
+    "--latency-dist",
+    "--bigkeys",
+    "--memkeys",
+    "--stat",
+    "--scan",
+    "--hotkeys",
+}
+REDIS_OPTS_WITH_VALUE = {
+    "-h",
+    "-p",
+    "-a",
+    "-u",
+    "-n",
+    "-i",
+    "-r",
+    "-d",
+    "-s",
+    "--user",
+    "--pass",
+    "--pattern",
+    "--count",
+    "--cacert",
+    "--cert",
+    "--key",
+    "--sni",
+    "-x",
+    "--memkeys-samples",
+}
 
 
 def _unique(items: list[str]) -> list[str]:
@@ -111,6 +257,7 @@ def _strip_sql_literals(sql: str) -> str:
     sql = re.sub(r"--[^\n]*", " ", sql)
     sql = re.sub(r"/\*.*?\*/", " ", sql, flags=re.S)
     sql = re.sub(r"\$(\w*)\$.*?\$\1\$", "''", sql, flags=re.S)
+    sql = re.sub(r"(?<![\w])[eE]'(?:[^'\\]|\\.|'')*'", "''", sql, flags=re.S)
     return re.sub(r"'(?:[^']|'')*'", "''", sql)
 
 
@@ -126,7 +273,9 @@ def sql_is_read_only(statement: str) -> bool:
     if first == "SELECT":
         return not re.search(r"\bINTO\b", bare, re.I)  # SELECT INTO makes a table
     if first == "EXPLAIN":
-        return not re.match(r"EXPLAIN\s*(\([^)]*\bANALY[SZ]E\b|ANALY[SZ]E\b)", bare, re.I)
+        return not re.match(
+            r"EXPLAIN\s*(\([^)]*\bANALY[SZ]E\b|ANALY[SZ]E\b)", bare, re.I
+        )
     if first in {"SHOW", "VALUES", "TABLE"}:
         return True
     if first == "WITH":
@@ -141,7 +290,9 @@ def sql_parameters(sql: str) -> tuple[list[str], dict[str, str]]:
     bare = _strip_sql_literals(sql)
     params = [f"${n}" for n in sorted(set(SQL_POSITIONAL.findall(bare)), key=int)]
     hints: dict[str, str] = {}
-    for m in re.finditer(r"([A-Za-z_][\w.]*)\s*(?:=|<>|!=|<=|>=|<|>|\bIN\b)\s*\(?\s*\$(\d+)", bare):
+    for m in re.finditer(
+        r"([A-Za-z_][\w.]*)\s*(?:=|<>|!=|<=|>=|<|>|\bIN\b)\s*\(?\s*\$(\d+)", bare
+    ):
         hints.setdefault(f"${m.group(2)}", m.group(1).split(".")[-1])
     for statement in split_sql(bare).pieces:
         if re.search(r"\bFROM\b", statement.text, re.I):
@@ -149,7 +300,10 @@ def sql_parameters(sql: str) -> tuple[list[str], dict[str, str]]:
         for m in SIDE_EFFECT_CALL.finditer(statement.text):
             for arg in m.group(2).split(","):
                 arg = arg.strip()
-                if re.fullmatch(r"[A-Za-z_]\w*", arg) and arg.lower() not in SQL_KEYWORDS:
+                if (
+                    re.fullmatch(r"[A-Za-z_]\w*", arg)
+                    and arg.lower() not in SQL_KEYWORDS
+                ):
                     params.append(arg)
     return _unique(params), hints
 
@@ -192,8 +346,14 @@ def url_parameters(url: str) -> list[str]:
     return _unique(params)
 
 
-def _http_binding(method: str, url: str, headers: dict[str, str], body: str | None,
-                  text: str, **extra: object) -> Binding:  # fmt: skip
+def _http_binding(
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    body: str | None,
+    text: str,
+    **extra: object,
+) -> Binding:
     method = method.upper()
     spec: dict = {"method": method, "url": url, "headers": headers}
     if body is not None:
@@ -201,8 +361,12 @@ def _http_binding(method: str, url: str, headers: dict[str, str], body: str | No
     spec.update({k: v for k, v in extra.items() if v})
     if url.startswith("/"):
         spec["path"] = url
+    elif base := re.match(r"\$\{([A-Za-z_]\w*)\}", url):
+        spec["base_variable"] = base.group(1)  # `${ES_URL}/_cluster/health`
     else:
-        spec["host"] = urlsplit(url.replace("{", "%7B").replace("}", "%7D")).hostname or ""
+        spec["host"] = (
+            urlsplit(url.replace("{", "%7B").replace("}", "%7D")).hostname or ""
+        )
     return Binding(
         kind=PROBE if method in {"GET", "HEAD", "OPTIONS"} else ACTION,
         executor="http",
@@ -241,9 +405,26 @@ def recognise_curl(tokens: list[str], text: str) -> Binding:
             get_with_data = True
         elif tok in {"-L", "--location"}:
             follow = True
-        elif tok in {"-u", "--user", "-o", "--output", "-m", "--max-time", "-w",
-                     "--write-out", "--connect-timeout", "-A", "--user-agent", "-e",
-                     "--referer", "-b", "--cookie", "--url", "-F", "--form"}:  # fmt: skip
+        elif tok in {
+            "-u",
+            "--user",
+            "-o",
+            "--output",
+            "-m",
+            "--max-time",
+            "-w",
+            "--write-out",
+            "--connect-timeout",
+            "-A",
+            "--user-agent",
+            "-e",
+            "--referer",
+            "-b",
+            "--cookie",
+            "--url",
+            "-F",
+            "--form",
+        }:
             value = next(it, "")
             if tok == "--url":
                 url = value
@@ -251,15 +432,19 @@ def recognise_curl(tokens: list[str], text: str) -> Binding:
                 auth = value
             elif tok in {"-F", "--form", "-o", "--output"}:
                 # Uploads and output files belong on a person's machine.
-                return Binding(kind=MANUAL, variables=variables_in(text),
-                               parameters=brace_parameters(text))  # fmt: skip
+                return Binding(
+                    kind=MANUAL,
+                    variables=variables_in(text),
+                    parameters=brace_parameters(text),
+                )
         elif tok.startswith("-"):
             continue
         elif url is None:
             url = tok
-    if not url or not re.match(r"https?://", url):
-        return Binding(kind=MANUAL, variables=variables_in(text),
-                       parameters=brace_parameters(text))  # fmt: skip
+    if not url or not re.match(r"https?://|\$\{[A-Za-z_]\w*\}", url):
+        return Binding(
+            kind=MANUAL, variables=variables_in(text), parameters=brace_parameters(text)
+        )
     if method is None:
         method = "POST" if body is not None and not get_with_data else "GET"
     return _http_binding(
@@ -315,7 +500,9 @@ def recognise_redis(tokens: list[str], text: str, grep: dict | None) -> Binding:
         spec["filter"] = grep
     variables = _unique([target, *variables_in(text)])
     if mode:
-        spec.update({"mode": mode, "interval": interval} if interval else {"mode": mode})
+        spec.update(
+            {"mode": mode, "interval": interval} if interval else {"mode": mode}
+        )
         return Binding(PROBE, "redis", brace_parameters(text), variables, spec)
     if not args:
         return Binding(MANUAL, None, [], variables_in(text), {})  # interactive session
@@ -347,7 +534,13 @@ def recognise_migrate(tokens: list[str], text: str) -> Binding:
     if argument is not None:
         spec["argument"] = argument
     kind = PROBE if sub == "version" else ACTION
-    return Binding(kind, "migrate", brace_parameters(text), _unique([target, *variables_in(text)]), spec)
+    return Binding(
+        kind,
+        "migrate",
+        brace_parameters(text),
+        _unique([target, *variables_in(text)]),
+        spec,
+    )
 
 
 def recognise_disk(tokens: list[str], text: str) -> Binding:
@@ -385,17 +578,29 @@ def recognise_aws(tokens: list[str], text: str) -> Binding:
     return Binding(PROBE, "s3", brace_parameters(text), variables_in(text), spec)
 
 
+def _option_value(tokens: list[str], name: str) -> str | None:
+    at = tokens.index(name) if name in tokens else -1
+    return tokens[at + 1] if 0 <= at < len(tokens) - 1 else None
+
+
 def recognise_smtp(tokens: list[str], text: str) -> Binding | None:
+    """`openssl s_client -starttls smtp -connect host:port` and `swaks --quit-after`:
+    connectivity probes. Anything that sends mail stays manual."""
     if tokens[0] == "openssl" and "s_client" in tokens and "smtp" in tokens:
-        if "-connect" in tokens:
-            host, _, port = tokens[tokens.index("-connect") + 1].rpartition(":")
-            spec = {"host": host, "port": int(port) if port.isdigit() else 25, "starttls": True}
-            return Binding(PROBE, "smtp", [], variables_in(text), spec)
-    if tokens[0] == "swaks" and "--quit-after" in tokens and "--server" in tokens:
-        host, _, port = tokens[tokens.index("--server") + 1].partition(":")
-        spec = {"host": host, "port": int(port) if port.isdigit() else 25}
-        return Binding(PROBE, "smtp", [], variables_in(text), spec)
-    return None
+        address, starttls = _option_value(tokens, "-connect"), True
+    elif tokens[0] == "swaks" and "--quit-after" in tokens:
+        address, starttls = _option_value(tokens, "--server"), "-tls" in tokens
+    else:
+        return None
+    if not address:
+        return None
+    host, _, port = address.rpartition(":") if ":" in address else (address, "", "")
+    spec = {
+        "host": host,
+        "port": int(port) if port.isdigit() else 25,
+        "starttls": starttls,
+    }
+    return Binding(PROBE, "smtp", [], variables_in(text), spec)
 
 
 # --- shell dispatch ---------------------------------------------------------------------
@@ -415,7 +620,14 @@ def _unwrap(tokens: list[str]) -> tuple[list[str], str | None]:
             skip = 3 if tokens[1] == "compose" else 2
             rest = tokens[skip:]
             while rest and rest[0].startswith("-"):
-                takes_value = rest[0] in {"-u", "--user", "-e", "--env", "-w", "--workdir"}
+                takes_value = rest[0] in {
+                    "-u",
+                    "--user",
+                    "-e",
+                    "--env",
+                    "-w",
+                    "--workdir",
+                }
                 rest = rest[2:] if takes_value else rest[1:]
             if len(rest) < 2:
                 return tokens, service
@@ -459,7 +671,9 @@ def _psql(tokens: list[str], text: str, service: str | None) -> Binding:
             next(it, "")
         elif not tok.startswith("-"):
             target = target_of(tok, target)
-    if sql is None and (m := re.search(r"<<-?\s*(['\"]?)(\w+)\1\n(.*)\n\s*\2\s*$", text, re.S)):
+    if sql is None and (
+        m := re.search(r"<<-?\s*(['\"]?)(\w+)\1\n(.*)\n\s*\2\s*$", text, re.S)
+    ):
         sql = m.group(3)
     if not sql or not sql.strip():
         return Binding(MANUAL, None, brace_parameters(text), variables_in(text), {})
@@ -550,12 +764,16 @@ def recognise_comment(comment: str) -> Binding | None:
 def resolve_http_paths(bindings: list[Binding]) -> None:
     """Give path-only HTTP commands (`PUT /admin/settings`) the base URL that the
     runbook's own curl commands use for the same API (`https://api.../api/v1`)."""
-    absolute = [b.spec["url"] for b in bindings if b.executor == "http" and "host" in b.spec]
+    absolute = [
+        b.spec["url"] for b in bindings if b.executor == "http" and "host" in b.spec
+    ]
     if not absolute:
         return
     hosts = [urlsplit(u.replace("{", "%7B").replace("}", "%7D")) for u in absolute]
-    common = max({(p.scheme, p.netloc) for p in hosts}, key=lambda h: sum(
-        (p.scheme, p.netloc) == h for p in hosts))  # fmt: skip
+    common = max(
+        {(p.scheme, p.netloc) for p in hosts},
+        key=lambda h: sum((p.scheme, p.netloc) == h for p in hosts),
+    )
     for binding in bindings:
         path = binding.spec.get("path") if binding.executor == "http" else None
         if not path:

@@ -145,6 +145,35 @@ def _dedent_block(lines: list[str]) -> str:
     return "\n".join([head.strip(), *[ln[cut:] for ln in rest]]).strip()
 
 
+def _is_escape_string(code: str, quote_at: int) -> bool:
+    """`E'it\\'s'`: PostgreSQL's escape strings, where backslash escapes a quote."""
+    return (
+        code[quote_at] == "'"
+        and quote_at > 0
+        and code[quote_at - 1] in "eE"
+        and (
+            quote_at < 2
+            or not (code[quote_at - 2].isalnum() or code[quote_at - 2] == "_")
+        )
+    )
+
+
+def _end_of_quoted(code: str, start: int, escapes: bool = False) -> int:
+    """Index just past the literal or quoted identifier opened at `start`."""
+    quote, i = code[start], start + 1
+    while i < len(code):
+        if escapes and code[i] == "\\":
+            i += 2
+            continue
+        if code[i] == quote:
+            if code.startswith(quote * 2, i):
+                i += 2
+                continue
+            return i + 1
+        i += 1
+    return len(code)
+
+
 def split_sql(code: str) -> Split:
     """One command per statement, aware of quotes, dollar quotes and comments.
     Comments before a statement are its context; a comment on the line where a
@@ -176,7 +205,9 @@ def split_sql(code: str) -> Split:
             end = n if end == -1 else end + 2
             if stmt_start is None:
                 pending.extend(
-                    ln.strip(" *") for ln in code[i + 2 : end - 2].splitlines() if ln.strip(" *")
+                    ln.strip(" *")
+                    for ln in code[i + 2 : end - 2].splitlines()
+                    if ln.strip(" *")
                 )
             i = end
             continue
@@ -186,10 +217,7 @@ def split_sql(code: str) -> Split:
         if stmt_start is None:
             stmt_start = i
         if ch == "'" or ch == '"':
-            close = code.find(ch, i + 1)
-            while close != -1 and code.startswith(ch * 2, close):
-                close = code.find(ch, close + 2)
-            i = n if close == -1 else close + 1
+            i = _end_of_quoted(code, i, escapes=_is_escape_string(code, i))
             continue
         if ch == "$" and (m := re.match(r"\$([A-Za-z_]\w*)?\$", code[i:])):
             tag = m.group(0)
@@ -198,14 +226,18 @@ def split_sql(code: str) -> Split:
             continue
         if ch == ";":
             text = code[stmt_start : i + 1]
-            pieces.append(Piece(_dedent_block(text.split("\n")), line_of(stmt_start), "", pending))
+            pieces.append(
+                Piece(_dedent_block(text.split("\n")), line_of(stmt_start), "", pending)
+            )
             pending = []
             last_end_line = line_of(i)
             stmt_start = None
         i += 1
     if stmt_start is not None and code[stmt_start:].strip():
         text = code[stmt_start:].rstrip()
-        pieces.append(Piece(_dedent_block(text.split("\n")), line_of(stmt_start), "", pending))
+        pieces.append(
+            Piece(_dedent_block(text.split("\n")), line_of(stmt_start), "", pending)
+        )
         pending = []
     return Split(pieces, pending)
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+# Bump when the parser reads the same file differently: re-importing an unchanged
+# file then makes a new revision instead of keeping the old reading.
+PARSER_VERSION = 1
+
 PROBE = "probe"
 ACTION = "action"
 MANUAL = "manual"

@@ -44,7 +44,9 @@ def page(browser: Browser, request: pytest.FixtureRequest) -> Page:
     yield page
     if getattr(request.node, "rep_call", None) and request.node.rep_call.failed:
         ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+        page.screenshot(
+            path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True
+        )
     context.close()
 
 

@@ -32,7 +32,9 @@ def test_a_responder_signs_in_and_opens_a_playbook(page, library):
     expect(page.locator(".step")).to_have_count(5)
     ping = page.locator(".command").filter(has_text="ping").first
     expect(ping.locator(".kind")).to_have_text("probe")
-    expect(page.get_by_role("heading", name="Impact when Redis is down")).to_be_visible()
+    expect(
+        page.get_by_role("heading", name="Impact when Redis is down")
+    ).to_be_visible()
 
 
 def test_live_search_filters_without_a_page_load(page, library):

@@ -19,10 +19,15 @@ class Command(BaseCommand):
             "--dry-run", action="store_true", help="Parse and report; import nothing."
         )
         parser.add_argument(
-            "--json", action="store_true", dest="as_json", help="Print the parsed runbook as one JSON document."
+            "--json",
+            action="store_true",
+            dest="as_json",
+            help="Print the parsed runbook as one JSON document.",
         )
 
-    def handle(self, *args: object, path: str, dry_run: bool, as_json: bool, **options: object) -> None:
+    def handle(
+        self, *args: object, path: str, dry_run: bool, as_json: bool, **options: object
+    ) -> None:
         try:
             source = Path(path).read_bytes()
         except OSError as exc:
@@ -39,7 +44,9 @@ class Command(BaseCommand):
         for warning in parsed.warnings:
             self.stderr.write(f"warning: {path}: {warning}")
         if as_json:
-            self.stdout.write(json.dumps(parsed.to_contract(), ensure_ascii=False, indent=2))
+            self.stdout.write(
+                json.dumps(parsed.to_contract(), ensure_ascii=False, indent=2)
+            )
             return
         summary = _summary(parsed)
         if result is None:
@@ -55,7 +62,6 @@ class Command(BaseCommand):
                 f"Unchanged: '{parsed.title}' revision {result.runbook.revision} already has "
                 f"this content (sha256 {parsed.sha256[:12]}); nothing imported."
             )
-
 
 
 def _summary(parsed: Runbook) -> str:

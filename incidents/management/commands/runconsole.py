@@ -27,23 +27,40 @@ class Command(BaseCommand):
         parser.add_argument("--port", default="8000")
         parser.add_argument("--no-worker", action="store_true")
 
-    def handle(self, *args: object, host: str, port: str, no_worker: bool, **opts: object) -> None:
+    def handle(
+        self, *args: object, host: str, port: str, no_worker: bool, **opts: object
+    ) -> None:
         worker = None
         broker = settings.CELERY_BROKER_URL.split("://", 1)[0]
         if no_worker:
             self.stdout.write("Serving without a worker (--no-worker).")
         elif broker_reachable():
             worker = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "yomira_console", "worker", "--beat",
-                 "--loglevel", "INFO", "--concurrency", "2", "--hostname", "console@%h"]
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "yomira_console",
+                    "worker",
+                    "--beat",
+                    "--loglevel",
+                    "INFO",
+                    "--concurrency",
+                    "2",
+                    "--hostname",
+                    "console@%h",
+                ]
+            )
             self.stdout.write(f"Started a Celery worker (broker: {broker}).")
         else:
             self.stderr.write(
                 f"The broker ({broker}) is not reachable: serving without a worker. "
                 "Commands will report dispatch_failed until it is back."
             )
-        self.stdout.write(self.style.SUCCESS(f"Yomira console on http://{host}:{port}/"))
+        self.stdout.write(
+            self.style.SUCCESS(f"Yomira console on http://{host}:{port}/")
+        )
         try:
             call_command("runserver", f"{host}:{port}", use_reloader=False)
         finally:

@@ -26,6 +26,6 @@ class Command(BaseCommand):
             user.is_staff, user.is_superuser = staff, superuser
             user.set_password(password)
             user.save()
-        self.stdout.write("Demo accounts (password for all: %s):" % password)
+        self.stdout.write(f"Demo accounts (password for all: {password}):")
         for username, role, _, _ in DEMO_USERS:
             self.stdout.write(f"  {username:<10} {role}")

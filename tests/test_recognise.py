@@ -1,0 +1,129 @@
+"""Command recognition, one command at a time."""
+
+from __future__ import annotations
+
+import pytest
+
+from incidents.runbook.recognise import recognise, recognise_inline, sql_is_read_only
+from incidents.runbook.split import split_shell, split_sql
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "executor", "parameters"),
+    [
+        ('curl -s "${ES_URL}/_cluster/health"', "probe", "http", []),
+        (
+            "curl -X DELETE https://api.example.com/v1/jobs/{jobId}",
+            "action",
+            "http",
+            ["jobId"],
+        ),
+        (
+            "curl -d '{}' https://api.example.com/v1/things/:id",
+            "action",
+            "http",
+            ["id"],
+        ),
+        ("curl -G -d 'q=1' https://api.example.com/search", "probe", "http", []),
+        ("curl -F file=@dump.sql https://api.example.com/upload", "manual", None, []),
+        (
+            "openssl s_client -starttls smtp -connect smtp.example.com:587",
+            "probe",
+            "smtp",
+            [],
+        ),
+        ("swaks --server smtp.example.com:25 --quit-after EHLO", "probe", "smtp", []),
+        ("openssl genrsa -out key.pem 2048", "manual", None, []),
+        (
+            "redis-cli -h cache.internal DEL session:{userId}",
+            "action",
+            "redis",
+            ["userId"],
+        ),
+        ("redis-cli", "manual", None, []),
+        ('psql "${DATABASE_URL}"', "manual", None, []),
+        ("psql -f fix.sql", "manual", None, []),
+        ("sudo du -sh /var/log", "probe", "disk", []),
+        ("kubectl -n api rollout restart deploy/api", "manual", None, []),
+        ("docker compose exec -T redis redis-cli --bigkeys", "probe", "redis", []),
+        ("migrate -database ${DATABASE_URL} -path m drop -f", "action", "migrate", []),
+        ("curl https://a.example.com | jq .status", "manual", None, []),
+    ],
+)
+def test_shell_commands_are_recognised(text, kind, executor, parameters):
+    binding = recognise(text, "bash")
+    assert (binding.kind, binding.executor, binding.parameters) == (
+        kind,
+        executor,
+        parameters,
+    )
+
+
+def test_a_variable_base_url_is_a_target_variable_not_a_host():
+    binding = recognise('curl -s "${ES_URL}/_cluster/health"', "bash")
+    assert binding.spec["base_variable"] == "ES_URL"
+    assert binding.variables == ["ES_URL"]
+    assert "host" not in binding.spec
+
+
+def test_psql_target_comes_from_its_connection_variable():
+    binding = recognise('psql "${REPLICA_URL}" -c "SELECT now();"', "bash")
+    assert binding.spec["target"] == "REPLICA_URL"
+    assert binding.variables == ["REPLICA_URL"]
+
+
+@pytest.mark.parametrize(
+    ("sql", "read_only"),
+    [
+        ("SELECT 1;", True),
+        ("select * from t for update;", False),
+        ("SELECT * INTO backup FROM t;", False),
+        ("EXPLAIN SELECT 1;", True),
+        ("EXPLAIN (ANALYZE, BUFFERS) SELECT 1;", False),
+        ("SHOW work_mem;", True),
+        ("WITH x AS (SELECT 1) SELECT * FROM x;", True),
+        ("WITH gone AS (DELETE FROM t RETURNING *) SELECT count(*) FROM gone;", False),
+        ("SELECT set_config('a.b', '1', false);", False),
+        ("SELECT 'pg_terminate_backend(1)' AS harmless;", True),
+        ("VACUUM t;", False),
+    ],
+)
+def test_sql_read_only_detection(sql, read_only):
+    assert sql_is_read_only(sql) is read_only
+
+
+def test_inline_code_that_is_only_a_name_is_not_a_command():
+    for name in [
+        "EXPLAIN ANALYZE",
+        "INFO memory",
+        "rows.Close()",
+        "/health/ready",
+        "redis-cli",
+    ]:
+        assert recognise_inline(name) is None
+    assert recognise_inline("flyctl restart").kind == "manual"
+    assert recognise_inline("VACUUM ANALYZE users;").executor == "sql"
+
+
+def test_shell_split_joins_continuations_quotes_and_heredocs():
+    code = (
+        "curl -X POST https://a.example.com \\\n  -H 'X: y'\n"
+        'psql -c "\nSELECT 1;\n"\n'
+        "psql <<SQL\nSELECT 2;\nSQL\n"
+        "echo done   # finished\n"
+    )
+    pieces = split_shell(code).pieces
+    assert [p.line for p in pieces] == [0, 2, 5, 8]
+    assert pieces[3].text == "echo done" and pieces[3].comment == "finished"
+    heredoc = recognise(pieces[2].text, "bash")
+    assert (heredoc.executor, heredoc.spec["sql"]) == ("sql", "SELECT 2;")
+
+
+def test_sql_split_keeps_dollar_quotes_and_escape_strings_whole():
+    code = "DO $$ BEGIN PERFORM 1; END $$;\nSELECT E'it\\'s; fine';\n-- tail\n"
+    split = split_sql(code)
+    assert [p.text for p in split.pieces] == [
+        "DO $$ BEGIN PERFORM 1; END $$;",
+        "SELECT E'it\\'s; fine';",
+    ]
+    assert split.trailing == ["tail"]
