@@ -26,7 +26,7 @@ install: $(STAMP)
 
 run: $(STAMP) .env
 	$(BIN)/python manage.py migrate --no-input
-	$(BIN)/python manage.py import_runbook runbooks/yomira.md
+	$(BIN)/python manage.py import_runbook
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py runconsole --host $(HOST) --port $(PORT)
 

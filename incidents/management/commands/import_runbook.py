@@ -4,6 +4,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from incidents.runbook import Runbook, RunbookError, parse_runbook
@@ -14,7 +15,11 @@ class Command(BaseCommand):
     help = "Import a Markdown runbook of incident playbooks as a new revision."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("path", help="The runbook's Markdown file.")
+        parser.add_argument(
+            "path",
+            nargs="?",
+            help="The runbook's Markdown file (default: DEFAULT_RUNBOOK, the bundled one).",
+        )
         parser.add_argument(
             "--dry-run", action="store_true", help="Parse and report; import nothing."
         )
@@ -28,6 +33,7 @@ class Command(BaseCommand):
     def handle(
         self, *args: object, path: str, dry_run: bool, as_json: bool, **options: object
     ) -> None:
+        path = path or str(settings.DEFAULT_RUNBOOK)
         try:
             source = Path(path).read_bytes()
         except OSError as exc:
