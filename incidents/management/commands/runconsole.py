@@ -1,5 +1,6 @@
 """Serve the console with a Celery worker beside it (what `make run` ends with)."""
 
+import signal
 import subprocess
 import sys
 
@@ -61,6 +62,8 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(f"Yomira console on http://{host}:{port}/")
         )
+        # SIGTERM (kill, timeout, a supervisor) must still stop the worker below.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         try:
             call_command("runserver", f"{host}:{port}", use_reloader=False)
         finally:
