@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
 
 from probes.registry import EXECUTOR_CHOICES
 
@@ -190,3 +193,214 @@ class Command(models.Model):
     @property
     def is_runnable(self) -> bool:
         return self.kind != self.Kind.MANUAL and bool(self.executor)
+
+
+class IncidentQuerySet(models.QuerySet):
+    def active_first(self) -> IncidentQuerySet:
+        """Open work first (open, acknowledged, mitigated), newest first within."""
+        resolved = models.Case(
+            models.When(status=Incident.Status.RESOLVED, then=1),
+            default=0,
+            output_field=models.IntegerField(),
+        )
+        return self.annotate(_resolved=resolved).order_by("_resolved", "-opened_at")
+
+
+class Incident(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        MITIGATED = "mitigated", "Mitigated"
+        RESOLVED = "resolved", "Resolved"
+
+    # Forward moves may skip a stage (a false alarm goes open -> resolved);
+    # reopening returns to open from mitigated or resolved.
+    ORDER = ["open", "acknowledged", "mitigated", "resolved"]
+
+    playbook = models.ForeignKey(
+        Playbook, on_delete=models.PROTECT, related_name="incidents"
+    )
+    title = models.CharField(max_length=200)
+    severity = models.CharField(max_length=30, blank=True)
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.OPEN
+    )
+    commander = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="commanded_incidents",
+    )
+    opened_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="opened_incidents",
+    )
+    opened_at = models.DateTimeField(default=timezone.now)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    mitigated_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    alert_group_key = models.CharField(max_length=300, blank=True, db_index=True)
+    fingerprints = models.JSONField(default=list, blank=True)
+    alert = models.JSONField(default=dict, blank=True)
+
+    objects = IncidentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-opened_at"]
+        permissions = [
+            ("tick_step", "Tick checklist steps (done, skipped, reopened)"),
+            ("add_note", "Add notes to an incident"),
+            ("command_incident", "Change an incident's status and commander"),
+            ("export_incident", "Export post-mortem and timeline"),
+        ]
+        indexes = [models.Index(fields=["status", "opened_at"])]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.title}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("incidents:incident_detail", args=[self.pk])
+
+    @property
+    def is_active(self) -> bool:
+        return self.status != self.Status.RESOLVED
+
+    def allowed_statuses(self) -> list[str]:
+        """Where the status may go from here."""
+        here = self.ORDER.index(self.status)
+        forward = self.ORDER[here + 1 :]
+        return forward + (["open"] if self.status in {"mitigated", "resolved"} else [])
+
+    def ended_at(self) -> datetime | None:
+        return self.resolved_at if self.status == self.Status.RESOLVED else None
+
+    def duration(self, now: datetime | None = None) -> timedelta:
+        return (self.ended_at() or now or timezone.now()) - self.opened_at
+
+
+class StepExecution(models.Model):
+    """One run of a command or one tick of a step. A step's checklist state is
+    derived from these rows, never stored twice."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        TIMED_OUT = "timed_out", "Timed out"
+        DISPATCH_FAILED = "dispatch_failed", "Dispatch failed"
+        OUTCOME_UNKNOWN = "outcome_unknown", "Outcome unknown"
+        CANCELLED = "cancelled", "Cancelled"
+        REJECTED = "rejected", "Rejected"
+        DONE = "done", "Done"
+        SKIPPED = "skipped", "Skipped"
+        REOPENED = "reopened", "Reopened"
+
+    TICKS = {"done", "skipped", "reopened"}
+
+    incident = models.ForeignKey(
+        Incident, on_delete=models.PROTECT, related_name="executions"
+    )
+    step = models.ForeignKey(Step, on_delete=models.PROTECT, related_name="executions")
+    command = models.ForeignKey(
+        Command,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="executions",
+    )
+    state = models.CharField(max_length=20, choices=State.choices)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="requested_executions",
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="approved_executions",
+    )
+    parameters = models.JSONField(default=dict, blank=True)
+    command_text = models.TextField(blank=True, help_text="As run, secrets masked.")
+    reason = models.TextField(blank=True)
+    summary = models.CharField(max_length=500, blank=True)
+    output = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    task_id = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["incident", "step", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.step} {self.state}"
+
+    @property
+    def is_tick(self) -> bool:
+        return self.state in self.TICKS
+
+
+def step_state(executions: list[StepExecution]) -> tuple[str, StepExecution | None]:
+    """A step's checklist state from its executions: the latest tick decides
+    (done, skipped; reopened means pending again)."""
+    ticks = [e for e in executions if e.state in StepExecution.TICKS]
+    if not ticks:
+        return "pending", None
+    latest = max(ticks, key=lambda e: (e.created_at, e.pk))
+    return ("pending" if latest.state == "reopened" else latest.state), latest
+
+
+class AuditEvent(models.Model):
+    """The append-only, HMAC-chained audit log (see incidents/audit.py).
+
+    Unmanaged on purpose: after migration 0002 created the table and its triggers,
+    Django's `flush` (used between transactional tests) leaves it alone, and nothing
+    in the application deletes from it. Foreign keys carry no database constraint,
+    so deleting a user or an incident can never be blocked by, or rewrite, history.
+    To change this model: set managed=True, makemigrations, set it back."""
+
+    seq = models.BigIntegerField(unique=True)
+    created_at = models.DateTimeField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    actor_name = models.CharField(max_length=150, blank=True)
+    verb = models.CharField(max_length=60, db_index=True)
+    incident = models.ForeignKey(
+        Incident,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="events",
+    )
+    object_type = models.CharField(max_length=60, blank=True)
+    object_id = models.CharField(max_length=60, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    prev_mac = models.CharField(max_length=64)
+    mac = models.CharField(max_length=64)
+
+    class Meta:
+        managed = False
+        ordering = ["seq"]
+        indexes = [models.Index(fields=["incident", "seq"])]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.verb} by {self.actor_name or 'system'}"

@@ -11,7 +11,15 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.safestring import SafeString
 
-from .models import Command, Playbook, Step
+from .models import (
+    AuditEvent,
+    Command,
+    Incident,
+    Playbook,
+    Step,
+    StepExecution,
+    step_state,
+)
 from .rendering import CodeBlock, render_inline, render_markdown
 
 COMMAND_BLOCK_TEMPLATE = "incidents/partials/command_block.html"
@@ -115,3 +123,60 @@ def present_playbook(
         steps=step_views,
         counts=counts,
     )
+
+
+# --- the incident checklist --------------------------------------------------------------
+
+CHECKLIST_COMMAND_TEMPLATE = "incidents/partials/checklist_command_block.html"
+TIMELINE_LIMIT = 200
+
+
+@dataclass
+class ChecklistStep:
+    view: StepView
+    state: str  # pending, done, skipped
+    latest: StepExecution | None
+    history: list[StepExecution]
+
+    @property
+    def number(self) -> int:
+        return self.view.step.number
+
+    @property
+    def expected(self) -> int:
+        """The tick version this page shows; sent back with every tick."""
+        return self.latest.pk if self.latest else 0
+
+
+@dataclass
+class Checklist:
+    incident: Incident
+    playbook: PlaybookView
+    steps: list[ChecklistStep]
+    events: list[AuditEvent]
+    last_seq: int
+
+    @property
+    def progress(self) -> tuple[int, int]:
+        return sum(s.state != "pending" for s in self.steps), len(self.steps)
+
+
+def present_checklist(incident: Incident, extra: dict | None = None) -> Checklist:
+    """Constant queries whatever the number of steps and executions: the playbook's
+    three, one for all executions, one for the latest events."""
+    playbook_view = present_playbook(
+        incident.playbook,
+        CHECKLIST_COMMAND_TEMPLATE,
+        {"incident": incident, **(extra or {})},
+    )
+    by_step: dict[int, list[StepExecution]] = defaultdict(list)
+    for execution in incident.executions.select_related("requested_by"):
+        by_step[execution.step_id].append(execution)
+    steps = []
+    for sv in playbook_view.steps:
+        history = by_step.get(sv.step.id, [])
+        state, latest = step_state(history)
+        steps.append(ChecklistStep(sv, state, latest, history))
+    events = list(incident.events.order_by("-seq")[:TIMELINE_LIMIT])
+    last_seq = events[0].seq if events else 0
+    return Checklist(incident, playbook_view, steps, events, last_seq)

@@ -7,9 +7,20 @@ from dataclasses import dataclass
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Max
+from django.http import HttpRequest
+from django.utils import timezone
 
+from . import audit
 from . import runbook as rb
-from .models import Command, Playbook, Runbook, Step
+from .models import (
+    Command,
+    Incident,
+    Playbook,
+    Runbook,
+    Step,
+    StepExecution,
+    step_state,
+)
 from .runbook.slugs import slugify
 
 
@@ -31,6 +42,7 @@ def import_runbook(
     has the same content. Raises RunbookError (naming the line) before writing
     anything when the file cannot be read as a runbook."""
     parsed = rb.parse_runbook(source)
+    actor = {"actor": imported_by} if imported_by else {"actor_name": "manage.py"}
     key = slugify(parsed.title) or "runbook"
     revisions = Runbook.objects.select_for_update().filter(key=key)
     current = revisions.filter(is_current=True).first()
@@ -39,6 +51,9 @@ def import_runbook(
         and current.sha256 == parsed.sha256
         and current.parser_version == rb.PARSER_VERSION
     ):
+        audit.append(
+            "runbook.unchanged", obj=current, data={"sha256": parsed.sha256}, **actor
+        )
         return ImportResult(current, parsed, created=False)
 
     taken = dict(
@@ -74,6 +89,18 @@ def import_runbook(
     )
     for p in parsed.playbooks:
         _save_playbook(runbook, p)
+    audit.append(
+        "runbook.imported",
+        obj=runbook,
+        data={
+            "title": runbook.title,
+            "revision": revision,
+            "sha256": parsed.sha256,
+            "source": source_name,
+            "playbooks": len(parsed.playbooks),
+        },
+        **actor,
+    )
     return ImportResult(runbook, parsed, created=True)
 
 
@@ -131,3 +158,193 @@ def _save_playbook(runbook: Runbook, parsed: rb.Playbook) -> Playbook:
         for position, (step, c) in enumerate(owned, start=1)
     )
     return playbook
+
+
+# --- incidents ------------------------------------------------------------------------
+
+
+@transaction.atomic
+def open_incident(
+    *,
+    playbook: Playbook,
+    title: str,
+    by: AbstractBaseUser,
+    request: HttpRequest | None = None,
+) -> Incident:
+    incident = Incident.objects.create(
+        playbook=playbook,
+        title=title.strip(),
+        severity=playbook.severity,
+        opened_by=by,
+        commander=by,
+    )
+    audit.append(
+        "incident.opened",
+        actor=by,
+        incident=incident,
+        obj=incident,
+        data={
+            "title": incident.title,
+            "playbook": playbook.number,
+            "playbook_title": playbook.title,
+            "runbook_revision": playbook.runbook.revision,
+            "severity": incident.severity,
+        },
+        request=request,
+    )
+    return incident
+
+
+class TransitionError(ValueError):
+    """A status change the incident's current status does not allow."""
+
+
+STATUS_TIMESTAMPS = {
+    "acknowledged": "acknowledged_at",
+    "mitigated": "mitigated_at",
+    "resolved": "resolved_at",
+}
+
+
+@transaction.atomic
+def change_status(
+    *,
+    incident: Incident,
+    to: str,
+    by: AbstractBaseUser,
+    request: HttpRequest | None = None,
+) -> Incident:
+    incident = Incident.objects.select_for_update().get(pk=incident.pk)
+    if to not in incident.allowed_statuses():
+        raise TransitionError(
+            f"An incident that is {incident.status} cannot become {to}; "
+            f"it can become {', '.join(incident.allowed_statuses()) or 'nothing else'}."
+        )
+    before, now = incident.status, timezone.now()
+    incident.status = to
+    if to == "open":  # reopened: the later stages happen again
+        incident.mitigated_at = incident.resolved_at = None
+    else:
+        here = Incident.ORDER.index(to)
+        for status in Incident.ORDER[1 : here + 1]:
+            field = STATUS_TIMESTAMPS[status]
+            if getattr(incident, field) is None or status == to:
+                setattr(incident, field, now)
+    incident.save()
+    verb = "incident.reopened" if to == "open" else "incident.status_changed"
+    audit.append(
+        verb,
+        actor=by,
+        incident=incident,
+        obj=incident,
+        data={"from": before, "to": to},
+        request=request,
+    )
+    return incident
+
+
+@transaction.atomic
+def change_commander(
+    *,
+    incident: Incident,
+    commander: AbstractBaseUser | None,
+    by: AbstractBaseUser,
+    request: HttpRequest | None = None,
+) -> Incident:
+    incident = Incident.objects.select_for_update().get(pk=incident.pk)
+    before = incident.commander.get_username() if incident.commander else None
+    incident.commander = commander
+    incident.save(update_fields=["commander"])
+    audit.append(
+        "incident.commander_changed",
+        actor=by,
+        incident=incident,
+        obj=incident,
+        data={"from": before, "to": commander.get_username() if commander else None},
+        request=request,
+    )
+    return incident
+
+
+@dataclass
+class TickResult:
+    execution: StepExecution | None
+    conflict: str = ""
+
+
+@transaction.atomic
+def tick_step(
+    *,
+    incident: Incident,
+    step: Step,
+    state: str,
+    expected: int | None,
+    by: AbstractBaseUser,
+    reason: str = "",
+    request: HttpRequest | None = None,
+) -> TickResult:
+    """Mark a step done, skipped (with a reason) or reopened. `expected` is the id of
+    the latest tick the person saw (0 for none): if someone else ticked the step in
+    the meantime, nothing is written and the result says who did what. The incident
+    row lock makes two simultaneous ticks of one step queue behind each other."""
+    if state not in StepExecution.TICKS:
+        raise ValueError(f"unknown tick {state!r}")
+    if state == "skipped" and not reason.strip():
+        raise ValueError("Say why the step is skipped.")
+    Incident.objects.select_for_update().get(pk=incident.pk)
+    current, latest = step_state(list(incident.executions.filter(step=step)))
+    if expected is not None and (latest.pk if latest else 0) != expected:
+        who = (
+            latest.requested_by.get_username()
+            if latest and latest.requested_by
+            else "someone"
+        )
+        verb = {
+            "done": "marked it done",
+            "skipped": "skipped it",
+            "reopened": "reopened it",
+        }
+        return TickResult(
+            None,
+            f"{who} {verb[latest.state]} at {latest.created_at:%H:%M:%S} UTC while you were "
+            "looking; your change was not applied.",
+        )
+    if (state == "reopened" and current == "pending") or state == current:
+        return TickResult(None, f"Step {step.number} is already {current}.")
+    execution = StepExecution.objects.create(
+        incident=incident,
+        step=step,
+        state=state,
+        requested_by=by,
+        reason=reason.strip(),
+    )
+    audit.append(
+        f"step.{state}",
+        actor=by,
+        incident=incident,
+        obj=execution,
+        data={"step": step.number, "title": step.title, "reason": execution.reason},
+        request=request,
+    )
+    return TickResult(execution)
+
+
+@transaction.atomic
+def add_note(
+    *,
+    incident: Incident,
+    text: str,
+    by: AbstractBaseUser,
+    step: Step | None = None,
+    request: HttpRequest | None = None,
+) -> None:
+    text = text.strip()
+    if not text:
+        raise ValueError("A note needs some text.")
+    audit.append(
+        "note.added",
+        actor=by,
+        incident=incident,
+        data={"text": text, "step": step.number if step else None},
+        request=request,
+    )

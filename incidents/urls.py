@@ -7,4 +7,31 @@ app_name = "incidents"
 urlpatterns = [
     path("playbooks/", views.playbook_list, name="playbook_list"),
     path("playbooks/<slug:slug>/", views.playbook_detail, name="playbook_detail"),
+    path("incidents/", views.incident_list, name="incident_list"),
+    path("incidents/new/", views.incident_new, name="incident_new"),
+    path("incidents/<int:pk>/", views.incident_detail, name="incident_detail"),
+    path("incidents/<int:pk>/status", views.incident_status, name="incident_status"),
+    path(
+        "incidents/<int:pk>/commander",
+        views.incident_commander,
+        name="incident_commander",
+    ),
+    path(
+        "incidents/<int:pk>/steps/<int:number>/tick", views.step_tick, name="step_tick"
+    ),
+    path("incidents/<int:pk>/notes", views.note_add, name="note_add"),
+    path("incidents/<int:pk>/changes", views.incident_changes, name="incident_changes"),
+    path(
+        "incidents/<int:pk>/postmortem.md",
+        views.export_postmortem,
+        name="export_postmortem",
+    ),
+    path(
+        "incidents/<int:pk>/timeline.json",
+        views.export_timeline_json,
+        name="export_json",
+    ),
+    path(
+        "incidents/<int:pk>/timeline.csv", views.export_timeline_csv, name="export_csv"
+    ),
 ]

@@ -1,21 +1,35 @@
-"""Pages: the playbook library. Every view requires login; the checks are here on
-the server, never only in the templates."""
+"""Pages and HTMX fragments. Every view requires login and a permission, checked
+here on the server through incidents.access; templates only hide what is refused."""
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
+from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.db.models import Count, Q
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from .models import Playbook
-from .presenters import present_playbook
+from . import access, exports, services
+from .access import permission_required
+from .forms import (
+    CommanderForm,
+    IncidentFilterForm,
+    NoteForm,
+    OpenIncidentForm,
+    StatusForm,
+    TickForm,
+)
+from .models import Incident, Playbook
+from .presenters import present_checklist, present_playbook
+
+# --- the playbook library ---------------------------------------------------------------
 
 
+@permission_required(access.VIEW_PLAYBOOKS)
 @require_GET
-@login_required
 @vary_on_headers("HX-Request")
 def playbook_list(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()
@@ -41,24 +55,242 @@ def playbook_list(request: HttpRequest) -> HttpResponse:
     template = "incidents/playbook_list.html"
     if request.htmx:
         template += "#results"
-    return render(
-        request,
-        template,
-        {
-            "playbooks": shown,
-            "query": query,
-            "total": len(everything),
-            "runbooks": runbooks,
-        },
-    )
+    context = {"playbooks": shown, "query": query, "total": len(everything),
+               "runbooks": runbooks, "can_open": access.can(request.user, access.OPEN_INCIDENTS)}  # fmt: skip
+    return render(request, template, context)
 
 
+@permission_required(access.VIEW_PLAYBOOKS)
 @require_GET
-@login_required
 def playbook_detail(request: HttpRequest, slug: str) -> HttpResponse:
     playbook = get_object_or_404(
         Playbook.objects.current().select_related("runbook"), slug=slug
     )
-    return render(
-        request, "incidents/playbook_detail.html", {"view": present_playbook(playbook)}
+    context = {"view": present_playbook(playbook),
+               "can_open": access.can(request.user, access.OPEN_INCIDENTS)}  # fmt: skip
+    return render(request, "incidents/playbook_detail.html", context)
+
+
+# --- incidents --------------------------------------------------------------------------
+
+
+@permission_required(access.VIEW_INCIDENTS)
+@require_GET
+@vary_on_headers("HX-Request")
+def incident_list(request: HttpRequest) -> HttpResponse:
+    form = IncidentFilterForm(request.GET or None)
+    incidents = Incident.objects.select_related("playbook", "commander").active_first()
+    if form.is_valid():
+        status = form.cleaned_data["status"]
+        if status == "active":
+            incidents = incidents.exclude(status=Incident.Status.RESOLVED)
+        elif status:
+            incidents = incidents.filter(status=status)
+        if form.cleaned_data["severity"]:
+            incidents = incidents.filter(severity=form.cleaned_data["severity"].lower())
+        if form.cleaned_data["playbook"]:
+            incidents = incidents.filter(playbook__slug=form.cleaned_data["playbook"])
+    severities = (
+        Incident.objects.order_by("severity")
+        .values_list("severity", flat=True)
+        .distinct()
     )
+    playbooks = Playbook.objects.current().values_list("slug", "number", "title")
+    template = "incidents/incident_list.html" + ("#results" if request.htmx else "")
+    return render(
+        request,
+        template,
+        {
+            "incidents": incidents[:500],
+            "form": form,
+            "severities": [s for s in severities if s],
+            "playbooks": playbooks,
+            "can_open": access.can(request.user, access.OPEN_INCIDENTS),
+        },
+    )
+
+
+@permission_required(access.OPEN_INCIDENTS)
+def incident_new(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        form = OpenIncidentForm(request.POST)
+        if form.is_valid():
+            incident = services.open_incident(
+                playbook=form.cleaned_data["playbook"],
+                title=form.cleaned_data["title"],
+                by=request.user,
+                request=request,
+            )
+            return HttpResponseRedirect(incident.get_absolute_url())
+        status = 400
+    else:
+        form = OpenIncidentForm(initial={"playbook": request.GET.get("playbook", "")})
+        status = 200
+    playbooks = Playbook.objects.current().order_by("number")
+    return render(
+        request, "incidents/incident_new.html", {"form": form, "playbooks": playbooks},
+        status=status,
+    )  # fmt: skip
+
+
+def _incident(pk: int) -> Incident:
+    return get_object_or_404(
+        Incident.objects.select_related("playbook__runbook", "commander", "opened_by"),
+        pk=pk,
+    )
+
+
+def _checklist_context(
+    request: HttpRequest, incident: Incident, **extra: object
+) -> dict:
+    perms = access.permissions_for(request.user)
+    context = {"incident": incident, "perms": perms, **extra}
+    context["checklist"] = present_checklist(incident, {"perms": perms})
+    if perms["command"]:
+        context["people"] = (
+            get_user_model().objects.filter(is_active=True).order_by("username")
+        )
+    return context
+
+
+@permission_required(access.VIEW_INCIDENTS)
+@require_GET
+def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    incident = _incident(pk)
+    return render(
+        request, "incidents/incident_detail.html", _checklist_context(request, incident)
+    )
+
+
+def _after_change(request: HttpRequest, incident: Incident, *, step: int | None = None,
+                  notice: str = "", error: str = "", status: int = 200) -> HttpResponse:  # fmt: skip
+    """HTMX: the changed fragment plus out-of-band header, timeline and poller.
+    Without JavaScript: back to the page (the notice as a message)."""
+    if not request.htmx:
+        if notice or error:
+            messages.add_message(
+                request, messages.ERROR if error else messages.INFO, notice or error
+            )
+        anchor = f"#step-{step}" if step else ""
+        return HttpResponseRedirect(incident.get_absolute_url() + anchor)
+    incident = _incident(incident.pk)
+    since = int(request.POST.get("since") or request.GET.get("since") or 0)
+    context = _checklist_context(request, incident, notice=notice, error=error)
+    checklist = context["checklist"]
+    new_events = [e for e in checklist.events if e.seq > since]
+    changed = {e.data.get("step") for e in new_events} | {step}
+    context.update(
+        new_events=new_events,
+        changed_steps=[s for s in checklist.steps if s.number in changed],
+        focus_step=step,
+    )
+    return render(request, "incidents/partials/changes.html", context, status=status)
+
+
+@permission_required(access.COMMAND_INCIDENTS)
+@require_POST
+def incident_status(request: HttpRequest, pk: int) -> HttpResponse:
+    incident = _incident(pk)
+    form = StatusForm(request.POST)
+    if not form.is_valid():
+        return _after_change(request, incident, error="Choose a status.", status=400)
+    try:
+        services.change_status(incident=incident, to=form.cleaned_data["status"],
+                               by=request.user, request=request)  # fmt: skip
+    except services.TransitionError as exc:
+        return _after_change(request, incident, error=str(exc), status=409)
+    return _after_change(request, incident)
+
+
+@permission_required(access.COMMAND_INCIDENTS)
+@require_POST
+def incident_commander(request: HttpRequest, pk: int) -> HttpResponse:
+    incident = _incident(pk)
+    form = CommanderForm(request.POST)
+    if not form.is_valid():
+        return _after_change(
+            request, incident, error="That person cannot command.", status=400
+        )
+    services.change_commander(incident=incident, commander=form.cleaned_data["commander"],
+                              by=request.user, request=request)  # fmt: skip
+    return _after_change(request, incident)
+
+
+@permission_required(access.TICK_STEPS)
+@require_POST
+def step_tick(request: HttpRequest, pk: int, number: int) -> HttpResponse:
+    incident = _incident(pk)
+    step = get_object_or_404(incident.playbook.steps, number=number)
+    form = TickForm(request.POST)
+    if not form.is_valid():
+        error = "; ".join(e for errors in form.errors.values() for e in errors)
+        return _after_change(request, incident, step=number, error=error, status=400)
+    result = services.tick_step(
+        incident=incident,
+        step=step,
+        state=form.cleaned_data["state"],
+        expected=form.cleaned_data["expected"],
+        reason=form.cleaned_data["reason"] or "",
+        by=request.user,
+        request=request,
+    )
+    return _after_change(request, incident, step=number, notice=result.conflict)
+
+
+@permission_required(access.ADD_NOTES)
+@require_POST
+def note_add(request: HttpRequest, pk: int) -> HttpResponse:
+    incident = _incident(pk)
+    form = NoteForm(request.POST)
+    if not form.is_valid():
+        return _after_change(
+            request, incident, error="A note needs some text.", status=400
+        )
+    step = None
+    if form.cleaned_data["step"]:
+        step = get_object_or_404(
+            incident.playbook.steps, number=form.cleaned_data["step"]
+        )
+    services.add_note(incident=incident, text=form.cleaned_data["text"], step=step,
+                      by=request.user, request=request)  # fmt: skip
+    return _after_change(request, incident, step=step.number if step else None)
+
+
+@permission_required(access.VIEW_INCIDENTS)
+@require_GET
+def incident_changes(request: HttpRequest, pk: int) -> HttpResponse:
+    """Polled every few seconds: 204 when nothing happened since `since`, else the
+    changed fragments out of band."""
+    incident = _incident(pk)
+    since = int(request.GET.get("since") or 0)
+    if not incident.events.filter(seq__gt=since).exists():
+        return HttpResponse(status=204)
+    return _after_change(request, incident)
+
+
+# --- exports ------------------------------------------------------------------------------
+
+
+@permission_required(access.EXPORT_INCIDENTS)
+@require_GET
+def export_postmortem(request: HttpRequest, pk: int) -> HttpResponse:
+    return exports.response(request, _incident(pk), "postmortem.md")
+
+
+@permission_required(access.EXPORT_INCIDENTS)
+@require_GET
+def export_timeline_json(request: HttpRequest, pk: int) -> HttpResponse:
+    return exports.response(request, _incident(pk), "timeline.json")
+
+
+@permission_required(access.EXPORT_INCIDENTS)
+@require_GET
+def export_timeline_csv(request: HttpRequest, pk: int) -> HttpResponse:
+    return exports.response(request, _incident(pk), "timeline.csv")
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    """Incidents for those who may see them, else the playbooks."""
+    if access.can(request.user, access.VIEW_INCIDENTS):
+        return HttpResponseRedirect(reverse("incidents:incident_list"))
+    return HttpResponseRedirect(reverse("incidents:playbook_list"))

@@ -1,5 +1,5 @@
-"""Shared fixtures: the bundled runbook, imported once per test that needs it, and
-personas (each role signed in through a real session)."""
+"""Shared fixtures: the bundled runbook imported, personas for each role (signed in
+through real sessions), and an incident to work on."""
 
 from __future__ import annotations
 
@@ -7,15 +7,18 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
 from django.test import Client
 
-from incidents.models import Runbook
-from incidents.services import import_runbook
+from incidents.models import Incident, Playbook, Runbook
+from incidents.roles import ensure_roles
+from incidents.services import import_runbook, open_incident
 
 ROOT = Path(__file__).resolve().parent.parent
 YOMIRA_RUNBOOK = ROOT / "runbooks" / "yomira.md"
 TEST_RUNBOOKS = Path(__file__).resolve().parent / "runbooks"
 PASSWORD = "correct-horse-battery"
+ROLES = ("Viewer", "Responder", "Commander", "Admin")
 
 
 @pytest.fixture(scope="session")
@@ -30,22 +33,71 @@ def yomira(db, yomira_source) -> Runbook:
 
 @pytest.fixture
 def make_user(db):
-    def make(username: str, **fields) -> object:
+    """make_user("rita", "Responder"): a user in that role's group (or none)."""
+
+    def make(username: str, role: str | None = None, **fields):
         user = get_user_model().objects.create_user(
             username, password=PASSWORD, **fields
         )
+        if role:
+            # Transactional tests flush the tables, data migrations included.
+            if not Group.objects.filter(name=role).exists():
+                ensure_roles(Group, Permission)
+            user.groups.add(Group.objects.get(name=role))
         return user
 
     return make
 
 
 @pytest.fixture
+def viewer(make_user):
+    return make_user("vera", "Viewer")
+
+
+@pytest.fixture
 def responder(make_user):
-    return make_user("rita")
+    return make_user("rita", "Responder")
+
+
+@pytest.fixture
+def commander(make_user):
+    return make_user("cole", "Commander")
+
+
+@pytest.fixture
+def nobody(make_user):
+    return make_user("nora")
+
+
+def signed_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def viewer_client(viewer) -> Client:
+    return signed_in(viewer)
 
 
 @pytest.fixture
 def responder_client(responder) -> Client:
-    client = Client()
-    client.force_login(responder)
-    return client
+    return signed_in(responder)
+
+
+@pytest.fixture
+def commander_client(commander) -> Client:
+    return signed_in(commander)
+
+
+@pytest.fixture
+def nobody_client(nobody) -> Client:
+    return signed_in(nobody)
+
+
+@pytest.fixture
+def incident(yomira, commander) -> Incident:
+    playbook = Playbook.objects.current().get(number=4)  # Redis Down / Unreachable
+    return open_incident(
+        playbook=playbook, title="Redis is refusing connections", by=commander
+    )

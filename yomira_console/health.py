@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
 
@@ -41,3 +41,9 @@ def ready(request: HttpRequest) -> JsonResponse:
         "elapsed_ms": round((time.monotonic() - started) * 1000, 1),
     }
     return JsonResponse(body, status=200 if ok else 503)
+
+
+@require_GET
+def live(request: HttpRequest) -> HttpResponse:
+    """Liveness: the process answers. Also the benchmarks' trivial baseline view."""
+    return HttpResponse("ok", content_type="text/plain")

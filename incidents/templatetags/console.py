@@ -1,7 +1,10 @@
+from datetime import timedelta
+
 from django import template
 from django.utils.safestring import SafeString
 
-from incidents.models import Command
+from incidents import timeline
+from incidents.models import AuditEvent, Command
 from incidents.rendering import highlight_code
 
 register = template.Library()
@@ -26,3 +29,21 @@ def highlight_command(command: Command) -> SafeString:
         marker = "--" if command.language == "sql" else "#"
         text = f"{text}   {marker} {command.comment}"
     return highlight_code(text, command.language or "text")
+
+
+@register.filter
+def describe(event: AuditEvent) -> str:
+    return timeline.describe(event)
+
+
+@register.filter
+def event_kind(event: AuditEvent) -> str:
+    return timeline.kind(event)
+
+
+@register.filter
+def duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {seconds:02d}s"

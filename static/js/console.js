@@ -39,7 +39,62 @@
     }
   });
 
-  // "/" focuses search; "j"/"k" move between steps.
+  // The elapsed clock in the incident header.
+  function tickClocks() {
+    var now = Date.now() / 1000;
+    document.querySelectorAll("[data-elapsed-since]").forEach(function (el) {
+      var seconds = Math.max(0, Math.floor(now - Number(el.getAttribute("data-elapsed-since"))));
+      var h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
+      el.textContent = h ? h + "h " + String(m).padStart(2, "0") + "m" : m + "m " + String(s).padStart(2, "0") + "s";
+    });
+  }
+  setInterval(tickClocks, 1000);
+
+  // Keep the keyboard user's place when their step is swapped for its new version.
+  var focusedStepId = null;
+  document.addEventListener("htmx:beforeRequest", function () {
+    var step = document.activeElement && document.activeElement.closest && document.activeElement.closest(".step");
+    focusedStepId = step ? step.id : null;
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    if (focusedStepId && (document.activeElement === document.body || !document.activeElement)) {
+      var step = document.getElementById(focusedStepId);
+      if (step) { step.focus({ preventScroll: true }); }
+    }
+  });
+
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var form = event.target;
+    if (form.matches && form.matches("form[data-reset-on-success]") && event.detail.successful) {
+      form.reset();
+    }
+  });
+
+  // A poll and an action can both deliver the same new event: keep one.
+  document.addEventListener("htmx:afterSettle", function () {
+    var seen = {};
+    document.querySelectorAll("#timeline-list > li[id]").forEach(function (li) {
+      if (seen[li.id]) { li.remove(); } else { seen[li.id] = true; }
+    });
+  });
+
+  document.addEventListener("htmx:responseError", function (event) {
+    var flash = document.getElementById("flash");
+    if (!flash) { return; }
+    var status = event.detail.xhr.status;
+    var text = status === 403 ? "Not allowed: your role cannot do that (the refusal was recorded)."
+      : status === 409 || status === 400 ? ""
+      : "The console did not answer (" + status + "). Try again.";
+    if (text) { flash.innerHTML = ""; var p = document.createElement("p"); p.className = "error"; p.textContent = text; flash.appendChild(p); }
+  });
+
+  document.addEventListener("htmx:sendError", function () {
+    var flash = document.getElementById("flash");
+    if (flash) { flash.innerHTML = '<p class="error">The console is unreachable; your change was not sent.</p>'; }
+  });
+
+  // "/" focuses search; "j"/"k" move between steps; on a step, "d" marks it done,
+  // "s" starts a skip, "r" reopens; "n" starts a note.
   document.addEventListener("keydown", function (event) {
     var tag = (event.target.tagName || "").toLowerCase();
     if (tag === "input" || tag === "textarea" || tag === "select" || event.metaKey || event.ctrlKey || event.altKey) {
@@ -48,6 +103,22 @@
     if (event.key === "/") {
       var search = document.querySelector("[data-hotkey='/']");
       if (search) { event.preventDefault(); search.focus(); search.select(); }
+      return;
+    }
+    var step = document.activeElement && document.activeElement.closest && document.activeElement.closest(".step");
+    if (step && (event.key === "d" || event.key === "r")) {
+      var button = step.querySelector("[data-key='" + event.key + "']");
+      if (button) { event.preventDefault(); button.click(); }
+      return;
+    }
+    if (step && event.key === "s") {
+      var reason = step.querySelector("[data-key='s']");
+      if (reason) { event.preventDefault(); reason.focus(); }
+      return;
+    }
+    if (event.key === "n") {
+      var note = document.querySelector("[data-key='n']");
+      if (note) { event.preventDefault(); note.focus(); }
       return;
     }
     if (event.key === "j" || event.key === "k") {

@@ -17,13 +17,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def library(live_server, make_user):
     import_runbook(source=YOMIRA_RUNBOOK.read_bytes())
-    make_user("rita")
+    make_user("rita", "Responder")
     return live_server
 
 
 def test_a_responder_signs_in_and_opens_a_playbook(page, library):
     sign_in(page, library, "rita", PASSWORD)
-    expect(page).to_have_url(re.compile(r"/playbooks/$"))
+    expect(page).to_have_url(re.compile(r"/incidents/$"))
+    page.get_by_role("link", name="Playbooks").click()
     expect(page.locator("table.playbooks tbody tr")).to_have_count(12)
 
     page.get_by_role("link", name="Redis Down / Unreachable").click()
@@ -39,6 +40,7 @@ def test_a_responder_signs_in_and_opens_a_playbook(page, library):
 
 def test_live_search_filters_without_a_page_load(page, library):
     sign_in(page, library, "rita", PASSWORD)
+    page.goto(f"{library.url}/playbooks/")
     page.evaluate("window.__marker = 'same page'")
     page.keyboard.press("/")
     page.keyboard.type("HealthCheck")

@@ -4,14 +4,23 @@ import secrets
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand
 
+from incidents.roles import ensure_roles
+
 DEMO_USERS = [
-    # username, role shown to the user, staff, superuser
-    ("admin", "Admin: everything, including the Django admin", True, True),
-    ("commander", "Commander: runs incidents and actions", False, False),
-    ("responder", "Responder: works the checklist and runs probes", False, False),
-    ("viewer", "Viewer: reads playbooks and incidents", False, False),
+    # username, group, what it may do, staff, superuser
+    ("admin", "Admin", "everything, including the Django admin", True, True),
+    ("commander", "Commander", "also changes status and commander", False, False),
+    (
+        "responder",
+        "Responder",
+        "opens incidents, ticks steps, adds notes",
+        False,
+        False,
+    ),
+    ("viewer", "Viewer", "reads playbooks and incidents, exports", False, False),
 ]
 
 
@@ -21,11 +30,15 @@ class Command(BaseCommand):
     def handle(self, *args: object, **options: object) -> None:
         password = settings.DEMO_PASSWORD or secrets.token_urlsafe(9)
         User = get_user_model()  # noqa: N806
-        for username, _, staff, superuser in DEMO_USERS:
+        ensure_roles(Group, Permission)
+        for username, role, _, staff, superuser in DEMO_USERS:
             user, _ = User.objects.get_or_create(username=username)
             user.is_staff, user.is_superuser = staff, superuser
             user.set_password(password)
             user.save()
-        self.stdout.write(f"Demo accounts (password for all: {password}):")
-        for username, role, _, _ in DEMO_USERS:
-            self.stdout.write(f"  {username:<10} {role}")
+            user.groups.set([Group.objects.get(name=role)])
+        self.stdout.write(
+            f"Sign in at /accounts/login/ (password for all: {password}):"
+        )
+        for username, role, what, _, _ in DEMO_USERS:
+            self.stdout.write(f"  {username:<10} {role:<10} {what}")

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth import get_user_model
+
+from .models import Incident, Playbook
+
+
+class OpenIncidentForm(forms.Form):
+    playbook = forms.SlugField(
+        help_text="The playbook to follow (its slug, as in /playbooks/<slug>/)."
+    )
+    title = forms.CharField(
+        max_length=200, help_text="What is happening, in a few words."
+    )
+
+    def clean_playbook(self) -> Playbook:
+        slug = self.cleaned_data["playbook"]
+        playbook = (
+            Playbook.objects.current()
+            .select_related("runbook")
+            .filter(slug=slug)
+            .first()
+        )
+        if playbook is None:
+            raise forms.ValidationError(f"There is no current playbook '{slug}'.")
+        return playbook
+
+    def clean_title(self) -> str:
+        title = self.cleaned_data["title"].strip()
+        if not title:
+            raise forms.ValidationError("Give the incident a title.")
+        return title
+
+
+class IncidentFilterForm(forms.Form):
+    status = forms.ChoiceField(
+        required=False,
+        choices=[("", "Any status"), ("active", "Active"), *Incident.Status.choices],
+    )
+    severity = forms.CharField(required=False, max_length=30)
+    playbook = forms.SlugField(required=False)
+
+
+class StatusForm(forms.Form):
+    status = forms.ChoiceField(choices=Incident.Status.choices)
+
+
+class CommanderForm(forms.Form):
+    commander = forms.ModelChoiceField(
+        queryset=get_user_model().objects.filter(is_active=True), required=False
+    )
+
+
+class TickForm(forms.Form):
+    state = forms.ChoiceField(choices=[("done", "Done"), ("skipped", "Skipped"),
+                                       ("reopened", "Reopened")])  # fmt: skip
+    reason = forms.CharField(required=False, max_length=1000)
+    expected = forms.IntegerField(required=False, min_value=0)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("state") == "skipped" and not (data.get("reason") or "").strip():
+            self.add_error("reason", "Say why the step is skipped.")
+        return data
+
+
+class NoteForm(forms.Form):
+    text = forms.CharField(max_length=5000, widget=forms.Textarea(attrs={"rows": 2}))
+    step = forms.IntegerField(required=False, min_value=1)

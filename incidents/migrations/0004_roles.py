@@ -1,0 +1,31 @@
+"""The four roles as groups (definitions in incidents/roles.py)."""
+
+from django.contrib.auth.management import create_permissions
+from django.db import migrations
+
+from incidents.roles import ROLES, ensure_roles
+
+
+def create_roles(apps, schema_editor):
+    # Permissions are normally created after all migrations; roles need them now.
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True
+        create_permissions(app_config, apps=apps, verbosity=0)
+        app_config.models_module = None
+    ensure_roles(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
+
+
+def remove_roles(apps, schema_editor):
+    apps.get_model("auth", "Group").objects.filter(name__in=list(ROLES)).delete()
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("incidents", "0003_audit_append_only"),
+        ("auth", "0012_alter_user_first_name_max_length"),
+        ("contenttypes", "0002_remove_content_type_name"),
+        ("admin", "0003_logentry_add_action_flag_choices"),
+        ("sessions", "0001_initial"),
+    ]
+
+    operations = [migrations.RunPython(create_roles, remove_roles)]

@@ -1,0 +1,144 @@
+"""Audit what happens outside our own services: sign-ins, and admin changes to
+users, groups and permissions (from the Django admin or anywhere else)."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+
+from django.contrib.auth import get_user_model, user_logged_in, user_logged_out
+from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.signals import user_login_failed
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
+from django.dispatch import receiver
+from django.http import HttpRequest, HttpResponse
+
+from . import audit
+
+current_request: ContextVar[HttpRequest | None] = ContextVar(
+    "current_request", default=None
+)
+USER_FIELDS = ("username", "email", "first_name", "last_name", "is_active", "is_staff",
+               "is_superuser")  # fmt: skip
+
+
+class AuditContextMiddleware:
+    """Lets signal handlers know who is acting and from where."""
+
+    def __init__(self, get_response) -> None:  # noqa: ANN001
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        token = current_request.set(request)
+        try:
+            return self.get_response(request)
+        finally:
+            current_request.reset(token)
+
+
+def _actor() -> dict:
+    request = current_request.get()
+    if request is None or not getattr(request, "user", None):
+        return {"actor_name": "system", "request": request}
+    return {"actor": request.user, "request": request}
+
+
+@receiver(user_logged_in)
+def logged_in(sender, request, user, **kwargs) -> None:  # noqa: ANN001
+    audit.append("login.succeeded", actor=user, request=request)
+
+
+@receiver(user_logged_out)
+def logged_out(sender, request, user, **kwargs) -> None:  # noqa: ANN001
+    if user is not None:
+        audit.append("logout", actor=user, request=request)
+
+
+@receiver(user_login_failed)
+def login_failed(sender, credentials, request=None, **kwargs) -> None:  # noqa: ANN001
+    # The username tried, never the password.
+    username = str(credentials.get("username", ""))[:150]
+    audit.append("login.failed", actor_name=username, data={"username": username},
+                 request=request)  # fmt: skip
+
+
+def _user_model():  # noqa: ANN202
+    return get_user_model()
+
+
+@receiver(pre_save)
+def remember_user(sender, instance, **kwargs) -> None:  # noqa: ANN001
+    if sender is not _user_model() or not instance.pk:
+        return
+    old = sender.objects.filter(pk=instance.pk).values(*USER_FIELDS, "password").first()
+    instance._audit_before = old
+
+
+@receiver(post_save)
+def user_or_group_saved(sender, instance, created, raw=False, **kwargs) -> None:  # noqa: ANN001
+    if raw:
+        return
+    if sender is Group:
+        verb = "group.created" if created else "group.changed"
+        audit.append(verb, obj=instance, data={"name": instance.name}, **_actor())
+        return
+    if sender is not _user_model():
+        return
+    if created:
+        data = {f: getattr(instance, f) for f in USER_FIELDS}
+        audit.append("user.created", obj=instance, data=data, **_actor())
+        return
+    before = getattr(instance, "_audit_before", None) or {}
+    changes = {
+        f: [before.get(f), getattr(instance, f)]
+        for f in USER_FIELDS
+        if before.get(f) != getattr(instance, f)
+    }
+    if before.get("password") != instance.password:
+        changes["password"] = "changed"  # that it changed, never what to
+    if changes:
+        audit.append("user.changed", obj=instance, data={"username": instance.get_username(),
+                     "changes": changes}, **_actor())  # fmt: skip
+
+
+@receiver(post_delete)
+def user_or_group_deleted(sender, instance, **kwargs) -> None:  # noqa: ANN001
+    if sender is Group or sender is _user_model():
+        name = instance.name if sender is Group else instance.get_username()
+        audit.append(f"{sender._meta.model_name}.deleted", obj=instance, data={"name": name},
+                     **_actor())  # fmt: skip
+
+
+def _names(model, pks) -> list[str]:  # noqa: ANN001
+    if not pks:
+        return []
+    if model is Permission:
+        rows = model.objects.filter(pk__in=pks).values_list(
+            "content_type__app_label", "codename"
+        )
+        return sorted(f"{app}.{code}" for app, code in rows)
+    field = "name" if model is Group else _user_model().USERNAME_FIELD
+    return sorted(model.objects.filter(pk__in=pks).values_list(field, flat=True))
+
+
+@receiver(m2m_changed)
+def grants_changed(sender, instance, action, model, pk_set, **kwargs) -> None:  # noqa: ANN001
+    User = _user_model()  # noqa: N806
+    watched = {
+        User.groups.through,
+        User.user_permissions.through,
+        Group.permissions.through,
+    }
+    if sender not in watched or action not in {"post_add", "post_remove", "post_clear"}:
+        return
+    owner = instance.name if isinstance(instance, Group) else str(instance)
+    audit.append(
+        "grant.changed",
+        obj=instance,
+        data={
+            "of": owner,
+            "what": model._meta.model_name,
+            "action": action.removeprefix("post_"),
+            "items": _names(model, pk_set),
+        },
+        **_actor(),
+    )

@@ -1,0 +1,40 @@
+"""The incident timeline is a view of the audit log: one sentence per event."""
+
+from __future__ import annotations
+
+from .models import AuditEvent
+
+STATE_WORDS = {"done": "marked step {step} done", "reopened": "reopened step {step}"}
+
+
+def describe(event: AuditEvent) -> str:
+    """What happened, in words a post-mortem author can paste."""
+    d = event.data or {}
+    verb = event.verb
+    if verb == "incident.opened":
+        return f"opened the incident from §{d.get('playbook')} {d.get('playbook_title', '')}"
+    if verb == "incident.status_changed":
+        return f"changed the status from {d.get('from')} to {d.get('to')}"
+    if verb == "incident.reopened":
+        return f"reopened the incident (was {d.get('from')})"
+    if verb == "incident.commander_changed":
+        return f"made {d.get('to') or 'nobody'} the commander"
+    if verb == "step.done":
+        return f"marked step {d.get('step')} done ({d.get('title', '')})"
+    if verb == "step.skipped":
+        return f"skipped step {d.get('step')} ({d.get('title', '')}): {d.get('reason', '')}"
+    if verb == "step.reopened":
+        return f"reopened step {d.get('step')} ({d.get('title', '')})"
+    if verb == "note.added":
+        where = f" on step {d['step']}" if d.get("step") else ""
+        return f"noted{where}: {d.get('text', '')}"
+    if verb == "incident.exported":
+        return f"exported the {d.get('format', '')}"
+    if verb == "permission.denied":
+        return f"was refused {d.get('permission', '')} ({d.get('method', '')} {d.get('path', '')})"
+    return verb.replace(".", " ")
+
+
+def kind(event: AuditEvent) -> str:
+    """A CSS class for the event's family."""
+    return event.verb.split(".", 1)[0]
