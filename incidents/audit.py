@@ -57,8 +57,19 @@ def canonical(
 ) -> bytes:
     """The exact bytes the MAC covers: every column but the MAC itself."""
     stamp = created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    payload = [seq, stamp, actor_id, actor_name, verb, incident_id, object_type,
-               object_id, data, ip, prev_mac]  # fmt: skip
+    payload = [
+        seq,
+        stamp,
+        actor_id,
+        actor_name,
+        verb,
+        incident_id,
+        object_type,
+        object_id,
+        data,
+        ip,
+        prev_mac,
+    ]
     return json.dumps(
         payload, sort_keys=True, separators=(",", ":"), default=str
     ).encode()
@@ -123,8 +134,20 @@ class Verdict:
 
 
 def _rows() -> Iterator[tuple]:
-    columns = ("seq", "created_at", "actor_id", "actor_name", "verb", "incident_id",
-               "object_type", "object_id", "data", "ip", "prev_mac", "mac")  # fmt: skip
+    columns = (
+        "seq",
+        "created_at",
+        "actor_id",
+        "actor_name",
+        "verb",
+        "incident_id",
+        "object_type",
+        "object_id",
+        "data",
+        "ip",
+        "prev_mac",
+        "mac",
+    )
     yield from (
         AuditEvent.objects.order_by("seq")
         .values_list(*columns)
@@ -165,10 +188,18 @@ def verify() -> Verdict:
                 False, count, seq, f"row {seq} does not link to row {seq - 1}"
             )
         payload = canonical(
-            seq=seq, created_at=created_at, actor_id=actor_id, actor_name=actor_name,
-            verb=verb, incident_id=incident_id, object_type=otype, object_id=oid,
-            data=data, ip=ip, prev_mac=link,
-        )  # fmt: skip
+            seq=seq,
+            created_at=created_at,
+            actor_id=actor_id,
+            actor_name=actor_name,
+            verb=verb,
+            incident_id=incident_id,
+            object_type=otype,
+            object_id=oid,
+            data=data,
+            ip=ip,
+            prev_mac=link,
+        )
         if not hmac.compare_digest(
             hmac.new(key, payload, hashlib.sha256).hexdigest(), mac
         ):

@@ -46,10 +46,18 @@ def events(incident: Incident) -> Iterator[AuditEvent]:
 def response(
     request: HttpRequest, incident: Incident, name: str
 ) -> StreamingHttpResponse:
-    audit.append("incident.exported", actor=request.user, incident=incident,
-                 data={"format": name}, request=request)  # fmt: skip
-    body = {"postmortem.md": postmortem, "timeline.json": timeline_json,
-            "timeline.csv": timeline_csv}[name](incident)  # fmt: skip
+    audit.append(
+        "incident.exported",
+        actor=request.user,
+        incident=incident,
+        data={"format": name},
+        request=request,
+    )
+    body = {
+        "postmortem.md": postmortem,
+        "timeline.json": timeline_json,
+        "timeline.csv": timeline_csv,
+    }[name](incident)
     reply = StreamingHttpResponse(body, content_type=CONTENT_TYPES[name])
     reply["Content-Disposition"] = (
         f'attachment; filename="incident-{incident.pk}-{name}"'
@@ -81,7 +89,7 @@ def incident_record(incident: Incident) -> dict:
             "title": incident.playbook.title,
             "slug": incident.playbook.slug,
             "runbook_revision": incident.playbook.runbook.revision,
-        },  # fmt: skip
+        },
         "commander": incident.commander.get_username() if incident.commander else None,
         "opened_by": incident.opened_by.get_username() if incident.opened_by else None,
         "opened_at": iso(incident.opened_at),
@@ -118,8 +126,17 @@ def timeline_csv(incident: Incident) -> Iterator[str]:
     )
     for e in events(incident):
         r = _event_record(e)
-        yield writer.writerow([r["seq"], r["time"], r["actor"], r["verb"], r["step"] or "",
-                               _cell(r["text"]), json.dumps(e.data, ensure_ascii=False)])  # fmt: skip
+        yield writer.writerow(
+            [
+                r["seq"],
+                r["time"],
+                r["actor"],
+                r["verb"],
+                r["step"] or "",
+                _cell(r["text"]),
+                json.dumps(e.data, ensure_ascii=False),
+            ]
+        )
 
 
 def _cell(text: str) -> str:
@@ -154,8 +171,11 @@ def postmortem(incident: Incident) -> Iterator[str]:
     yield f"- **Status:** {incident.status}\n"
     yield f"- **Opened:** {utc(incident.opened_at)}"
     yield f" by {incident.opened_by.get_username()}\n" if incident.opened_by else "\n"
-    for label, moment in [("Acknowledged", incident.acknowledged_at),
-                          ("Mitigated", incident.mitigated_at), ("Resolved", ended)]:  # fmt: skip
+    for label, moment in [
+        ("Acknowledged", incident.acknowledged_at),
+        ("Mitigated", incident.mitigated_at),
+        ("Resolved", ended),
+    ]:
         if moment:
             yield f"- **{label}:** {utc(moment)}\n"
     yield (

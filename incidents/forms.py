@@ -53,8 +53,9 @@ class CommanderForm(forms.Form):
 
 
 class TickForm(forms.Form):
-    state = forms.ChoiceField(choices=[("done", "Done"), ("skipped", "Skipped"),
-                                       ("reopened", "Reopened")])  # fmt: skip
+    state = forms.ChoiceField(
+        choices=[("done", "Done"), ("skipped", "Skipped"), ("reopened", "Reopened")]
+    )
     reason = forms.CharField(required=False, max_length=1000)
     expected = forms.IntegerField(required=False, min_value=0)
 

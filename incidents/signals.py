@@ -17,8 +17,15 @@ from . import audit
 current_request: ContextVar[HttpRequest | None] = ContextVar(
     "current_request", default=None
 )
-USER_FIELDS = ("username", "email", "first_name", "last_name", "is_active", "is_staff",
-               "is_superuser")  # fmt: skip
+USER_FIELDS = (
+    "username",
+    "email",
+    "first_name",
+    "last_name",
+    "is_active",
+    "is_staff",
+    "is_superuser",
+)
 
 
 class AuditContextMiddleware:
@@ -57,8 +64,12 @@ def logged_out(sender, request, user, **kwargs) -> None:  # noqa: ANN001
 def login_failed(sender, credentials, request=None, **kwargs) -> None:  # noqa: ANN001
     # The username tried, never the password.
     username = str(credentials.get("username", ""))[:150]
-    audit.append("login.failed", actor_name=username, data={"username": username},
-                 request=request)  # fmt: skip
+    audit.append(
+        "login.failed",
+        actor_name=username,
+        data={"username": username},
+        request=request,
+    )
 
 
 def _user_model():  # noqa: ANN202
@@ -96,16 +107,24 @@ def user_or_group_saved(sender, instance, created, raw=False, **kwargs) -> None:
     if before.get("password") != instance.password:
         changes["password"] = "changed"  # that it changed, never what to
     if changes:
-        audit.append("user.changed", obj=instance, data={"username": instance.get_username(),
-                     "changes": changes}, **_actor())  # fmt: skip
+        audit.append(
+            "user.changed",
+            obj=instance,
+            data={"username": instance.get_username(), "changes": changes},
+            **_actor(),
+        )
 
 
 @receiver(post_delete)
 def user_or_group_deleted(sender, instance, **kwargs) -> None:  # noqa: ANN001
     if sender is Group or sender is _user_model():
         name = instance.name if sender is Group else instance.get_username()
-        audit.append(f"{sender._meta.model_name}.deleted", obj=instance, data={"name": name},
-                     **_actor())  # fmt: skip
+        audit.append(
+            f"{sender._meta.model_name}.deleted",
+            obj=instance,
+            data={"name": name},
+            **_actor(),
+        )
 
 
 def _names(model, pks) -> list[str]:  # noqa: ANN001

@@ -4,6 +4,7 @@ here on the server through incidents.access; templates only hide what is refused
 from __future__ import annotations
 
 from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -55,8 +56,13 @@ def playbook_list(request: HttpRequest) -> HttpResponse:
     template = "incidents/playbook_list.html"
     if request.htmx:
         template += "#results"
-    context = {"playbooks": shown, "query": query, "total": len(everything),
-               "runbooks": runbooks, "can_open": access.can(request.user, access.OPEN_INCIDENTS)}  # fmt: skip
+    context = {
+        "playbooks": shown,
+        "query": query,
+        "total": len(everything),
+        "runbooks": runbooks,
+        "can_open": access.can(request.user, access.OPEN_INCIDENTS),
+    }
     return render(request, template, context)
 
 
@@ -66,8 +72,10 @@ def playbook_detail(request: HttpRequest, slug: str) -> HttpResponse:
     playbook = get_object_or_404(
         Playbook.objects.current().select_related("runbook"), slug=slug
     )
-    context = {"view": present_playbook(playbook),
-               "can_open": access.can(request.user, access.OPEN_INCIDENTS)}  # fmt: skip
+    context = {
+        "view": present_playbook(playbook),
+        "can_open": access.can(request.user, access.OPEN_INCIDENTS),
+    }
     return render(request, "incidents/playbook_detail.html", context)
 
 
@@ -128,9 +136,11 @@ def incident_new(request: HttpRequest) -> HttpResponse:
         status = 200
     playbooks = Playbook.objects.current().order_by("number")
     return render(
-        request, "incidents/incident_new.html", {"form": form, "playbooks": playbooks},
+        request,
+        "incidents/incident_new.html",
+        {"form": form, "playbooks": playbooks},
         status=status,
-    )  # fmt: skip
+    )
 
 
 def _incident(pk: int) -> Incident:
@@ -143,10 +153,10 @@ def _incident(pk: int) -> Incident:
 def _checklist_context(
     request: HttpRequest, incident: Incident, **extra: object
 ) -> dict:
-    perms = access.permissions_for(request.user)
-    context = {"incident": incident, "perms": perms, **extra}
-    context["checklist"] = present_checklist(incident, {"perms": perms})
-    if perms["command"]:
+    can = access.permissions_for(request.user)
+    context = {"incident": incident, "can": can, **extra}
+    context["checklist"] = present_checklist(incident, {"can": can})
+    if can["command"]:
         context["people"] = (
             get_user_model().objects.filter(is_active=True).order_by("username")
         )
@@ -162,8 +172,15 @@ def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-def _after_change(request: HttpRequest, incident: Incident, *, step: int | None = None,
-                  notice: str = "", error: str = "", status: int = 200) -> HttpResponse:  # fmt: skip
+def _after_change(
+    request: HttpRequest,
+    incident: Incident,
+    *,
+    step: int | None = None,
+    notice: str = "",
+    error: str = "",
+    status: int = 200,
+) -> HttpResponse:
     """HTMX: the changed fragment plus out-of-band header, timeline and poller.
     Without JavaScript: back to the page (the notice as a message)."""
     if not request.htmx:
@@ -195,8 +212,12 @@ def incident_status(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         return _after_change(request, incident, error="Choose a status.", status=400)
     try:
-        services.change_status(incident=incident, to=form.cleaned_data["status"],
-                               by=request.user, request=request)  # fmt: skip
+        services.change_status(
+            incident=incident,
+            to=form.cleaned_data["status"],
+            by=request.user,
+            request=request,
+        )
     except services.TransitionError as exc:
         return _after_change(request, incident, error=str(exc), status=409)
     return _after_change(request, incident)
@@ -211,8 +232,12 @@ def incident_commander(request: HttpRequest, pk: int) -> HttpResponse:
         return _after_change(
             request, incident, error="That person cannot command.", status=400
         )
-    services.change_commander(incident=incident, commander=form.cleaned_data["commander"],
-                              by=request.user, request=request)  # fmt: skip
+    services.change_commander(
+        incident=incident,
+        commander=form.cleaned_data["commander"],
+        by=request.user,
+        request=request,
+    )
     return _after_change(request, incident)
 
 
@@ -251,8 +276,13 @@ def note_add(request: HttpRequest, pk: int) -> HttpResponse:
         step = get_object_or_404(
             incident.playbook.steps, number=form.cleaned_data["step"]
         )
-    services.add_note(incident=incident, text=form.cleaned_data["text"], step=step,
-                      by=request.user, request=request)  # fmt: skip
+    services.add_note(
+        incident=incident,
+        text=form.cleaned_data["text"],
+        step=step,
+        by=request.user,
+        request=request,
+    )
     return _after_change(request, incident, step=step.number if step else None)
 
 
@@ -289,6 +319,7 @@ def export_timeline_csv(request: HttpRequest, pk: int) -> HttpResponse:
     return exports.response(request, _incident(pk), "timeline.csv")
 
 
+@login_required
 def home(request: HttpRequest) -> HttpResponse:
     """Incidents for those who may see them, else the playbooks."""
     if access.can(request.user, access.VIEW_INCIDENTS):

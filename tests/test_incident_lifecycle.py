@@ -1,0 +1,115 @@
+"""Opening, listing and moving an incident through its statuses."""
+
+from __future__ import annotations
+
+import pytest
+
+from incidents.models import AuditEvent, Incident, Playbook
+from incidents.services import TransitionError, change_status, import_runbook
+
+
+def test_a_responder_opens_an_incident_from_a_playbook(responder_client, responder, yomira):
+    response = responder_client.post(
+        "/incidents/new/", {"playbook": "redis-down-unreachable", "title": "Redis gone"}
+    )
+    incident = Incident.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/incidents/{incident.pk}/"
+    assert (incident.title, incident.status, incident.severity) == ("Redis gone", "open", "critical")
+    assert incident.playbook.number == 4 and incident.opened_by == responder
+    event = AuditEvent.objects.get(verb="incident.opened")
+    assert (event.incident_id, event.actor_name, event.data["playbook"]) == (incident.pk, "rita", 4)
+
+
+def test_opening_with_a_bad_playbook_or_title_says_what_is_wrong(responder_client, yomira):
+    response = responder_client.post("/incidents/new/", {"playbook": "nope", "title": "  "})
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert "There is no current playbook" in page
+    assert "This field is required" in page or "Give the incident a title" in page
+    assert Incident.objects.count() == 0
+
+
+def test_the_new_incident_form_preselects_the_playbook(responder_client, yomira):
+    page = responder_client.get("/incidents/new/?playbook=disk-space-critical").content.decode()
+    assert '<option value="disk-space-critical" selected>' in page
+
+
+def test_status_moves_forward_and_records_each_transition_time(incident, commander):
+    for status in ["acknowledged", "mitigated", "resolved"]:
+        change_status(incident=incident, to=status, by=commander)
+    incident.refresh_from_db()
+    assert incident.status == "resolved"
+    assert incident.opened_at <= incident.acknowledged_at <= incident.mitigated_at
+    assert incident.mitigated_at <= incident.resolved_at
+    verbs = list(incident.events.values_list("verb", "data"))
+    assert verbs[1:] == [
+        ("incident.status_changed", {"from": "open", "to": "acknowledged"}),
+        ("incident.status_changed", {"from": "acknowledged", "to": "mitigated"}),
+        ("incident.status_changed", {"from": "mitigated", "to": "resolved"}),
+    ]
+
+
+def test_a_false_alarm_can_go_straight_to_resolved_and_be_reopened(incident, commander):
+    change_status(incident=incident, to="resolved", by=commander)
+    incident.refresh_from_db()
+    assert incident.acknowledged_at and incident.mitigated_at and incident.resolved_at
+    change_status(incident=incident, to="open", by=commander)
+    incident.refresh_from_db()
+    assert (incident.status, incident.resolved_at) == ("open", None)
+    assert incident.events.filter(verb="incident.reopened").count() == 1
+
+
+def test_an_impossible_transition_is_refused_with_a_reason(incident, commander):
+    with pytest.raises(TransitionError, match="open cannot become open"):
+        change_status(incident=incident, to="open", by=commander)
+    change_status(incident=incident, to="mitigated", by=commander)
+    with pytest.raises(TransitionError, match="mitigated cannot become acknowledged"):
+        change_status(incident=incident, to="acknowledged", by=commander)
+
+
+def test_an_impossible_transition_over_htmx_is_a_409_fragment(commander_client, incident):
+    response = commander_client.post(
+        f"/incidents/{incident.pk}/status", {"status": "open"}, HTTP_HX_REQUEST="true"
+    )
+    assert response.status_code == 409
+    assert "cannot become open" in response.content.decode()
+
+
+def test_the_commander_can_be_handed_over(commander_client, incident, responder):
+    response = commander_client.post(
+        f"/incidents/{incident.pk}/commander", {"commander": responder.pk}
+    )
+    assert response.status_code == 302
+    incident.refresh_from_db()
+    assert incident.commander == responder
+    event = incident.events.get(verb="incident.commander_changed")
+    assert event.data == {"from": "cole", "to": "rita"}
+
+
+def test_the_list_puts_open_incidents_first_and_filters(viewer_client, incident, commander):
+    playbook = Playbook.objects.current().get(number=9)
+    from incidents.services import open_incident
+
+    old = open_incident(playbook=playbook, title="Disk full last week", by=commander)
+    change_status(incident=old, to="resolved", by=commander)
+    newest = open_incident(playbook=playbook, title="Disk filling again", by=commander)
+    page = viewer_client.get("/incidents/").content.decode()
+    order = [page.index(t) for t in ["Disk filling again", "Redis is refusing", "Disk full last"]]
+    assert order == sorted(order)
+    filtered = viewer_client.get("/incidents/", {"status": "resolved"}).content.decode()
+    assert "Disk full last week" in filtered and "Redis is refusing" not in filtered
+    by_playbook = viewer_client.get("/incidents/", {"playbook": "disk-space-critical"})
+    assert "Redis is refusing" not in by_playbook.content.decode()
+    by_severity = viewer_client.get("/incidents/", {"severity": "warning"}).content.decode()
+    assert "Disk filling again" in by_severity and "Redis is refusing" not in by_severity
+    assert newest.pk > old.pk
+
+
+def test_an_open_incident_keeps_its_runbook_revision(incident, yomira_source, viewer_client):
+    import_runbook(source=yomira_source.replace(b"1. **Verify:**", b"1. **Verify it:**"))
+    incident.refresh_from_db()
+    assert incident.playbook.runbook.revision == 1
+    assert not incident.playbook.runbook.is_current
+    page = viewer_client.get(f"/incidents/{incident.pk}/").content.decode()
+    assert "Verify</h3>" in page and "Verify it" not in page
+    assert "runbook revision 1" in page
