@@ -44,7 +44,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(TEST_ENV) $(BIN)/python manage.py collectstatic --no-input -v0
-	$(TEST_ENV) $(BIN)/python bench/run.py
+	$(TEST_ENV) $(BIN)/python bench/run.py $(BENCH)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,24 +1,43 @@
 """Benchmarks (not tests): print figures and ratios. Run with `make bench`.
 
-Today: how fast the runbook importer parses, against plain markdown-it parsing of the
-same text (the floor any Markdown-based importer pays)."""
+1. The runbook importer's parse time, against markdown-it parsing the same text.
+2. The checklist page's throughput under gunicorn, as a ratio to a trivial view
+   (`/health/live`) on the same server (budget: at least 0.15x).
+3. Timeline export of an incident with 10,000 events (budget: under 0.5 s), and the
+   export's peak memory at 10,000 and 100,000 events (budget: flat, streamed).
+4. `verify_audit` over 100,000+ events (budget: under 3 s).
+
+It works in its own PostgreSQL database (`<name>_bench`), made afresh each run."""
 
 from __future__ import annotations
 
+import os
+import socket
 import statistics
+import subprocess
 import sys
+import threading
 import time
+import tracemalloc
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from incidents.runbook import parse_runbook  # noqa: E402
-from incidents.runbook.markdown import make_markdown  # noqa: E402
+BASE_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/yomira")
+parts = urlsplit(BASE_URL)
+BENCH_DB = parts.path.lstrip("/") + "_bench"
+os.environ["DATABASE_URL"] = urlunsplit(parts._replace(path="/" + BENCH_DB))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "yomira_console.settings")
 
 
-def timed(fn, repeat: int = 200) -> list[float]:  # noqa: ANN001
-    fn()  # warm up
+def section(title: str) -> None:
+    print(f"\n== {title}")
+
+
+def timed(fn, repeat: int) -> list[float]:  # noqa: ANN001
+    fn()
     samples = []
     for _ in range(repeat):
         start = time.perf_counter()
@@ -27,19 +46,225 @@ def timed(fn, repeat: int = 200) -> list[float]:  # noqa: ANN001
     return samples
 
 
-def main() -> None:
+def bench_importer() -> None:
+    from incidents.runbook import parse_runbook
+    from incidents.runbook.markdown import make_markdown
+
+    section("Runbook importer")
     source = (ROOT / "runbooks" / "yomira.md").read_bytes()
-    text = source.decode()
     md = make_markdown()
-    parse = timed(lambda: parse_runbook(source))
-    floor = timed(lambda: md.parse(text))
+    parse = timed(lambda: parse_runbook(source), 100)
+    floor = timed(lambda: md.parse(source.decode()), 100)
     p50, f50 = statistics.median(parse), statistics.median(floor)
+    print(f"parse yomira.md ({len(source)} bytes): p50 {p50 * 1000:.1f} ms")
+    print(f"markdown-it alone: p50 {f50 * 1000:.1f} ms; ratio {p50 / f50:.1f}x")
+
+
+def fresh_database() -> None:
+    import psycopg
+
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
+
+
+def seed():  # noqa: ANN201
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from django.core.management import call_command
+
+    from incidents.models import Playbook
+    from incidents.services import add_note, import_runbook, open_incident, tick_step
+
+    call_command("migrate", verbosity=0)
+    import_runbook(source=(ROOT / "runbooks" / "yomira.md").read_bytes())
+    user = get_user_model().objects.create_user("bench", password="bench-password")
+    user.groups.add(Group.objects.get(name="Commander"))
+    playbook = Playbook.objects.current().get(number=3)  # 7 steps
+    incident = open_incident(playbook=playbook, title="bench", by=user)
+    for step in playbook.steps.all():
+        tick_step(incident=incident, step=step, state="done", expected=None, by=user)
+        add_note(
+            incident=incident, text=f"looked at step {step.number}", step=step, by=user
+        )
+    return user, incident
+
+
+def session_cookie(user) -> str:  # noqa: ANN001
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+
+    store = SessionStore()
+    store[SESSION_KEY] = str(user.pk)
+    store[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
+    store[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    store.save()
+    return store.session_key
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def throughput(url: str, cookie: str, seconds: float = 6.0, clients: int = 4) -> float:
+    import httpx
+
+    done = [0] * clients
+    stop = time.perf_counter() + seconds
+
+    def worker(i: int) -> None:
+        with httpx.Client(cookies={"sessionid": cookie}, timeout=10) as client:
+            while time.perf_counter() < stop:
+                response = client.get(url)
+                assert response.status_code == 200, (url, response.status_code)
+                done[i] += 1
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(done) / seconds
+
+
+def bench_checklist(user, incident) -> None:  # noqa: ANN001
+    import httpx
+
+    section("Checklist page throughput (gunicorn, 2 sync workers, 4 clients)")
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "yomira_console.wsgi:application", "--bind",
+         f"127.0.0.1:{port}", "--workers", "2", "--threads", "1", "--log-level", "warning"],
+        cwd=ROOT,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                httpx.get(f"{base}/health/live", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        cookie = session_cookie(user)
+        trivial = throughput(f"{base}/health/live", cookie)
+        page = throughput(f"{base}/incidents/{incident.pk}/", cookie)
+        print(f"trivial view /health/live: {trivial:.0f} req/s")
+        print(
+            f"checklist /incidents/{incident.pk}/ (7 steps, 14 events): {page:.0f} req/s"
+        )
+        print(f"ratio checklist / trivial: {page / trivial:.2f}x (budget >= 0.15x)")
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def add_events(incident, count: int) -> None:  # noqa: ANN001
+    """Append `count` chained events quickly (bulk, same MACs as audit.append)."""
+    from django.utils import timezone
+
+    from incidents import audit
+    from incidents.models import AuditEvent
+
+    last = AuditEvent.objects.order_by("-seq").values_list("seq", "mac").first()
+    seq, prev = last
+    batch = []
+    for i in range(count):
+        seq += 1
+        fields = {
+            "seq": seq, "created_at": timezone.now(), "actor_id": None, "actor_name": "bench",
+            "verb": "note.added", "incident_id": incident.pk, "object_type": "",
+            "object_id": "", "data": {"text": f"observation {i}: queue depth 1234", "step": None},
+            "ip": "127.0.0.1", "prev_mac": prev,
+        }  # fmt: skip
+        prev = audit.compute_mac(**fields)
+        batch.append(AuditEvent(mac=prev, **fields))
+        if len(batch) == 5000:
+            AuditEvent.objects.bulk_create(batch)
+            batch = []
+    AuditEvent.objects.bulk_create(batch)
+
+
+def export_once(client, incident, name: str) -> tuple[float, float, int]:  # noqa: ANN001
+    """Wall time (measured without tracing), then peak memory (traced run)."""
+
+    def consume() -> int:
+        response = client.get(f"/incidents/{incident.pk}/{name}")
+        return sum(len(chunk) for chunk in response.streaming_content)
+
+    start = time.perf_counter()
+    size = consume()
+    elapsed = time.perf_counter() - start
+    tracemalloc.start()
+    consume()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return elapsed, peak / 1e6, size
+
+
+def bench_exports(user, incident) -> None:  # noqa: ANN001
+    from django.test import Client
+
+    from incidents.models import Incident
+    from incidents.services import open_incident
+
+    section("Timeline export (in-process, streamed)")
+    client = Client(HTTP_HOST="127.0.0.1")
+    client.force_login(user)
+    small = open_incident(playbook=incident.playbook, title="10k events", by=user)
+    add_events(small, 10_000)
+    big = open_incident(playbook=incident.playbook, title="100k events", by=user)
+    add_events(big, 100_000)
+    for name in ("timeline.json", "timeline.csv", "postmortem.md"):
+        t10, m10, s10 = export_once(client, small, name)
+        t100, m100, _ = export_once(client, big, name)
+        print(
+            f"{name:14} 10k events: {t10:.2f} s, {s10 / 1e6:.1f} MB out, peak {m10:.1f} MB"
+            f" | 100k: {t100:.2f} s, peak {m100:.1f} MB | memory ratio {m100 / m10:.2f}x"
+        )
+    print("budgets: 10k export under 0.5 s; memory ratio near 1x (flat)")
+    assert Incident.objects.count() >= 3
+
+
+def bench_verify() -> None:
+    from incidents import audit
+    from incidents.models import AuditEvent
+
+    section("verify_audit")
+    count = AuditEvent.objects.count()
+    start = time.perf_counter()
+    verdict = audit.verify()
+    elapsed = time.perf_counter() - start
+    assert verdict.ok, verdict
     print(
-        f"runbook parse (yomira.md, {len(source)} bytes): p50 {p50 * 1000:.2f} ms, "
-        f"p95 {sorted(parse)[int(len(parse) * 0.95)] * 1000:.2f} ms"
+        f"verified {verdict.count} events in {elapsed:.2f} s "
+        f"({count / elapsed:,.0f} events/s; budget: 100k under 3 s)"
     )
-    print(f"markdown-it parse alone: p50 {f50 * 1000:.2f} ms")
-    print(f"ratio importer / markdown-it: {p50 / f50:.1f}x")
+
+
+def main() -> None:
+    """`python bench/run.py [importer] [checklist] [exports]`: all by default."""
+    import logging
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    wanted = set(sys.argv[1:]) or {"importer", "checklist", "exports"}
+    if "importer" in wanted:
+        bench_importer()
+    if not wanted & {"checklist", "exports"}:
+        return
+    fresh_database()
+    import django
+
+    django.setup()
+    user, incident = seed()
+    if "checklist" in wanted:
+        bench_checklist(user, incident)
+    if "exports" in wanted:
+        bench_exports(user, incident)
+        bench_verify()
 
 
 if __name__ == "__main__":

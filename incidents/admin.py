@@ -1,8 +1,10 @@
 """Admin: browse runbook revisions, correct a command's binding."""
 
 from django.contrib import admin
+from django.db.models import F
 
-from .models import Command, Playbook, Runbook, Step
+from . import audit
+from .models import AuditEvent, Command, Playbook, Runbook, Step
 
 
 class PlaybookInline(admin.TabularInline):
@@ -73,3 +75,60 @@ class CommandAdmin(admin.ModelAdmin):
     @admin.display(description="command")
     def short_text(self, obj: Command) -> str:
         return str(obj)
+
+    def save_model(self, request, obj: Command, form, change: bool) -> None:  # noqa: ANN001
+        super().save_model(request, obj, form, change)
+        Playbook.objects.filter(pk=obj.playbook_id).update(
+            binding_version=F("binding_version") + 1
+        )
+        audit.append(
+            "command.rebound",
+            actor=request.user,
+            obj=obj,
+            data={
+                "playbook": obj.playbook.number,
+                "text": obj.text[:200],
+                "kind": obj.kind,
+                "executor": obj.executor,
+                "parameters": obj.parameters,
+            },
+            request=request,
+        )
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """The audit log, read-only: list, filter, search. Nothing here can change it
+    (and the database would refuse if it tried)."""
+
+    list_display = (
+        "seq",
+        "created_at",
+        "actor_name",
+        "verb",
+        "incident_id",
+        "object_ref",
+        "ip",
+    )
+    list_filter = ("verb", ("created_at", admin.DateFieldListFilter), "actor_name")
+    search_fields = ("verb", "actor_name", "object_id", "=incident__id")
+    ordering = ("-seq",)
+    date_hierarchy = "created_at"
+    list_per_page = 100
+    show_full_result_count = False  # counting a large log on every page is slow
+
+    @admin.display(description="object")
+    def object_ref(self, obj: AuditEvent) -> str:
+        return f"{obj.object_type} {obj.object_id}".strip()
+
+    def get_readonly_fields(self, request, obj=None) -> list[str]:  # noqa: ANN001
+        return [f.name for f in AuditEvent._meta.fields]
+
+    def has_add_permission(self, request) -> bool:  # noqa: ANN001
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:  # noqa: ANN001
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:  # noqa: ANN001
+        return False

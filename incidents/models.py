@@ -73,6 +73,9 @@ class Playbook(models.Model):
     )
     diagnosis = models.TextField(blank=True)
     line = models.PositiveIntegerField(default=1)
+    # Bumped when an admin rebinds one of its commands: part of every cache key of
+    # pages that show them.
+    binding_version = models.PositiveIntegerField(default=0)
 
     objects = PlaybookQuerySet.as_manager()
 

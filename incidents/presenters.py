@@ -4,7 +4,8 @@ incident checklist, which passes its own command template."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+import json
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 
 from django.template.loader import render_to_string
@@ -53,10 +54,37 @@ class PlaybookView:
     counts: dict[str, int]
 
 
+_BLOCK_CACHE: OrderedDict[tuple, str] = OrderedDict()
+_BLOCK_CACHE_SIZE = 4096
+
+
+def command_block_html(template: str, block: CodeBlock, commands: list[Command]) -> str:
+    """A code block's command cards. They depend only on the commands (and their
+    binding, which an admin may edit), so each process renders them once."""
+    key = (
+        template,
+        block.index,
+        *(
+            (
+                c.pk,
+                c.kind,
+                c.executor,
+                json.dumps([c.parameters, c.spec], sort_keys=True),
+            )
+            for c in commands
+        ),
+    )
+    html = _BLOCK_CACHE.get(key)
+    if html is None:
+        html = render_to_string(template, {"commands": commands, "block": block})
+        _BLOCK_CACHE[key] = html
+        if len(_BLOCK_CACHE) > _BLOCK_CACHE_SIZE:
+            _BLOCK_CACHE.popitem(last=False)
+    return html
+
+
 def present_playbook(
-    playbook: Playbook,
-    template: str = COMMAND_BLOCK_TEMPLATE,
-    extra: dict | None = None,
+    playbook: Playbook, template: str = COMMAND_BLOCK_TEMPLATE
 ) -> PlaybookView:
     """Three queries whatever the playbook's size: siblings, steps, commands."""
     siblings = list(
@@ -86,12 +114,7 @@ def present_playbook(
         def block_html(block: CodeBlock) -> str | None:
             if block.index not in grouped:
                 return None
-            context = {
-                "commands": grouped[block.index],
-                "block": block,
-                **(extra or {}),
-            }
-            return render_to_string(template, context)
+            return command_block_html(template, block, grouped[block.index])
 
         return block_html
 
@@ -161,14 +184,10 @@ class Checklist:
         return sum(s.state != "pending" for s in self.steps), len(self.steps)
 
 
-def present_checklist(incident: Incident, extra: dict | None = None) -> Checklist:
+def present_checklist(incident: Incident) -> Checklist:
     """Constant queries whatever the number of steps and executions: the playbook's
     three, one for all executions, one for the latest events."""
-    playbook_view = present_playbook(
-        incident.playbook,
-        CHECKLIST_COMMAND_TEMPLATE,
-        {"incident": incident, **(extra or {})},
-    )
+    playbook_view = present_playbook(incident.playbook, CHECKLIST_COMMAND_TEMPLATE)
     by_step: dict[int, list[StepExecution]] = defaultdict(list)
     for execution in incident.executions.select_related("requested_by"):
         by_step[execution.step_id].append(execution)

@@ -4,9 +4,9 @@ here on the server through incidents.access; templates only hide what is refused
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count, OuterRef, Q, Subquery
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -23,7 +23,8 @@ from .forms import (
     StatusForm,
     TickForm,
 )
-from .models import Incident, Playbook
+from .fragments import Head, checklist_fragments, with_token
+from .models import AuditEvent, Incident, Playbook
 from .presenters import present_checklist, present_playbook
 
 # --- the playbook library ---------------------------------------------------------------
@@ -144,22 +145,21 @@ def incident_new(request: HttpRequest) -> HttpResponse:
 
 
 def _incident(pk: int) -> Incident:
+    latest = AuditEvent.objects.filter(incident=OuterRef("pk")).order_by("-seq")
     return get_object_or_404(
-        Incident.objects.select_related("playbook__runbook", "commander", "opened_by"),
+        Incident.objects.select_related(
+            "playbook__runbook", "commander", "opened_by"
+        ).annotate(last_seq=Subquery(latest.values("seq")[:1])),
         pk=pk,
     )
 
 
-def _checklist_context(
-    request: HttpRequest, incident: Incident, **extra: object
-) -> dict:
+def _base_context(request: HttpRequest, incident: Incident, **extra: object) -> dict:
     can = access.permissions_for(request.user)
     context = {"incident": incident, "can": can, **extra}
-    context["checklist"] = present_checklist(incident, {"can": can})
     if can["command"]:
-        context["people"] = (
-            get_user_model().objects.filter(is_active=True).order_by("username")
-        )
+        people = get_user_model().objects.filter(is_active=True).order_by("username")
+        context["people"] = people.only("pk", "username")
     return context
 
 
@@ -167,9 +167,14 @@ def _checklist_context(
 @require_GET
 def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
     incident = _incident(pk)
-    return render(
-        request, "incidents/incident_detail.html", _checklist_context(request, incident)
+    context = _base_context(request, incident)
+    fragments = checklist_fragments(incident, context["can"])
+    context.update(
+        head=fragments.head,
+        main=with_token(fragments.main, request),
+        side=with_token(fragments.side, request),
     )
+    return render(request, "incidents/incident_detail.html", context)
 
 
 def _after_change(
@@ -192,8 +197,9 @@ def _after_change(
         return HttpResponseRedirect(incident.get_absolute_url() + anchor)
     incident = _incident(incident.pk)
     since = int(request.POST.get("since") or request.GET.get("since") or 0)
-    context = _checklist_context(request, incident, notice=notice, error=error)
-    checklist = context["checklist"]
+    context = _base_context(request, incident, notice=notice, error=error)
+    checklist = context["checklist"] = present_checklist(incident)
+    context["head"] = Head.of(checklist)
     new_events = [e for e in checklist.events if e.seq > since]
     changed = {e.data.get("step") for e in new_events} | {step}
     context.update(

@@ -33,7 +33,11 @@ def test_the_page_shows_the_playbook_as_a_checklist(responder_client, incident):
 
 def test_a_viewer_sees_no_buttons(viewer_client, incident):
     page = viewer_client.get(f"/incidents/{incident.pk}/").content.decode()
-    assert 'data-key="d"' not in page and "Add note" not in page and "Mark resolved" not in page
+    assert (
+        'data-key="d"' not in page
+        and "Add note" not in page
+        and "Mark resolved" not in page
+    )
 
 
 def test_ticking_a_step_done_returns_the_step_and_timeline_out_of_band(
@@ -42,19 +46,27 @@ def test_ticking_a_step_done_returns_the_step_and_timeline_out_of_band(
     response = tick(responder_client, incident, 2, "done")
     html = response.content.decode()
     assert response.status_code == 200
-    assert re.search(r'<li class="step state-done" id="step-2"[^>]*hx-swap-oob="true"', html)
+    assert re.search(
+        r'<li class="step state-done" id="step-2"[^>]*hx-swap-oob="true"', html
+    )
     assert 'hx-swap-oob="afterbegin:#timeline-list"' in html
     assert "marked step 2 done (Check memory)" in html
     assert '<header id="incident-head"' in html and "<strong>1/5</strong>" in html
     execution = StepExecution.objects.get()
-    assert (execution.state, execution.step.number, execution.requested_by.username) == (
+    assert (
+        execution.state,
+        execution.step.number,
+        execution.requested_by.username,
+    ) == (
         "done",
         2,
         "rita",
     )
 
 
-def test_without_javascript_a_tick_redirects_back_to_the_step(responder_client, incident):
+def test_without_javascript_a_tick_redirects_back_to_the_step(
+    responder_client, incident
+):
     response = tick(responder_client, incident, 3, "done", htmx=False)
     assert response.status_code == 302
     assert response["Location"] == f"/incidents/{incident.pk}/#step-3"
@@ -67,7 +79,9 @@ def test_skipping_needs_a_reason(responder_client, incident):
     assert response.status_code == 400
     assert "Say why the step is skipped." in response.content.decode()
     assert StepExecution.objects.count() == 0
-    response = tick(responder_client, incident, 1, "skipped", reason="PING works from here")
+    response = tick(
+        responder_client, incident, 1, "skipped", reason="PING works from here"
+    )
     assert response.status_code == 200
     assert StepExecution.objects.get().reason == "PING works from here"
     assert "skipped step 1 (Verify): PING works from here" in response.content.decode()
@@ -86,14 +100,19 @@ def test_a_stale_tick_is_not_applied_and_says_who_got_there_first(
     assert list(StepExecution.objects.values_list("state", flat=True)) == ["skipped"]
 
 
-def test_reopening_a_step_makes_it_pending_and_keeps_its_history(responder_client, incident):
+def test_reopening_a_step_makes_it_pending_and_keeps_its_history(
+    responder_client, incident
+):
     tick(responder_client, incident, 4, "done")
     done = StepExecution.objects.get()
     response = tick(responder_client, incident, 4, "reopened", expected=done.pk)
     html = response.content.decode()
     assert 'class="step state-pending" id="step-4"' in html
     assert "History (2)" in html
-    assert list(StepExecution.objects.values_list("state", flat=True)) == ["done", "reopened"]
+    assert list(StepExecution.objects.values_list("state", flat=True)) == [
+        "done",
+        "reopened",
+    ]
 
 
 def test_a_step_that_is_not_in_the_playbook_is_404(responder_client, incident):
@@ -141,10 +160,13 @@ def test_the_elapsed_time_and_progress_are_in_the_header(responder_client, incid
     assert "data-elapsed-since=" in page and "<strong>0/5</strong>" in page
 
 
-BIG_RUNBOOK = "# Big\n\n## 1. Everything Breaks\n\n**Alert:** `AllDown`\n\n### Steps\n\n" + "".join(
-    f"{n}. **Step {n}**\n   ```bash\n   redis-cli -u \"${{REDIS_URL}}\" llen queue:{n}\n"
-    f"   curl https://api.example.com/v1/things/{n}\n   ```\n\n"
-    for n in range(1, 41)
+BIG_RUNBOOK = (
+    "# Big\n\n## 1. Everything Breaks\n\n**Alert:** `AllDown`\n\n### Steps\n\n"
+    + "".join(
+        f'{n}. **Step {n}**\n   ```bash\n   redis-cli -u "${{REDIS_URL}}" llen queue:{n}\n'
+        f"   curl https://api.example.com/v1/things/{n}\n   ```\n\n"
+        for n in range(1, 41)
+    )
 )
 
 
@@ -154,7 +176,9 @@ def count_queries(client, url, **headers):  # noqa: ANN001, ANN201
     return len(queries)
 
 
-def test_the_page_runs_a_constant_number_of_queries(commander_client, commander, incident):
+def test_the_page_runs_a_constant_number_of_queries(
+    commander_client, commander, incident
+):
     small = count_queries(commander_client, f"/incidents/{incident.pk}/")
 
     runbook = import_runbook(source=BIG_RUNBOOK).runbook
@@ -162,7 +186,9 @@ def test_the_page_runs_a_constant_number_of_queries(commander_client, commander,
     for step in big.playbook.steps.all():
         for _ in range(3):
             for state in ("done", "reopened"):
-                tick_step(incident=big, step=step, state=state, expected=None, by=commander)
+                tick_step(
+                    incident=big, step=step, state=state, expected=None, by=commander
+                )
         add_note(incident=big, text=f"note on {step.number}", step=step, by=commander)
     assert big.executions.count() == 240 and big.playbook.steps.count() == 40
     assert count_queries(commander_client, f"/incidents/{big.pk}/") == small
@@ -175,3 +201,54 @@ def test_fragments_also_run_constant_queries(commander_client, incident, path):
     tick(commander_client, incident, 1, "done")
     tick(commander_client, incident, 2, "done")
     assert count_queries(commander_client, url, HTTP_HX_REQUEST="true") == first
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
+
+
+def test_cached_fragments_carry_each_persons_own_csrf_token(
+    responder, commander, incident
+):
+    from django.test import Client
+
+    rita, cole = Client(enforce_csrf_checks=True), Client(enforce_csrf_checks=True)
+    rita.force_login(responder)
+    cole.force_login(commander)
+    rita_page = rita.get(f"/incidents/{incident.pk}/").content.decode()
+    cole_page = cole.get(f"/incidents/{incident.pk}/").content.decode()
+    assert "sentinel" not in rita_page and "sentinel" not in cole_page
+    # A plain form post (no JavaScript) with the token from the cached fragment works.
+    url = f"/incidents/{incident.pk}/steps/1/tick"
+    data = {"state": "done", "expected": 0, "csrfmiddlewaretoken": csrf_of(cole_page)}
+    assert cole.post(url, data).status_code == 302
+    # ...and one person's token is no good in another's session.
+    data = {"state": "done", "expected": 0, "csrfmiddlewaretoken": csrf_of(cole_page)}
+    rita.cookies.pop("csrftoken", None)
+    assert rita.post(f"/incidents/{incident.pk}/steps/2/tick", data).status_code == 403
+
+
+def test_the_cached_page_changes_as_soon_as_the_incident_does(
+    responder_client, incident
+):
+    before = responder_client.get(f"/incidents/{incident.pk}/").content.decode()
+    assert 'class="step state-pending" id="step-1"' in before
+    tick(responder_client, incident, 1, "done", htmx=False)
+    after = responder_client.get(f"/incidents/{incident.pk}/").content.decode()
+    assert 'class="step state-done" id="step-1"' in after
+
+
+def test_a_rebound_command_shows_at_once(admin_client, responder_client, incident):
+    from incidents.models import Command
+
+    responder_client.get(f"/incidents/{incident.pk}/")
+    command = Command.objects.get(
+        playbook=incident.playbook, text="docker compose restart redis"
+    )
+    admin_client.post(
+        f"/admin/incidents/command/{command.pk}/change/",
+        {"kind": "action", "executor": "redis", "parameters": "[]", "spec": "{}"},
+    )
+    page = responder_client.get(f"/incidents/{incident.pk}/").content.decode()
+    card = page[page.index(f'id="command-{command.pk}"') :][:400]
+    assert "kind-action" in card

@@ -8,20 +8,34 @@ from incidents.models import AuditEvent, Incident, Playbook
 from incidents.services import TransitionError, change_status, import_runbook
 
 
-def test_a_responder_opens_an_incident_from_a_playbook(responder_client, responder, yomira):
+def test_a_responder_opens_an_incident_from_a_playbook(
+    responder_client, responder, yomira
+):
     response = responder_client.post(
         "/incidents/new/", {"playbook": "redis-down-unreachable", "title": "Redis gone"}
     )
     incident = Incident.objects.get()
-    assert response.status_code == 302 and response["Location"] == f"/incidents/{incident.pk}/"
-    assert (incident.title, incident.status, incident.severity) == ("Redis gone", "open", "critical")
+    assert (
+        response.status_code == 302
+        and response["Location"] == f"/incidents/{incident.pk}/"
+    )
+    facts = (incident.title, incident.status, incident.severity)
+    assert facts == ("Redis gone", "open", "critical")
     assert incident.playbook.number == 4 and incident.opened_by == responder
     event = AuditEvent.objects.get(verb="incident.opened")
-    assert (event.incident_id, event.actor_name, event.data["playbook"]) == (incident.pk, "rita", 4)
+    assert (event.incident_id, event.actor_name, event.data["playbook"]) == (
+        incident.pk,
+        "rita",
+        4,
+    )
 
 
-def test_opening_with_a_bad_playbook_or_title_says_what_is_wrong(responder_client, yomira):
-    response = responder_client.post("/incidents/new/", {"playbook": "nope", "title": "  "})
+def test_opening_with_a_bad_playbook_or_title_says_what_is_wrong(
+    responder_client, yomira
+):
+    response = responder_client.post(
+        "/incidents/new/", {"playbook": "nope", "title": "  "}
+    )
     page = response.content.decode()
     assert response.status_code == 400
     assert "There is no current playbook" in page
@@ -30,7 +44,9 @@ def test_opening_with_a_bad_playbook_or_title_says_what_is_wrong(responder_clien
 
 
 def test_the_new_incident_form_preselects_the_playbook(responder_client, yomira):
-    page = responder_client.get("/incidents/new/?playbook=disk-space-critical").content.decode()
+    page = responder_client.get(
+        "/incidents/new/?playbook=disk-space-critical"
+    ).content.decode()
     assert '<option value="disk-space-critical" selected>' in page
 
 
@@ -67,7 +83,9 @@ def test_an_impossible_transition_is_refused_with_a_reason(incident, commander):
         change_status(incident=incident, to="acknowledged", by=commander)
 
 
-def test_an_impossible_transition_over_htmx_is_a_409_fragment(commander_client, incident):
+def test_an_impossible_transition_over_htmx_is_a_409_fragment(
+    commander_client, incident
+):
     response = commander_client.post(
         f"/incidents/{incident.pk}/status", {"status": "open"}, HTTP_HX_REQUEST="true"
     )
@@ -86,7 +104,9 @@ def test_the_commander_can_be_handed_over(commander_client, incident, responder)
     assert event.data == {"from": "cole", "to": "rita"}
 
 
-def test_the_list_puts_open_incidents_first_and_filters(viewer_client, incident, commander):
+def test_the_list_puts_open_incidents_first_and_filters(
+    viewer_client, incident, commander
+):
     playbook = Playbook.objects.current().get(number=9)
     from incidents.services import open_incident
 
@@ -94,19 +114,30 @@ def test_the_list_puts_open_incidents_first_and_filters(viewer_client, incident,
     change_status(incident=old, to="resolved", by=commander)
     newest = open_incident(playbook=playbook, title="Disk filling again", by=commander)
     page = viewer_client.get("/incidents/").content.decode()
-    order = [page.index(t) for t in ["Disk filling again", "Redis is refusing", "Disk full last"]]
+    order = [
+        page.index(t)
+        for t in ["Disk filling again", "Redis is refusing", "Disk full last"]
+    ]
     assert order == sorted(order)
     filtered = viewer_client.get("/incidents/", {"status": "resolved"}).content.decode()
     assert "Disk full last week" in filtered and "Redis is refusing" not in filtered
     by_playbook = viewer_client.get("/incidents/", {"playbook": "disk-space-critical"})
     assert "Redis is refusing" not in by_playbook.content.decode()
-    by_severity = viewer_client.get("/incidents/", {"severity": "warning"}).content.decode()
-    assert "Disk filling again" in by_severity and "Redis is refusing" not in by_severity
+    by_severity = viewer_client.get(
+        "/incidents/", {"severity": "warning"}
+    ).content.decode()
+    assert (
+        "Disk filling again" in by_severity and "Redis is refusing" not in by_severity
+    )
     assert newest.pk > old.pk
 
 
-def test_an_open_incident_keeps_its_runbook_revision(incident, yomira_source, viewer_client):
-    import_runbook(source=yomira_source.replace(b"1. **Verify:**", b"1. **Verify it:**"))
+def test_an_open_incident_keeps_its_runbook_revision(
+    incident, yomira_source, viewer_client
+):
+    import_runbook(
+        source=yomira_source.replace(b"1. **Verify:**", b"1. **Verify it:**")
+    )
     incident.refresh_from_db()
     assert incident.playbook.runbook.revision == 1
     assert not incident.playbook.runbook.is_current

@@ -25,7 +25,11 @@ def walk(patterns, prefix=""):  # noqa: ANN001, ANN201
 
 def concrete(route: str, incident, slug: str) -> str:  # noqa: ANN001
     url = "/" + route
-    replacements = {"<int:pk>": str(incident.pk), "<int:number>": "1", "<slug:slug>": slug}
+    replacements = {
+        "<int:pk>": str(incident.pk),
+        "<int:number>": "1",
+        "<slug:slug>": slug,
+    }
     for placeholder, value in replacements.items():
         url = url.replace(placeholder, value)
     assert "<" not in url, f"teach this test the converter in {route}"
@@ -36,7 +40,10 @@ def concrete(route: str, incident, slug: str) -> str:  # noqa: ANN001
 def urls(incident):
     routes = sorted(set(walk(get_resolver().url_patterns)))
     assert len(routes) >= 15
-    return [(name, concrete(route, incident, incident.playbook.slug)) for name, route in routes]
+    return [
+        (name, concrete(route, incident, incident.playbook.slug))
+        for name, route in routes
+    ]
 
 
 def test_anonymous_visitors_are_sent_to_sign_in(client, urls):
@@ -46,7 +53,10 @@ def test_anonymous_visitors_are_sent_to_sign_in(client, urls):
         for method in ("get", "post"):
             response = getattr(client, method)(url)
             assert response.status_code == 302, (name, method, response.status_code)
-            assert response["Location"].startswith("/accounts/login/?next="), (name, method)
+            assert response["Location"].startswith("/accounts/login/?next="), (
+                name,
+                method,
+            )
 
 
 def test_a_user_without_rights_is_refused_everywhere_and_each_refusal_is_audited(
@@ -60,8 +70,15 @@ def test_a_user_without_rights_is_refused_everywhere_and_each_refusal_is_audited
             before = AuditEvent.objects.filter(verb="permission.denied").count()
             response = getattr(nobody_client, method)(url)
             assert response.status_code == 403, (name, method, response.status_code)
-            denial = AuditEvent.objects.filter(verb="permission.denied").order_by("-seq").first()
-            assert AuditEvent.objects.filter(verb="permission.denied").count() == before + 1
+            denial = (
+                AuditEvent.objects.filter(verb="permission.denied")
+                .order_by("-seq")
+                .first()
+            )
+            assert (
+                AuditEvent.objects.filter(verb="permission.denied").count()
+                == before + 1
+            )
             assert (denial.actor_id, denial.data["path"]) == (nobody.pk, url)
             checked += 1
     assert checked >= 24
@@ -77,7 +94,10 @@ def test_the_admin_is_for_staff_only(nobody_client, client):
     ("persona", "allowed"),
     [
         ("viewer", {"incident_list", "incident_detail", "playbook_list", "export_csv"}),
-        ("responder", {"incident_list", "incident_detail", "playbook_list", "export_csv"}),
+        (
+            "responder",
+            {"incident_list", "incident_detail", "playbook_list", "export_csv"},
+        ),
     ],
 )
 def test_roles_read_what_their_role_allows(request, persona, allowed, incident):
@@ -100,7 +120,14 @@ def test_only_commanders_change_status_and_only_responders_tick(
     note = f"/incidents/{incident.pk}/notes"
     assert viewer_client.post(tick, {"state": "done", "expected": 0}).status_code == 403
     assert viewer_client.post(note, {"text": "hi"}).status_code == 403
-    assert viewer_client.post("/incidents/new/", {"playbook": "x", "title": "y"}).status_code == 403
+    assert (
+        viewer_client.post(
+            "/incidents/new/", {"playbook": "x", "title": "y"}
+        ).status_code
+        == 403
+    )
     assert responder_client.post(status, {"status": "acknowledged"}).status_code == 403
-    assert responder_client.post(tick, {"state": "done", "expected": 0}).status_code == 302
+    assert (
+        responder_client.post(tick, {"state": "done", "expected": 0}).status_code == 302
+    )
     assert commander_client.post(status, {"status": "acknowledged"}).status_code == 302

@@ -1,0 +1,79 @@
+"""The checklist page's heavy parts, rendered once per change of the incident.
+
+Everything on the page changes only together with an audit event of the incident
+(ticks, notes, status, commander) or with an admin rebinding a command (the
+playbook's binding_version). So the rendered checklist and timeline are cached
+under (incident, last event, binding version, what this person may do) and are
+never stale. CSRF tokens are per session: the cached HTML holds a sentinel that is
+replaced with the requester's token on the way out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.core.cache import caches
+from django.http import HttpRequest
+from django.middleware.csrf import get_token
+from django.template.loader import render_to_string
+from django.utils.safestring import SafeString, mark_safe
+
+from .models import Incident
+from .presenters import Checklist, present_checklist
+
+CSRF_SENTINEL = "yomira-csrf-sentinel-7f3c"
+TIMEOUT = 3600
+
+
+@dataclass
+class Head:
+    """What the live header and the poller need besides the incident row."""
+
+    progress: tuple[int, int]
+    alert_condition: SafeString
+    last_seq: int
+
+    @classmethod
+    def of(cls, checklist: Checklist) -> Head:
+        return cls(
+            checklist.progress, checklist.playbook.alert_condition, checklist.last_seq
+        )
+
+
+@dataclass
+class ChecklistFragments:
+    main: str
+    side: str
+    head: Head
+
+
+def last_seq(incident: Incident) -> int:
+    """The incident's latest event (annotated by the view's query when it can be)."""
+    if hasattr(incident, "last_seq"):
+        return incident.last_seq or 0
+    return incident.events.order_by("-seq").values_list("seq", flat=True).first() or 0
+
+
+def checklist_fragments(incident: Incident, can: dict[str, bool]) -> ChecklistFragments:
+    seq = last_seq(incident)
+    key = (
+        f"checklist:{incident.pk}:{seq}:{incident.playbook.binding_version}:"
+        f"{int(can['tick'])}{int(can['note'])}"
+    )
+    cache = caches["fragments"]
+    found = cache.get(key)
+    if found is not None:
+        return found
+    checklist = present_checklist(incident)
+    context = {"incident": incident, "checklist": checklist, "can": can,
+               "csrf_token": CSRF_SENTINEL}  # fmt: skip
+    fragments = ChecklistFragments(
+        main=render_to_string("incidents/partials/checklist_main.html", context),
+        side=render_to_string("incidents/partials/checklist_side.html", context),
+        head=Head.of(checklist),
+    )
+    cache.set(key, fragments, TIMEOUT)
+    return fragments
+
+
+def with_token(html: str, request: HttpRequest) -> SafeString:
+    return mark_safe(html.replace(CSRF_SENTINEL, get_token(request)))

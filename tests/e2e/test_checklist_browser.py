@@ -1,0 +1,91 @@
+"""Working an incident in real browsers: open, tick, note, and see another
+responder's changes arrive without reloading."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from incidents.services import import_runbook
+from tests.conftest import PASSWORD, YOMIRA_RUNBOOK
+from tests.e2e.conftest import sign_in
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def console(live_server, make_user):
+    import_runbook(source=YOMIRA_RUNBOOK.read_bytes())
+    make_user("rita", "Responder")
+    make_user("cole", "Commander")
+    return live_server
+
+
+def test_a_responder_opens_an_incident_ticks_a_step_and_adds_a_note(page, console):
+    sign_in(page, console, "rita", PASSWORD)
+    page.goto(f"{console.url}/playbooks/redis-down-unreachable/")
+    page.get_by_role("link", name="Open an incident with this playbook").click()
+    page.fill("#id_title", "Redis refusing connections")
+    page.get_by_role("button", name="Open incident").click()
+    expect(page).to_have_url(re.compile(r"/incidents/\d+/$"))
+    expect(page.locator("#incident-head h1")).to_contain_text(
+        "Redis refusing connections"
+    )
+    page.evaluate("window.__marker = 'no reload'")
+
+    step = page.locator("#step-1")
+    step.get_by_role("button", name="✓ Done").click()
+    expect(page.locator("#step-1 .tick")).to_have_text("done")
+    expect(page.locator("#timeline-list li").first).to_contain_text(
+        "marked step 1 done"
+    )
+    expect(page.locator("#incident-head")).to_contain_text("1/5")
+
+    page.keyboard.press("n")
+    page.keyboard.type("PING answers PONG from the bastion")
+    page.get_by_role("button", name="Add note").click()
+    expect(page.locator("#timeline-list li").first).to_contain_text("PING answers PONG")
+    expect(page.locator("textarea[name=text]")).to_have_value("")
+
+    # Keyboard: j moves to the next step, d marks it done.
+    page.locator("#step-1").focus()
+    page.keyboard.press("j")
+    page.keyboard.press("d")
+    expect(page.locator("#step-2 .tick")).to_have_text("done")
+    expect(page.locator("#timeline-list li.event")).to_have_count(4)
+    assert page.evaluate("window.__marker") == "no reload"
+
+
+def test_another_responders_tick_appears_within_seconds(browser, console):
+    rita_page = browser.new_context().new_page()
+    cole_page = browser.new_context().new_page()
+    sign_in(cole_page, console, "cole", PASSWORD)
+    cole_page.goto(f"{console.url}/incidents/new/?playbook=disk-space-critical")
+    cole_page.fill("#id_title", "Disk at 97%")
+    cole_page.get_by_role("button", name="Open incident").click()
+    expect(cole_page).to_have_url(re.compile(r"/incidents/\d+/$"))
+    url = cole_page.url
+
+    sign_in(rita_page, console, "rita", PASSWORD)
+    rita_page.goto(url)
+    rita_page.locator("#step-3 input[name=reason]").fill(
+        "no partitions older than 12 months"
+    )
+    rita_page.locator("#step-3").get_by_role("button", name="Skip").click()
+    expect(rita_page.locator("#step-3 .tick")).to_have_text("skipped")
+
+    # Cole never reloads: polling brings the change.
+    expect(cole_page.locator("#step-3 .tick")).to_have_text("skipped", timeout=8000)
+    expect(cole_page.locator("#timeline-list li").first).to_contain_text(
+        "skipped step 3 (Drop old partitions): no partitions older than 12 months"
+    )
+    cole_page.locator("#incident-head").get_by_role(
+        "button", name="Mark mitigated"
+    ).click()
+    expect(rita_page.locator("#incident-head .status")).to_have_text(
+        "mitigated", timeout=8000
+    )
+    rita_page.context.close()
+    cole_page.context.close()

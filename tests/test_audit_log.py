@@ -1,0 +1,205 @@
+"""The audit log: chained HMACs, append-only in the database, verify_audit."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.contrib.auth.models import Group, Permission
+from django.core.management import call_command
+from django.db import DatabaseError, connection, transaction
+
+from incidents import audit
+from incidents.models import AuditEvent
+
+TABLE = "incidents_auditevent"
+
+
+def verify_audit() -> tuple[int, str]:
+    out, err = StringIO(), StringIO()
+    try:
+        call_command("verify_audit", stdout=out, stderr=err)
+    except SystemExit as exc:
+        return exc.code, err.getvalue()
+    return 0, out.getvalue()
+
+
+@pytest.fixture
+def log(db):
+    for n in range(1, 11):
+        audit.append(
+            "test.event", actor_name="tester", data={"n": n, "text": "ünïcode ✓"}
+        )
+    return list(AuditEvent.objects.order_by("seq"))
+
+
+def raw(sql: str, params: list | None = None) -> None:
+    """Tamper as an attacker with database access would: triggers off, then SQL."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE {TABLE} DISABLE TRIGGER USER")
+        cursor.execute(sql, params or [])
+        cursor.execute(f"ALTER TABLE {TABLE} ENABLE TRIGGER USER")
+
+
+def test_an_intact_log_verifies(log):
+    assert [e.seq for e in log] == list(range(1, 11))
+    assert log[0].prev_mac == audit.GENESIS
+    assert all(b.prev_mac == a.mac for a, b in zip(log, log[1:], strict=False))
+    assert verify_audit() == (0, "Audit log intact: 10 events verified.\n")
+
+
+def test_a_changed_row_is_named(log):
+    raw(f"UPDATE {TABLE} SET data = %s WHERE seq = 4", ['{"n": 400}'])
+    code, message = verify_audit()
+    assert code == 1
+    assert message.startswith("Audit log broken at sequence 4: row 4 was changed")
+
+
+def test_a_changed_actor_or_time_is_named(log):
+    raw(f"UPDATE {TABLE} SET actor_name = 'someone-else' WHERE seq = 7")
+    assert verify_audit()[1].startswith("Audit log broken at sequence 7")
+
+
+def test_a_removed_row_is_named(log):
+    raw(f"DELETE FROM {TABLE} WHERE seq = 6")
+    code, message = verify_audit()
+    assert code == 1
+    assert message.startswith(
+        "Audit log broken at sequence 6: row 6 is missing (next is 7)"
+    )
+
+
+def test_an_inserted_row_is_named(log):
+    # A forged row that even copies the previous MAC as its link: no key, no valid MAC.
+    last = log[-1]
+    raw(
+        f"INSERT INTO {TABLE} (seq, created_at, actor_name, verb, object_type, object_id, "
+        "data, prev_mac, mac) VALUES (11, now(), 'mallory', 'test.event', '', '', '{}', %s, %s)",
+        [last.mac, "f" * 64],
+    )
+    assert verify_audit()[1].startswith(
+        "Audit log broken at sequence 11: row 11 was changed"
+    )
+
+
+def test_renumbering_to_hide_a_deletion_is_named(log):
+    raw(f"DELETE FROM {TABLE} WHERE seq = 3")
+    raw(f"UPDATE {TABLE} SET seq = seq - 1 WHERE seq > 3")
+    assert verify_audit()[1].startswith(
+        "Audit log broken at sequence 3: row 3 does not link"
+    )
+
+
+def test_the_key_comes_from_the_environment(log, settings):
+    settings.AUDIT_HMAC_KEY = "another-key"
+    assert verify_audit()[1].startswith(
+        "Audit log broken at sequence 1: row 1 was changed"
+    )
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        f"UPDATE {TABLE} SET verb = 'x' WHERE seq = 1",
+        f"DELETE FROM {TABLE} WHERE seq = 1",
+        f"TRUNCATE {TABLE}",
+    ],
+)
+def test_the_database_refuses_to_rewrite_history(log, statement):
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(statement)
+    assert AuditEvent.objects.count() == 10
+
+
+def test_the_orm_cannot_update_or_delete_either(log):
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        AuditEvent.objects.filter(seq=2).update(verb="changed")
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        AuditEvent.objects.filter(seq=2).delete()
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        event = AuditEvent.objects.get(seq=3)
+        event.verb = "changed"
+        event.save()
+    assert verify_audit()[0] == 0
+
+
+def test_sign_ins_and_failures_are_audited_without_passwords(client, make_user):
+    make_user("rita", "Responder")
+    client.post("/accounts/login/", {"username": "rita", "password": "wrong-password"})
+    client.post(
+        "/accounts/login/", {"username": "rita", "password": "correct-horse-battery"}
+    )
+    client.post("/accounts/logout/")
+    verbs = list(
+        AuditEvent.objects.filter(verb__startswith="log").values_list("verb", "data")
+    )
+    assert verbs == [("login.failed", {"username": "rita"}), ("login.succeeded", {}),
+                     ("logout", {})]  # fmt: skip
+    everything = str(list(AuditEvent.objects.values_list("data", flat=True)))
+    assert "wrong-password" not in everything and "correct-horse" not in everything
+
+
+def test_admin_changes_to_users_groups_and_grants_are_audited(admin_client, make_user):
+    rita = make_user("rita")
+    admin_client.post(
+        f"/admin/auth/user/{rita.pk}/change/",
+        {"username": "rita", "is_active": "on", "is_staff": "on",
+         "groups": [Group.objects.get(name="Commander").pk],
+         "date_joined_0": "2026-11-27", "date_joined_1": "10:00:00",
+         "initial-date_joined_0": "2026-11-27", "initial-date_joined_1": "10:00:00"},
+    )  # fmt: skip
+    changed = AuditEvent.objects.get(verb="user.changed")
+    assert changed.actor_name == "admin" and changed.data["changes"]["is_staff"] == [
+        False,
+        True,
+    ]
+    grant = AuditEvent.objects.filter(verb="grant.changed").last()
+    assert grant.data == {
+        "of": "rita",
+        "what": "group",
+        "action": "add",
+        "items": ["Commander"],
+    }
+    group = Group.objects.get(name="Viewer")
+    group.permissions.add(Permission.objects.get(codename="add_note"))
+    grant = AuditEvent.objects.filter(verb="grant.changed").last()
+    assert (
+        grant.data["items"] == ["incidents.add_note"] and grant.data["of"] == "Viewer"
+    )
+
+
+def test_a_password_change_is_audited_as_changed_never_with_its_value(make_user):
+    rita = make_user("rita")
+    rita.set_password("new-secret-value")
+    rita.save()
+    event = AuditEvent.objects.get(verb="user.changed")
+    assert event.data["changes"] == {"password": "changed"}
+    assert "new-secret" not in str(event.data) and "pbkdf2" not in str(event.data)
+
+
+def test_runbook_imports_are_audited(yomira):
+    event = AuditEvent.objects.get(verb="runbook.imported")
+    assert event.actor_name == "manage.py"
+    assert event.data["playbooks"] == 12 and event.data["revision"] == 1
+
+
+def test_admins_list_and_filter_the_log_but_cannot_change_it(admin_client, log):
+    page = admin_client.get(
+        "/admin/incidents/auditevent/?verb=test.event"
+    ).content.decode()
+    assert page.count("test.event") >= 10
+    assert admin_client.get("/admin/incidents/auditevent/add/").status_code == 403
+    event = AuditEvent.objects.filter(verb="test.event").first()
+    url = f"/admin/incidents/auditevent/{event.pk}/"
+    assert admin_client.post(url + "delete/", {"post": "yes"}).status_code == 403
+    assert AuditEvent.objects.filter(verb="test.event").count() == 10
+    detail = admin_client.get(url + "change/").content.decode()
+    assert "ünïcode" in detail and 'name="verb"' not in detail  # shown, not editable
+
+
+def test_a_viewer_cannot_see_the_audit_admin(viewer_client, log):
+    assert viewer_client.get("/admin/incidents/auditevent/").status_code == 302
