@@ -137,10 +137,22 @@ def bench_checklist(user, incident) -> None:  # noqa: ANN001
     section("Checklist page throughput (gunicorn, 2 sync workers, 4 clients)")
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "yomira_console.wsgi:application", "--bind",
-         f"127.0.0.1:{port}", "--workers", "2", "--threads", "1", "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "yomira_console.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--threads",
+            "1",
+            "--log-level",
+            "warning",
+        ],
         cwd=ROOT,
-    )  # fmt: skip
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         for _ in range(100):
@@ -175,11 +187,18 @@ def add_events(incident, count: int) -> None:  # noqa: ANN001
     for i in range(count):
         seq += 1
         fields = {
-            "seq": seq, "created_at": timezone.now(), "actor_id": None, "actor_name": "bench",
-            "verb": "note.added", "incident_id": incident.pk, "object_type": "",
-            "object_id": "", "data": {"text": f"observation {i}: queue depth 1234", "step": None},
-            "ip": "127.0.0.1", "prev_mac": prev,
-        }  # fmt: skip
+            "seq": seq,
+            "created_at": timezone.now(),
+            "actor_id": None,
+            "actor_name": "bench",
+            "verb": "note.added",
+            "incident_id": incident.pk,
+            "object_type": "",
+            "object_id": "",
+            "data": {"text": f"observation {i}: queue depth 1234", "step": None},
+            "ip": "127.0.0.1",
+            "prev_mac": prev,
+        }
         prev = audit.compute_mac(**fields)
         batch.append(AuditEvent(mac=prev, **fields))
         if len(batch) == 5000:

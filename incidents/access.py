@@ -11,7 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
 from . import audit
-from .models import Incident
+from .models import Command, Incident
 
 VIEW_PLAYBOOKS = "incidents.view_playbook"
 VIEW_INCIDENTS = "incidents.view_incident"
@@ -21,10 +21,24 @@ ADD_NOTES = "incidents.add_note"
 COMMAND_INCIDENTS = "incidents.command_incident"
 EXPORT_INCIDENTS = "incidents.export_incident"
 IMPORT_RUNBOOKS = "incidents.add_runbook"
+RUN_PROBES = "incidents.run_probes"
+RUN_ACTIONS = "incidents.run_actions"
 
 
 def can(user, perm: str, incident: Incident | None = None) -> bool:  # noqa: ANN001
+    if user is None:
+        return False
     return bool(user.is_authenticated and user.is_active and user.has_perm(perm))
+
+
+def run_permission(command: Command) -> str:
+    return RUN_ACTIONS if command.kind == Command.Kind.ACTION else RUN_PROBES
+
+
+def can_run(user, command: Command, incident: Incident | None = None) -> bool:  # noqa: ANN001
+    """The one check for running a command; the worker asks it again just before
+    running, so a permission revoked after the click stops the run."""
+    return command.is_runnable and can(user, run_permission(command), incident)
 
 
 def require(request: HttpRequest, perm: str, incident: Incident | None = None) -> None:
@@ -65,4 +79,6 @@ def permissions_for(user) -> dict[str, bool]:  # noqa: ANN001
         "command": can(user, COMMAND_INCIDENTS),
         "export": can(user, EXPORT_INCIDENTS),
         "open": can(user, OPEN_INCIDENTS),
+        "probes": can(user, RUN_PROBES),
+        "actions": can(user, RUN_ACTIONS),
     }

@@ -57,15 +57,19 @@ def checklist_fragments(incident: Incident, can: dict[str, bool]) -> ChecklistFr
     seq = last_seq(incident)
     key = (
         f"checklist:{incident.pk}:{seq}:{incident.playbook.binding_version}:"
-        f"{int(can['tick'])}{int(can['note'])}"
+        f"{''.join(str(int(can[k])) for k in sorted(can))}"
     )
     cache = caches["fragments"]
     found = cache.get(key)
     if found is not None:
         return found
-    checklist = present_checklist(incident)
-    context = {"incident": incident, "checklist": checklist, "can": can,
-               "csrf_token": CSRF_SENTINEL}  # fmt: skip
+    checklist = present_checklist(incident, can)
+    context = {
+        "incident": incident,
+        "checklist": checklist,
+        "can": can,
+        "csrf_token": CSRF_SENTINEL,
+    }
     fragments = ChecklistFragments(
         main=render_to_string("incidents/partials/checklist_main.html", context),
         side=render_to_string("incidents/partials/checklist_side.html", context),

@@ -259,6 +259,8 @@ class Incident(models.Model):
             ("add_note", "Add notes to an incident"),
             ("command_incident", "Change an incident's status and commander"),
             ("export_incident", "Export post-mortem and timeline"),
+            ("run_probes", "Run probes (read-only commands)"),
+            ("run_actions", "Run actions (commands that change something)"),
         ]
         indexes = [models.Index(fields=["status", "opened_at"])]
 
@@ -305,11 +307,28 @@ class StepExecution(models.Model):
         REOPENED = "reopened", "Reopened"
 
     TICKS = {"done", "skipped", "reopened"}
+    IN_FLIGHT = {"queued", "awaiting_approval", "running"}
+    TERMINAL = {
+        "succeeded",
+        "failed",
+        "timed_out",
+        "dispatch_failed",
+        "outcome_unknown",
+        "cancelled",
+        "rejected",
+    }
 
     incident = models.ForeignKey(
         Incident, on_delete=models.PROTECT, related_name="executions"
     )
-    step = models.ForeignKey(Step, on_delete=models.PROTECT, related_name="executions")
+    step = models.ForeignKey(
+        Step,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="executions",
+        help_text="Empty for a run of a Diagnosis command.",
+    )
     command = models.ForeignKey(
         Command,
         null=True,
@@ -341,6 +360,8 @@ class StepExecution(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     task_id = models.CharField(max_length=100, blank=True)
+    # The Run form's one-time key: a double click sends it twice, runs once.
+    request_key = models.CharField(max_length=64, blank=True, db_index=True)
 
     class Meta:
         ordering = ["created_at", "id"]
@@ -352,6 +373,16 @@ class StepExecution(models.Model):
     @property
     def is_tick(self) -> bool:
         return self.state in self.TICKS
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in self.TERMINAL or self.state in self.TICKS
+
+    @property
+    def duration_ms(self) -> int | None:
+        if self.started_at and self.finished_at:
+            return int((self.finished_at - self.started_at).total_seconds() * 1000)
+        return None
 
 
 def step_state(executions: list[StepExecution]) -> tuple[str, StepExecution | None]:

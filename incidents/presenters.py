@@ -84,7 +84,9 @@ def command_block_html(template: str, block: CodeBlock, commands: list[Command])
 
 
 def present_playbook(
-    playbook: Playbook, template: str = COMMAND_BLOCK_TEMPLATE
+    playbook: Playbook,
+    template: str = COMMAND_BLOCK_TEMPLATE,
+    block_context: dict | None = None,
 ) -> PlaybookView:
     """Three queries whatever the playbook's size: siblings, steps, commands."""
     siblings = list(
@@ -114,6 +116,13 @@ def present_playbook(
         def block_html(block: CodeBlock) -> str | None:
             if block.index not in grouped:
                 return None
+            if block_context is not None:  # per-incident: cached by the caller instead
+                context = {
+                    "commands": grouped[block.index],
+                    "block": block,
+                    **block_context,
+                }
+                return render_to_string(template, context)
             return command_block_html(template, block, grouped[block.index])
 
         return block_html
@@ -178,19 +187,28 @@ class Checklist:
     steps: list[ChecklistStep]
     events: list[AuditEvent]
     last_seq: int
+    runs_by_command: dict[int, list[StepExecution]] = field(default_factory=dict)
 
     @property
     def progress(self) -> tuple[int, int]:
         return sum(s.state != "pending" for s in self.steps), len(self.steps)
 
 
-def present_checklist(incident: Incident) -> Checklist:
+def present_checklist(
+    incident: Incident, can: dict[str, bool] | None = None
+) -> Checklist:
     """Constant queries whatever the number of steps and executions: the playbook's
     three, one for all executions, one for the latest events."""
-    playbook_view = present_playbook(incident.playbook, CHECKLIST_COMMAND_TEMPLATE)
-    by_step: dict[int, list[StepExecution]] = defaultdict(list)
+    by_step: dict[int | None, list[StepExecution]] = defaultdict(list)
+    runs: dict[int, list[StepExecution]] = defaultdict(list)
     for execution in incident.executions.select_related("requested_by"):
         by_step[execution.step_id].append(execution)
+        if execution.command_id:
+            runs[execution.command_id].insert(0, execution)  # newest first
+    block_context = {"incident": incident, "runs_by_command": runs, "can": can or {}}
+    playbook_view = present_playbook(
+        incident.playbook, CHECKLIST_COMMAND_TEMPLATE, block_context
+    )
     steps = []
     for sv in playbook_view.steps:
         history = by_step.get(sv.step.id, [])
@@ -198,4 +216,4 @@ def present_checklist(incident: Incident) -> Checklist:
         steps.append(ChecklistStep(sv, state, latest, history))
     events = list(incident.events.order_by("-seq")[:TIMELINE_LIMIT])
     last_seq = events[0].seq if events else 0
-    return Checklist(incident, playbook_view, steps, events, last_seq)
+    return Checklist(incident, playbook_view, steps, events, last_seq, runs)

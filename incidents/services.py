@@ -348,3 +348,107 @@ def add_note(
         data={"text": text, "step": step.number if step else None},
         request=request,
     )
+
+
+# --- running commands ------------------------------------------------------------------
+
+
+class RunRefused(ValueError):
+    """A run the console will not start, with the reason a responder can act on."""
+
+
+@dataclass
+class RunResult:
+    execution: StepExecution
+    created: bool
+
+
+MAX_PARAMETER_LENGTH = 500
+
+
+def clean_parameters(command: Command, given: dict[str, str]) -> dict[str, str]:
+    values = {}
+    for name in command.parameters:
+        value = (given.get(name) or "").strip()
+        if not value:
+            raise RunRefused(f"Fill in {name} first.")
+        if len(value) > MAX_PARAMETER_LENGTH or "\n" in value or "\x00" in value:
+            raise RunRefused(
+                f"{name} must be one line of at most {MAX_PARAMETER_LENGTH} characters."
+            )
+        values[name] = value
+    return values
+
+
+@transaction.atomic
+def request_run(
+    *,
+    incident: Incident,
+    command: Command,
+    params: dict[str, str],
+    by: AbstractBaseUser,
+    confirmation: str = "",
+    request_key: str = "",
+    request: HttpRequest | None = None,
+) -> RunResult:
+    """Queue one run of a command for an incident and send it on commit. A double
+    click (same request key) or a second person pressing Run while the same command
+    with the same parameters is queued or running gets that execution, not a new one."""
+    from probes.commands import confirm_word, display_text, missing_targets
+    from probes.dispatch import dispatch
+
+    if command.playbook_id != incident.playbook_id:
+        raise RunRefused("That command is not part of this incident's playbook.")
+    if not command.is_runnable:
+        raise RunRefused("This command is manual: copy it and run it by hand.")
+    if not incident.is_active:
+        raise RunRefused("The incident is resolved; reopen it to run commands.")
+    values = clean_parameters(command, params)
+    if command.kind == Command.Kind.ACTION:
+        word = confirm_word(command)
+        if confirmation.strip().lower() != word:
+            raise RunRefused(f"Type “{word}” to confirm this action.")
+    absent = missing_targets(command)
+    if absent:
+        raise RunRefused(
+            f"Not configured: set {', '.join(absent)} on the console and its workers."
+        )
+
+    Incident.objects.select_for_update().get(pk=incident.pk)
+    runs = incident.executions.filter(command=command)
+    existing = None
+    if request_key:
+        existing = runs.filter(request_key=request_key).first()
+    if existing is None:
+        existing = runs.filter(
+            state__in=StepExecution.IN_FLIGHT, parameters=values
+        ).first()
+    if existing is not None:
+        return RunResult(existing, created=False)
+
+    execution = StepExecution.objects.create(
+        incident=incident,
+        step=command.step,  # empty for a Diagnosis command
+        command=command,
+        state=StepExecution.State.QUEUED,
+        requested_by=by,
+        parameters=values,
+        command_text=display_text(command, values),
+        request_key=request_key[:64],
+    )
+    audit.append(
+        "execution.requested",
+        actor=by,
+        incident=incident,
+        obj=execution,
+        data={
+            "step": command.step.number if command.step else None,
+            "command": execution.command_text[:300],
+            "kind": command.kind,
+            "executor": command.executor,
+            "parameters": sorted(values),
+        },
+        request=request,
+    )
+    transaction.on_commit(lambda: dispatch(execution.pk, command.kind))
+    return RunResult(execution, created=True)

@@ -28,6 +28,8 @@ def describe(event: AuditEvent) -> str:
     if verb == "note.added":
         where = f" on step {d['step']}" if d.get("step") else ""
         return f"noted{where}: {d.get('text', '')}"
+    if verb.startswith("execution."):
+        return _execution(verb.split(".", 1)[1], d)
     if verb == "incident.exported":
         return f"exported the {d.get('format', '')}"
     if verb == "permission.denied":
@@ -38,3 +40,28 @@ def describe(event: AuditEvent) -> str:
 def kind(event: AuditEvent) -> str:
     """A CSS class for the event's family."""
     return event.verb.split(".", 1)[0]
+
+
+RUN_WORDS = {
+    "requested": "asked to run",
+    "started": "started",
+    "succeeded": "succeeded:",
+    "failed": "failed:",
+    "timed_out": "timed out:",
+    "dispatch_failed": "could not be sent:",
+    "outcome_unknown": "outcome unknown:",
+}
+
+
+def _execution(state: str, d: dict) -> str:
+    where = f" (step {d['step']})" if d.get("step") else " (diagnosis)"
+    command = (
+        (d.get("command") or "").splitlines()[0][:120]
+        if d.get("command")
+        else "a command"
+    )
+    if state == "requested":
+        return f"asked to run {d.get('kind', '')} `{command}`{where}"
+    word = RUN_WORDS.get(state, state)
+    summary = f" {d['summary']}" if d.get("summary") and word.endswith(":") else ""
+    return f"`{command}`{where} {word}{summary}"

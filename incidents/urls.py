@@ -22,6 +22,17 @@ urlpatterns = [
     path("incidents/<int:pk>/notes", views.note_add, name="note_add"),
     path("incidents/<int:pk>/changes", views.incident_changes, name="incident_changes"),
     path(
+        "incidents/<int:pk>/commands/<int:command_id>/run",
+        views.command_run,
+        name="command_run",
+    ),
+    path(
+        "incidents/<int:pk>/executions/<int:execution_id>",
+        views.execution_detail,
+        name="execution_detail",
+    ),
+    path("targets/", views.target_status, name="target_status"),
+    path(
         "incidents/<int:pk>/postmortem.md",
         views.export_postmortem,
         name="export_postmortem",

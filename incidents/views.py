@@ -3,6 +3,9 @@ here on the server through incidents.access; templates only hide what is refused
 
 from __future__ import annotations
 
+import time
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
@@ -24,7 +27,7 @@ from .forms import (
     TickForm,
 )
 from .fragments import Head, checklist_fragments, with_token
-from .models import AuditEvent, Incident, Playbook
+from .models import AuditEvent, Command, Incident, Playbook, StepExecution
 from .presenters import present_checklist, present_playbook
 
 # --- the playbook library ---------------------------------------------------------------
@@ -185,6 +188,7 @@ def _after_change(
     notice: str = "",
     error: str = "",
     status: int = 200,
+    command: Command | None = None,
 ) -> HttpResponse:
     """HTMX: the changed fragment plus out-of-band header, timeline and poller.
     Without JavaScript: back to the page (the notice as a message)."""
@@ -198,7 +202,7 @@ def _after_change(
     incident = _incident(incident.pk)
     since = int(request.POST.get("since") or request.GET.get("since") or 0)
     context = _base_context(request, incident, notice=notice, error=error)
-    checklist = context["checklist"] = present_checklist(incident)
+    checklist = context["checklist"] = present_checklist(incident, context["can"])
     context["head"] = Head.of(checklist)
     new_events = [e for e in checklist.events if e.seq > since]
     changed = {e.data.get("step") for e in new_events} | {step}
@@ -206,6 +210,11 @@ def _after_change(
         new_events=new_events,
         changed_steps=[s for s in checklist.steps if s.number in changed],
         focus_step=step,
+        # A Diagnosis command has no step to re-render: send its run panel alone.
+        run_command=command
+        if command is not None and command.step_id is None
+        else None,
+        runs_by_command=checklist.runs_by_command,
     )
     return render(request, "incidents/partials/changes.html", context, status=status)
 
@@ -302,6 +311,98 @@ def incident_changes(request: HttpRequest, pk: int) -> HttpResponse:
     if not incident.events.filter(seq__gt=since).exists():
         return HttpResponse(status=204)
     return _after_change(request, incident)
+
+
+# --- running commands ---------------------------------------------------------------------
+
+
+def _wait_until_done(execution_id: int, seconds: float) -> None:
+    """Fast probes finish in milliseconds: answer the click with the result itself
+    rather than a spinner (the fragment keeps polling if it is slower)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        state = StepExecution.objects.filter(pk=execution_id).values_list(
+            "state", flat=True
+        )
+        if state and state[0] not in StepExecution.IN_FLIGHT:
+            return
+        time.sleep(0.01)
+
+
+@permission_required(access.VIEW_INCIDENTS)
+@require_POST
+def command_run(request: HttpRequest, pk: int, command_id: int) -> HttpResponse:
+    incident = _incident(pk)
+    command = get_object_or_404(
+        Command, pk=command_id, playbook_id=incident.playbook_id
+    )
+    access.require(request, access.run_permission(command), incident)
+    step = command.step.number if command.step else None
+    params = {
+        name: request.POST.get(f"param-{name}", "") for name in command.parameters
+    }
+    try:
+        result = services.request_run(
+            incident=incident,
+            command=command,
+            params=params,
+            confirmation=request.POST.get("confirmation", ""),
+            request_key=request.POST.get("request_key", ""),
+            by=request.user,
+            request=request,
+        )
+    except services.RunRefused as exc:
+        return _after_change(
+            request, incident, step=step, error=str(exc), status=400, command=command
+        )
+    if result.created:
+        _wait_until_done(result.execution.pk, settings.RUN_WAIT_SECONDS)
+    return _after_change(request, incident, step=step, command=command)
+
+
+@permission_required(access.VIEW_INCIDENTS)
+@require_GET
+def execution_detail(request: HttpRequest, pk: int, execution_id: int) -> HttpResponse:
+    """One run, polled while it is queued or running; 286 stops the polling."""
+    execution = get_object_or_404(
+        StepExecution.objects.select_related("requested_by"),
+        pk=execution_id,
+        incident_id=pk,
+    )
+    response = render(
+        request, "incidents/partials/execution.html", {"e": execution, "open": True}
+    )
+    if execution.is_terminal:
+        response.status_code = 286
+    return response
+
+
+@permission_required(access.VIEW_PLAYBOOKS)
+@require_GET
+def target_status(request: HttpRequest) -> HttpResponse:
+    """Which TARGET_* variables and hosts each playbook needs, and whether each is
+    set on this console (values are never shown)."""
+    from probes import targets
+
+    hosts_mapped = targets.host_map()
+    rows = []
+    for playbook in (
+        Playbook.objects.current().prefetch_related("commands").order_by("number")
+    ):
+        needed: dict[str, bool] = {}
+        hosts: dict[str, bool] = {}
+        for command in playbook.commands.all():
+            if not command.is_runnable:
+                continue
+            for name in command.variables + [command.spec.get("target", "")]:
+                if name:
+                    needed[targets.PREFIX + name] = targets.value(name) is not None
+            if command.executor == "http" and command.spec.get("host"):
+                hosts[command.spec["host"]] = (
+                    command.spec["host"].lower() in hosts_mapped
+                )
+        rows.append((playbook, sorted(needed.items()), sorted(hosts.items())))
+    return render(request, "incidents/targets.html", {"rows": rows})
 
 
 # --- exports ------------------------------------------------------------------------------

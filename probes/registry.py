@@ -1,5 +1,7 @@
-"""The executor families a command can be bound to. Each name has one module under
-probes/executors/ (added as execution lands); the admin's choices come from here."""
+"""The executor families a command can be bound to (see probes/executors/). The
+admin's choices come from here."""
+
+from .executors import REGISTRY
 
 EXECUTORS: dict[str, str] = {
     "http": "HTTP request (httpx)",
@@ -10,5 +12,6 @@ EXECUTORS: dict[str, str] = {
     "s3": "S3 bucket check",
     "smtp": "SMTP connectivity",
 }
+assert set(EXECUTORS) == set(REGISTRY)
 
 EXECUTOR_CHOICES = [(name, label) for name, label in EXECUTORS.items()]

@@ -29,6 +29,8 @@ def concrete(route: str, incident, slug: str) -> str:  # noqa: ANN001
         "<int:pk>": str(incident.pk),
         "<int:number>": "1",
         "<slug:slug>": slug,
+        "<int:command_id>": "1",
+        "<int:execution_id>": "1",
     }
     for placeholder, value in replacements.items():
         url = url.replace(placeholder, value)

@@ -134,10 +134,13 @@ CACHES = {
 # serve a real worker with no other service running.
 REDIS_URL = env.str("REDIS_URL", default="")
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
+# Dispatch must fail fast when the broker is down (no kombu reconnect loop).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 0}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = Path(env.str("BROKER_DIR", default=str(BASE_DIR / "var" / "broker")))
     _broker_dir.mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "max_retries": 0,
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),
         "polling_interval": 0.01,
@@ -147,6 +150,25 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# Running commands. Client timeouts fire before Celery's soft limit, so a stuck
+# target still yields a recorded result; the sweeper handles a dead worker.
+EXECUTION_CONNECT_TIMEOUT = env.float("EXECUTION_CONNECT_TIMEOUT", default=3.0)
+EXECUTION_TIMEOUT = env.float("EXECUTION_TIMEOUT", default=15.0)
+EXECUTION_OUTPUT_CAP = env.int("EXECUTION_OUTPUT_CAP", default=64 * 1024)
+# How long a Run click waits for a fast result before answering with "running".
+RUN_WAIT_SECONDS = env.float("RUN_WAIT_SECONDS", default=1.0)
+CELERY_TASK_SOFT_TIME_LIMIT = EXECUTION_TIMEOUT + 10
+CELERY_TASK_TIME_LIMIT = EXECUTION_TIMEOUT + 20
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+STALE_RUNNING_AFTER = CELERY_TASK_TIME_LIMIT + 30  # seconds
+CELERY_BEAT_SCHEDULE = {
+    "sweep-stale-executions": {
+        "task": "probes.tasks.sweep_stale_executions",
+        "schedule": 30.0,
+    }
+}
 
 # The runbook `make run` and the docker-compose one-shot import by default.
 DEFAULT_RUNBOOK = env.path(

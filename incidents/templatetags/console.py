@@ -1,3 +1,4 @@
+import uuid
 from datetime import timedelta
 
 from django import template
@@ -6,6 +7,7 @@ from django.utils.safestring import SafeString
 from incidents import timeline
 from incidents.models import AuditEvent, Command
 from incidents.rendering import highlight_code
+from probes import commands
 
 register = template.Library()
 
@@ -47,3 +49,19 @@ def duration(value: timedelta) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, seconds = divmod(rest, 60)
     return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {seconds:02d}s"
+
+
+@register.filter
+def fresh_key(command: Command) -> str:
+    """A one-time key for a Run form: a double click sends the same key twice."""
+    return uuid.uuid4().hex
+
+
+@register.filter
+def confirm_word(command: Command) -> str:
+    return commands.confirm_word(command)
+
+
+@register.filter
+def missing_targets(command: Command) -> list[str]:
+    return commands.missing_targets(command)

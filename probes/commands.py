@@ -1,0 +1,74 @@
+"""What a person sees of a command before and after running it: the text as it
+would run (hosts rewritten, parameters filled, secrets masked), and the word an
+action asks them to type."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from incidents.models import Command
+
+from . import redaction, targets
+from .executors.base import substitute
+
+
+def display_text(command: Command, params: dict[str, str] | None = None) -> str:
+    """The command text as it would run, with every secret masked. `${NAME}` stays a
+    reference (never its value); runbook hosts show where TARGET_HOSTS sends them."""
+    params = params or {}
+    text = substitute(command.text, params)
+    for host, base in targets.host_map().items():
+        text = re.sub(rf"https?://{re.escape(host)}(?=[/:\s\"']|$)", base, text)
+    positional = {k: v for k, v in params.items() if k.startswith("$")}
+    if positional:
+        bound = ", ".join(f"{k} = {v!r}" for k, v in sorted(positional.items()))
+        text += f"\n-- bound: {bound}"
+    named = {
+        k: v
+        for k, v in params.items()
+        if not k.startswith("$")
+        and f"{{{k}}}" not in command.text
+        and f":{k}" not in command.text
+    }
+    if named and command.executor == "sql":
+        text += "\n-- bound: " + ", ".join(
+            f"{k} = {v!r}" for k, v in sorted(named.items())
+        )
+    return redaction.redact(text)
+
+
+def confirm_word(command: Command) -> str:
+    """A short word from the command itself, typed to confirm an action."""
+    spec = command.spec or {}
+    if command.executor == "sql":
+        calls = re.findall(r"pg_(cancel|terminate)_backend", spec.get("sql", ""), re.I)
+        if calls:
+            return calls[0].lower()
+        first = spec.get("sql", "").split(None, 1)
+        return first[0].lower() if first else "run"
+    if command.executor == "http":
+        path = urlsplit(spec.get("url", "").replace("{", "").replace("}", "")).path
+        words = [
+            w
+            for w in re.split(r"[/_\-:.]+", path)
+            if w.isalpha() and w not in {"api", "admin"}
+        ]
+        return (words[-1] if words else spec.get("method", "run")).lower()
+    if command.executor == "redis":
+        return str(spec.get("command", "run")).split()[0].lower()
+    if command.executor == "migrate":
+        return str(spec.get("subcommand", "run"))
+    return "run"
+
+
+def missing_targets(command: Command) -> list[str]:
+    """TARGET_* variables this command needs that are not set (never their values)."""
+    needed = list(command.variables)
+    if command.executor == "sql" or command.executor == "migrate":
+        needed.append(command.spec.get("target") or "DATABASE_URL")
+    if command.executor == "redis":
+        needed.append(command.spec.get("target") or "REDIS_URL")
+    return [
+        targets.PREFIX + n for n in dict.fromkeys(needed) if targets.value(n) is None
+    ]

@@ -1,0 +1,90 @@
+"""Redis commands (redis-py): PING, INFO, LLEN, CONFIG GET, latency samples as
+probes; CONFIG SET, DEL and the rest as actions. A `| grep x` in the runbook becomes
+an output filter."""
+
+from __future__ import annotations
+
+import re
+import statistics
+import time
+
+import redis
+
+from .. import targets
+from .base import Context, Result, cap, substitute
+
+
+def client(spec: dict, ctx: Context) -> redis.Redis:
+    url = targets.require(spec.get("target") or "REDIS_URL")
+    return redis.Redis.from_url(
+        url,
+        socket_connect_timeout=ctx.connect_timeout,
+        socket_timeout=ctx.remaining(),
+        decode_responses=True,
+        retry_on_timeout=False,
+    )
+
+
+def apply_filter(text: str, rule: dict | None) -> str:
+    if not rule:
+        return text
+    pattern = rule["pattern"] if rule.get("regex") else re.escape(rule["pattern"])
+    flags = re.I if rule.get("ignore_case") else 0
+    keep = [
+        ln
+        for ln in text.splitlines()
+        if bool(re.search(pattern, ln, flags)) != bool(rule.get("invert"))
+    ]
+    return "\n".join(keep)
+
+
+def _format(value: object) -> str:
+    if isinstance(value, dict):
+        return "\n".join(f"{k}:{v}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return "\n".join(f"{i + 1}) {_format(v)}" for i, v in enumerate(value))
+    if value is True:
+        return "OK"
+    return "(nil)" if value is None else str(value)
+
+
+def run(command, params: dict[str, str], ctx: Context) -> Result:  # noqa: ANN001
+    spec = command.spec
+    try:
+        conn = client(spec, ctx)
+        if spec.get("mode", "").startswith("latency"):
+            return _latency(conn, spec, ctx)
+        args = [substitute(a, params) for a in spec["args"]]
+        name = spec["command"]
+        if name == "INFO":
+            text = _format(conn.info(*args[1:2]) if len(args) > 1 else conn.info())
+        elif name == "PING":
+            text = "PONG" if conn.ping() else "no PONG"
+        else:
+            text = _format(conn.execute_command(*args))
+        text = apply_filter(text, spec.get("filter"))
+        first = text.splitlines()[0] if text else "(empty)"
+        return Result(True, f"{name}: {first[:200]}", cap(text, ctx.output_cap))
+    except redis.TimeoutError:
+        return Result(False, "Redis did not answer in time.", timed_out=True)
+    except redis.ConnectionError as exc:
+        return Result(False, f"Cannot reach Redis: {exc}")
+    except redis.ResponseError as exc:
+        return Result(False, f"Redis refused the command: {exc}")
+    except redis.RedisError as exc:
+        return Result(False, f"{type(exc).__name__}: {exc}")
+
+
+def _latency(conn: redis.Redis, spec: dict, ctx: Context) -> Result:
+    """`redis-cli --latency(-history)`: PING round trips for about a second."""
+    samples = []
+    stop = time.monotonic() + min(1.0, ctx.remaining() / 2)
+    while time.monotonic() < stop and len(samples) < 1000:
+        start = time.perf_counter()
+        conn.ping()
+        samples.append((time.perf_counter() - start) * 1000)
+    text = (
+        f"min: {min(samples):.2f}, max: {max(samples):.2f}, avg: "
+        f"{statistics.mean(samples):.2f} ({len(samples)} samples) ms"
+    )
+    return Result(True, f"latency {text}", text, {"samples": len(samples)})

@@ -1,0 +1,142 @@
+"""SQL against the target database (psycopg 3).
+
+Probes run in a READ ONLY transaction with statement_timeout and lock_timeout and
+return their rows as a table; actions run in their own transaction and report rows
+affected; statements PostgreSQL refuses inside a transaction (VACUUM) run alone.
+Responder parameters are always bound ($1, or a placeholder put where the runbook
+named `pid`), never pasted into the SQL."""
+
+from __future__ import annotations
+
+import re
+
+import psycopg
+from psycopg import errors
+
+from incidents.runbook.recognise import SIDE_EFFECT_CALL
+from incidents.runbook.split import split_sql
+
+from .. import targets
+from .base import Context, ParameterError, Result, cap, table
+
+INTEGER_ARGS = {"pg_cancel_backend", "pg_terminate_backend"}
+
+
+def bind(sql: str, parameters: list[str], params: dict[str, str]) -> tuple[str, list]:
+    """SQL with `$n` placeholders and the values to bind, in order."""
+    values: list = []
+    positional = sorted(
+        {p for p in parameters if p.startswith("$")}, key=lambda p: int(p[1:])
+    )
+    for name in positional:
+        values.append(params[name])
+    named = [p for p in parameters if not p.startswith("$")]
+
+    def place(m: re.Match) -> str:
+        function, args = m.group(1), m.group(2).strip()
+        if args not in named:
+            return m.group(0)
+        value = params[args]
+        if function.lower() in INTEGER_ARGS:
+            if not re.fullmatch(r"\d{1,10}", value.strip()):
+                raise ParameterError(
+                    f"{args} must be a backend process id (a number), not {value!r}."
+                )
+            value = int(value)
+            values.append(value)
+            return f"{function}(${len(values)}::integer)"
+        values.append(value)
+        return f"{function}(${len(values)})"
+
+    return SIDE_EFFECT_CALL.sub(place, sql), values
+
+
+def connect(spec: dict, ctx: Context) -> psycopg.Connection:
+    dsn = targets.require(spec.get("target") or "DATABASE_URL")
+    return psycopg.connect(
+        dsn,
+        connect_timeout=max(1, int(ctx.connect_timeout)),
+        application_name="yomira-console",
+    )
+
+
+def run(command, params: dict[str, str], ctx: Context) -> Result:  # noqa: ANN001
+    spec = command.spec
+    sql, values = bind(spec["sql"], command.parameters, params)
+    timeout_ms = int(ctx.remaining() * 1000)
+    statements = [p.text for p in split_sql(sql).pieces]
+    try:
+        with connect(spec, ctx) as conn:
+            conn.autocommit = True  # transactions below are explicit
+            conn.execute(f"SET statement_timeout = {timeout_ms}")
+            conn.execute("SET lock_timeout = 5000")
+            if spec.get("transaction") is False:
+                return _run_outside_transaction(conn, statements, values, ctx)
+            return _run_in_transaction(conn, statements, values, command.kind, ctx)
+    except errors.QueryCanceled:
+        return Result(
+            False,
+            f"Cancelled by statement_timeout after {timeout_ms / 1000:.0f} s.",
+            timed_out=True,
+        )
+    except errors.LockNotAvailable:
+        return Result(False, "Gave up waiting 5 s for a lock (lock_timeout).")
+    except errors.ReadOnlySqlTransaction:
+        return Result(
+            False, "Refused: this probe tried to write inside a read-only transaction."
+        )
+    except psycopg.OperationalError as exc:
+        return Result(False, f"Cannot reach the target database: {_first_line(exc)}")
+    except psycopg.Error as exc:
+        return Result(False, f"{type(exc).__name__}: {_first_line(exc)}")
+
+
+def _run_in_transaction(conn, statements, values, kind, ctx) -> Result:  # noqa: ANN001
+    outputs, affected, summary = [], 0, ""
+    with conn.transaction():
+        if kind == "probe":
+            conn.execute("SET TRANSACTION READ ONLY")
+        for statement in statements:
+            used = _values_for(statement, values)
+            cur = psycopg.RawCursor(conn)
+            cur.execute(_renumber(statement), used or None)
+            if cur.description:
+                columns = [d.name for d in cur.description]
+                rows = cur.fetchmany(1000)
+                outputs.append(table(columns, rows))
+                summary = f"{len(rows)} row{'s' if len(rows) != 1 else ''}"
+                if len(rows) == 1 and len(columns) == 1:
+                    summary = f"{columns[0]} = {rows[0][0]}"
+            else:
+                affected += max(cur.rowcount, 0)
+                outputs.append(f"{cur.statusmessage}")
+                summary = f"{cur.statusmessage} ({cur.rowcount} row{'s' if cur.rowcount != 1 else ''} affected)"
+    data = {"rows_affected": affected} if kind == "action" else {}
+    return Result(
+        True, summary or "done", cap("\n\n".join(outputs), ctx.output_cap), data
+    )
+
+
+def _run_outside_transaction(conn, statements, values, ctx) -> Result:  # noqa: ANN001
+    outputs = []
+    for statement in statements:
+        cur = psycopg.RawCursor(conn)
+        cur.execute(_renumber(statement), _values_for(statement, values) or None)
+        outputs.append(cur.statusmessage or "done")
+    return Result(True, outputs[-1], cap("\n".join(outputs), ctx.output_cap))
+
+
+def _values_for(statement: str, values: list) -> list:
+    used = sorted({int(n) for n in re.findall(r"\$(\d+)", statement)})
+    return [values[n - 1] for n in used if n - 1 < len(values)]
+
+
+def _renumber(statement: str) -> str:
+    """Each statement is sent alone: its placeholders count from $1."""
+    used = sorted({int(n) for n in re.findall(r"\$(\d+)", statement)})
+    mapping = {old: new for new, old in enumerate(used, start=1)}
+    return re.sub(r"\$(\d+)", lambda m: f"${mapping[int(m.group(1))]}", statement)
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -1,0 +1,88 @@
+"""Targets come from the environment, never the database.
+
+`${NAME}` in the runbook is read from `TARGET_NAME` on the worker (so
+`${DATABASE_URL}` is `TARGET_DATABASE_URL`, never the console's own database), and
+`TARGET_HOSTS` rewrites the runbook's hosts: `api.yomira.app=http://127.0.0.1:8001,...`.
+The same runbook then runs against production, staging or a local stand-in."""
+
+from __future__ import annotations
+
+import os
+import re
+from urllib.parse import urlsplit
+
+VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+PREFIX = "TARGET_"
+
+
+class TargetMissing(Exception):
+    """A variable the command needs is not configured on this worker."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        env = ", ".join(PREFIX + n for n in names)
+        super().__init__(f"Not configured: set {env} in the worker's environment.")
+
+
+def value(name: str) -> str | None:
+    found = os.environ.get(PREFIX + name)
+    return found if found else None
+
+
+def require(name: str) -> str:
+    found = value(name)
+    if found is None:
+        raise TargetMissing([name])
+    return found
+
+
+def missing(names: list[str]) -> list[str]:
+    return [n for n in names if value(n) is None]
+
+
+def expand(text: str) -> str:
+    """Replace every `${NAME}` with its TARGET_NAME value (raises if any is unset)."""
+    absent = missing(VARIABLE.findall(text))
+    if absent:
+        raise TargetMissing(absent)
+    return VARIABLE.sub(lambda m: value(m.group(1)) or "", text)
+
+
+def host_map() -> dict[str, str]:
+    """TARGET_HOSTS as {runbook host: base URL}."""
+    mapping: dict[str, str] = {}
+    for item in os.environ.get("TARGET_HOSTS", "").split(","):
+        host, sep, base = item.strip().partition("=")
+        if sep and host.strip() and base.strip():
+            mapping[host.strip().lower()] = base.strip().rstrip("/")
+    return mapping
+
+
+def rewrite(url: str) -> str:
+    """The URL with its host replaced as TARGET_HOSTS says (unchanged if unmapped)."""
+    parts = urlsplit(url)
+    base = host_map().get((parts.hostname or "").lower())
+    if not base:
+        return url
+    rest = url[len(f"{parts.scheme}://{parts.netloc}") :]
+    return base + rest
+
+
+def secret_values() -> list[str]:
+    """Every configured target value, and the passwords inside URL-shaped ones:
+    what redaction removes from anything stored or shown."""
+    values: list[str] = []
+    for key, val in os.environ.items():
+        if not key.startswith(PREFIX) or key == "TARGET_HOSTS" or len(val) < 4:
+            continue
+        values.append(val)
+        if "://" in val:
+            parts = urlsplit(val)
+            if parts.password and len(parts.password) >= 3:
+                values.append(parts.password)
+    return sorted(set(values), key=len, reverse=True)
+
+
+def status(variables: list[str]) -> list[tuple[str, bool]]:
+    """(TARGET_NAME, is it set) for a page that must never show the value."""
+    return [(PREFIX + n, value(n) is not None) for n in variables]

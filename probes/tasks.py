@@ -1,0 +1,24 @@
+"""Celery tasks: each takes a primary key and calls one function.
+
+Probes are read-only, so a redelivery after a lost worker is fine: acks late.
+Actions run at most once: acknowledged on receipt, never retried by Celery; the
+conditional claim makes any duplicate delivery a no-op either way."""
+
+from celery import shared_task
+
+from . import execution
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def run_probe(execution_id: int) -> str | None:
+    return execution.execute(execution_id)
+
+
+@shared_task(acks_late=False, ignore_result=True, max_retries=0)
+def run_action(execution_id: int) -> str | None:
+    return execution.execute(execution_id)
+
+
+@shared_task(ignore_result=True)
+def sweep_stale_executions() -> int:
+    return execution.sweep_stale()
