@@ -17,8 +17,9 @@ RESPONDER = [
     "incidents.add_incident",
     "incidents.tick_step",
     "incidents.add_note",
+    "incidents.run_probes",
 ]
-COMMANDER = [*RESPONDER, "incidents.command_incident"]
+COMMANDER = [*RESPONDER, "incidents.command_incident", "incidents.run_actions"]
 ROLES: dict[str, list[str] | None] = {
     "Viewer": VIEWER,
     "Responder": RESPONDER,
@@ -28,18 +29,20 @@ ROLES: dict[str, list[str] | None] = {
 
 
 def ensure_roles(group_model, permission_model) -> None:  # noqa: ANN001
-    """Create the groups (or reset their permissions to the definition above)."""
+    """Create the groups (or reset their permissions to the definition above).
+    A permission that does not exist yet (an older migration state) is skipped; the
+    migration that adds it calls this again."""
     for role, names in ROLES.items():
         group, _ = group_model.objects.get_or_create(name=role)
         if names is None:
             group.permissions.set(permission_model.objects.all())
             continue
-        perms = []
-        for name in names:
-            app_label, codename = name.split(".")
-            perms.append(
-                permission_model.objects.get(
-                    content_type__app_label=app_label, codename=codename
-                )
-            )
+        wanted = {tuple(name.split(".")) for name in names}
+        perms = [
+            p
+            for p in permission_model.objects.filter(
+                codename__in=[code for _, code in wanted]
+            ).select_related("content_type")
+            if (p.content_type.app_label, p.codename) in wanted
+        ]
         group.permissions.set(perms)

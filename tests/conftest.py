@@ -41,8 +41,7 @@ def make_user(db):
         )
         if role:
             # Transactional tests flush the tables, data migrations included.
-            if not Group.objects.filter(name=role).exists():
-                ensure_roles(Group, Permission)
+            ensure_roles(Group, Permission)
             user.groups.add(Group.objects.get(name=role))
         return user
 

@@ -763,27 +763,31 @@ def recognise_comment(comment: str) -> Binding | None:
 
 def resolve_http_paths(bindings: list[Binding]) -> None:
     """Give path-only HTTP commands (`PUT /admin/settings`) the base URL that the
-    runbook's own curl commands use for the same API (`https://api.../api/v1`)."""
-    absolute = [
-        b.spec["url"] for b in bindings if b.executor == "http" and "host" in b.spec
-    ]
-    if not absolute:
+    runbook's own curl commands use for the same API (`https://api.../api/v1`), and
+    that curl's Authorization header: the runbook writes it once, the API wants it
+    on every admin call."""
+    sources = [b for b in bindings if b.executor == "http" and "host" in b.spec]
+    if not sources:
         return
-    hosts = [urlsplit(u.replace("{", "%7B").replace("}", "%7D")) for u in absolute]
+    parsed = [(b, urlsplit(b.spec["url"].replace("{", "%7B").replace("}", "%7D"))) for b in sources]
     common = max(
-        {(p.scheme, p.netloc) for p in hosts},
-        key=lambda h: sum((p.scheme, p.netloc) == h for p in hosts),
+        {(p.scheme, p.netloc) for _, p in parsed},
+        key=lambda h: sum((p.scheme, p.netloc) == h for _, p in parsed),
     )
     for binding in bindings:
         path = binding.spec.get("path") if binding.executor == "http" else None
         if not path:
             continue
-        base = f"{common[0]}://{common[1]}"
+        base, source = f"{common[0]}://{common[1]}", None
         first_segment = "/" + path.strip("/").split("/", 1)[0] + "/"
-        for parts in hosts:
+        for candidate, parts in parsed:
             at = parts.path.find(first_segment)
             if at > 0:
-                base = f"{parts.scheme}://{parts.netloc}{parts.path[:at]}"
+                base, source = f"{parts.scheme}://{parts.netloc}{parts.path[:at]}", candidate
                 break
         binding.spec["url"] = base + path
         binding.spec["host"] = urlsplit(base).hostname or ""
+        auth = (source.spec.get("headers") or {}).get("Authorization") if source else None
+        if auth and not binding.spec.get("headers"):
+            binding.spec["headers"] = {"Authorization": auth}
+            binding.variables.extend(v for v in variables_in(auth) if v not in binding.variables)

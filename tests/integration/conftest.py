@@ -1,0 +1,159 @@
+"""The execution tests' world: real targets (see targets.py), the console's TARGET_*
+environment pointing at them, and a real Celery worker process."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Sink
+from django.conf import settings
+from moto.server import ThreadedMotoServer
+from pytest_httpserver import HTTPServer
+from pytest_httpserver.httpserver import METHOD_ALL
+
+from incidents.models import StepExecution
+from tests.conftest import ROOT
+
+from . import targets
+
+TARGET_REDIS_URL = os.environ.get("TARGET_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+WORKER_LOG = ROOT / "test-artifacts" / "worker.log"
+
+
+@pytest.fixture(scope="session")
+def target_database(django_db_setup):  # noqa: ANN001, ANN201
+    console = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/yomira")
+    url = targets.create_target_database(console)
+    # Trust auth ignores the password; it is here as a canary for redaction.
+    with_password = url.replace("://postgres@", f"://postgres:{targets.DB_PASSWORD_CANARY}@")
+    yield with_password
+    targets.drop_target_database(console)
+
+
+@pytest.fixture(scope="session")
+def api_server():  # noqa: ANN201
+    server = HTTPServer(host="127.0.0.1", port=0)
+    server.expect_request(re.compile(r"^/.*"), method=METHOD_ALL).respond_with_handler(
+        targets.yomira_api
+    )
+    server.start()
+    yield server
+    server.clear()
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server():  # noqa: ANN201
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def smtp_server():  # noqa: ANN201
+    port = targets.free_port()
+    controller = Controller(Sink(), hostname="127.0.0.1", port=port)
+    controller.start()
+    yield port
+    controller.stop()
+
+
+@pytest.fixture(scope="session")
+def target_env(target_database, api_server, s3_server, smtp_server):  # noqa: ANN001, ANN201
+    """TARGET_* for this process (the console's checks) and for the worker."""
+    api = f"http://127.0.0.1:{api_server.port}"
+    env = {
+        "TARGET_DATABASE_URL": target_database,
+        "TARGET_REDIS_URL": TARGET_REDIS_URL,
+        "TARGET_ADMIN_TOKEN": targets.ADMIN_TOKEN,
+        "TARGET_HOSTS": f"api.yomira.app={api},cdn.yomira.app={api},"
+                        f"smtp.yomira.test=smtp://127.0.0.1:{smtp_server}",  # fmt: skip
+        "TARGET_S3_ENDPOINT_URL": s3_server,
+        "TARGET_AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
+        "TARGET_AWS_SECRET_ACCESS_KEY": "canary/secret/key/wJalrXUtnFEMIK7MDENG",
+        "TARGET_AWS_REGION": "us-east-1",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    yield env
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def start_worker(env: dict, *, queue: str = "celery", log: Path = WORKER_LOG) -> subprocess.Popen:
+    """A real `celery worker` process on the test database and the test broker."""
+    db = settings.DATABASES["default"]
+    database_url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    log.parent.mkdir(exist_ok=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "yomira_console", "worker", "--loglevel", "INFO",
+         "--pool", "prefork", "--concurrency", "2", "-Q", queue, "--without-gossip",
+         "--without-mingle", "--hostname", f"{queue}@%h"],
+        cwd=ROOT,
+        env={**os.environ, **env, "DATABASE_URL": database_url},
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if " ready." in log.read_text(errors="replace"):
+            return process
+        if process.poll() is not None:
+            break
+        time.sleep(0.1)
+    stop_worker(process)
+    raise RuntimeError(f"the worker did not start:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def stop_worker(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, sig)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+
+@pytest.fixture(scope="session")
+def worker(target_env):  # noqa: ANN001, ANN201
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()  # no stale messages
+    process = start_worker(target_env)
+    yield process
+    stop_worker(process)
+
+
+@pytest.fixture
+def target_redis(target_env):  # noqa: ANN001, ANN201
+    client = redis.Redis.from_url(TARGET_REDIS_URL, decode_responses=True)
+    client.flushdb()
+    client.set("warm", "1")
+    policy = client.config_get("maxmemory-policy")["maxmemory-policy"]
+    yield client
+    client.config_set("maxmemory-policy", policy)  # the shared server as we found it
+    client.flushdb()
+
+
+def wait_for(execution: StepExecution, seconds: float = 20) -> StepExecution:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        execution.refresh_from_db()
+        if execution.is_terminal:
+            return execution
+        time.sleep(0.05)
+    raise AssertionError(f"execution {execution.pk} still {execution.state} after {seconds} s")

@@ -1,0 +1,98 @@
+"""Real stand-ins for the systems the Yomira runbook touches: a PostgreSQL target
+database seeded with the tables it queries, Redis, an HTTP server playing the
+Yomira API and CDN, moto's S3 server and an aiosmtpd SMTP server."""
+
+from __future__ import annotations
+
+import json
+import socket
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from werkzeug import Request, Response
+
+ADMIN_TOKEN = "canary-admin-token-5f1e2d"  # must never appear in stored output
+DB_PASSWORD_CANARY = "canary-db-password-93a1"
+
+TARGET_SCHEMA = """
+CREATE SCHEMA crawler;
+CREATE TABLE crawler.job (id serial PRIMARY KEY, sourceid int, status text,
+    scheduledat timestamptz, startedat timestamptz);
+CREATE TABLE crawler.log (id serial PRIMARY KEY, jobid int, level text, message text,
+    createdat timestamptz DEFAULT now());
+CREATE SCHEMA users;
+CREATE TABLE users.session (id serial PRIMARY KEY, userid text, token text,
+    createdat timestamptz DEFAULT now(), revokedat timestamptz);
+CREATE SCHEMA system;
+CREATE TABLE system.auditlog (id serial PRIMARY KEY, action text, createdat timestamptz DEFAULT now());
+CREATE SCHEMA analytics;
+CREATE TABLE analytics.pageview (id serial PRIMARY KEY, path text, at timestamptz DEFAULT now());
+CREATE TABLE analytics.pageview_2025_01 (id serial PRIMARY KEY, path text);
+CREATE TABLE schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL);
+INSERT INTO crawler.job (sourceid, status, scheduledat, startedat) VALUES
+    (1, 'running', now() - interval '3 hours', now() - interval '2 hours'),
+    (2, 'running', now() - interval '2 hours', now() - interval '90 minutes'),
+    (3, 'running', now(), now() - interval '1 minute'),
+    (4, 'pending', now(), NULL);
+INSERT INTO crawler.log (jobid, level, message) VALUES
+    (1, 'ERROR', 'fetch https://example.org: 429 Too Many Requests'),
+    (2, 'WARN', 'retrying after 403');
+INSERT INTO users.session (userid, token) VALUES ('u-42', 't1'), ('u-42', 't2'), ('u-7', 't3');
+INSERT INTO system.auditlog (action) VALUES ('login'), ('token.reuse');
+INSERT INTO analytics.pageview (path) SELECT '/p/' || g FROM generate_series(1, 50) g;
+INSERT INTO schema_migrations VALUES (5, true);
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+def create_target_database(console_url: str, name: str = "yomira_target") -> str:
+    """A fresh target database; returns its URL."""
+    admin = with_database(console_url, "postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = with_database(console_url, name)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(TARGET_SCHEMA)
+    return url
+
+
+def drop_target_database(console_url: str, name: str = "yomira_target") -> None:
+    with psycopg.connect(with_database(console_url, "postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def yomira_api(request: Request) -> Response:
+    """The Yomira API and CDN, as far as the runbook uses them."""
+    path, method = request.path, request.method
+    if path == "/health/ready":
+        return _json({"status": "ok", "database": "ok", "redis": "ok", "storage": "ok"})
+    if path == "/covers/test.webp":
+        return Response(b"RIFF....WEBP", content_type="image/webp")
+    if path == "/debug/pprof/goroutine":
+        return Response("goroutine profile: total 42\n", content_type="text/plain")
+    if path.startswith("/api/v1/admin/"):
+        if request.headers.get("Authorization") != f"Bearer {ADMIN_TOKEN}":
+            return _json({"error": "unauthorized"}, 401)
+        body = request.get_data(as_text=True)
+        echo = {"ok": True, "method": method, "path": path, "received": body,
+                # A careless API that echoes the token: redaction must remove it.
+                "auth_seen": request.headers.get("Authorization")}  # fmt: skip
+        return _json(echo)
+    if path == "/redirect-elsewhere":
+        return Response(status=302, headers={"Location": "http://169.254.169.254/latest/"})
+    return _json({"error": "not found", "path": path}, 404)
+
+
+def _json(payload: dict, status: int = 200) -> Response:
+    return Response(json.dumps(payload), status=status, content_type="application/json")
