@@ -70,10 +70,24 @@ def smtp_server():  # noqa: ANN201
 
 
 @pytest.fixture(scope="session")
-def target_env(target_database, api_server, s3_server, smtp_server):  # noqa: ANN001, ANN201
+def silent_server():  # noqa: ANN201
+    server = targets.SilentServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def target_env(target_database, api_server, s3_server, smtp_server, silent_server):  # noqa: ANN001, ANN201
     """TARGET_* for this process (the console's checks) and for the worker."""
     api = f"http://127.0.0.1:{api_server.port}"
+    closed = targets.free_port()  # nothing listens here
     env = {
+        # Short limits so the fault tests finish quickly (same rules as production).
+        "EXECUTION_TIMEOUT": "3",
+        "EXECUTION_CONNECT_TIMEOUT": "1",
+        "TARGET_DEAD_DB_URL": f"postgres://postgres@127.0.0.1:{closed}/nothing",
+        "TARGET_DEAD_API": f"http://127.0.0.1:{closed}",
+        "TARGET_SILENT_API": f"http://127.0.0.1:{silent_server.port}",
         "TARGET_DATABASE_URL": target_database,
         "TARGET_REDIS_URL": TARGET_REDIS_URL,
         "TARGET_ADMIN_TOKEN": targets.ADMIN_TOKEN,
@@ -130,12 +144,27 @@ def stop_worker(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
             process.wait(5)
 
 
+class Worker:
+    """The session's worker; a test may kill it, then start it again."""
+
+    def __init__(self, env: dict) -> None:
+        self.env = env
+        self.process = start_worker(env)
+
+    def kill(self) -> None:
+        stop_worker(self.process, signal.SIGKILL)
+
+    def restart(self) -> None:
+        stop_worker(self.process)
+        self.process = start_worker(self.env)
+
+
 @pytest.fixture(scope="session")
 def worker(target_env):  # noqa: ANN001, ANN201
     redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()  # no stale messages
-    process = start_worker(target_env)
-    yield process
-    stop_worker(process)
+    handle = Worker(target_env)
+    yield handle
+    stop_worker(handle.process)
 
 
 @pytest.fixture

@@ -41,6 +41,8 @@ INSERT INTO users.session (userid, token) VALUES ('u-42', 't1'), ('u-42', 't2'),
 INSERT INTO system.auditlog (action) VALUES ('login'), ('token.reuse');
 INSERT INTO analytics.pageview (path) SELECT '/p/' || g FROM generate_series(1, 50) g;
 INSERT INTO schema_migrations VALUES (5, true);
+CREATE TABLE counter (n int NOT NULL);
+INSERT INTO counter VALUES (0);
 """
 
 
@@ -96,3 +98,31 @@ def yomira_api(request: Request) -> Response:
 
 def _json(payload: dict, status: int = 200) -> Response:
     return Response(json.dumps(payload), status=status, content_type="application/json")
+
+
+class SilentServer:
+    """Accepts TCP connections and never answers: the target that hangs."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(50)
+        self.port = self.sock.getsockname()[1]
+        self.held: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
