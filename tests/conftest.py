@@ -3,12 +3,14 @@ through real sessions), and an incident to work on."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.test import Client
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from incidents.models import Incident, Playbook, Runbook
 from incidents.roles import ensure_roles
@@ -100,3 +102,54 @@ def incident(yomira, commander) -> Incident:
     return open_incident(
         playbook=playbook, title="Redis is refusing connections", by=commander
     )
+
+
+# --- browsers: Playwright (Python) driving Debian's Chromium ----------------------------
+# Never `playwright install`: the browser comes from `apt-get install chromium`.
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+# Without the background-networking flags Chromium keeps dialling Google's hosts,
+# which this closed network refuses.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Browser:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install -y chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, request: pytest.FixtureRequest) -> Page:
+    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    if getattr(request.node, "rep_call", None) and request.node.rep_call.failed:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(
+            path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True
+        )
+    context.close()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):  # noqa: ANN001, ANN201
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

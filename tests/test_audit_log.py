@@ -137,8 +137,11 @@ def test_sign_ins_and_failures_are_audited_without_passwords(client, make_user):
     verbs = list(
         AuditEvent.objects.filter(verb__startswith="log").values_list("verb", "data")
     )
-    assert verbs == [("login.failed", {"username": "rita"}), ("login.succeeded", {}),
-                     ("logout", {})]  # fmt: skip
+    assert verbs == [
+        ("login.failed", {"username": "rita"}),
+        ("login.succeeded", {}),
+        ("logout", {}),
+    ]
     everything = str(list(AuditEvent.objects.values_list("data", flat=True)))
     assert "wrong-password" not in everything and "correct-horse" not in everything
 
@@ -147,11 +150,17 @@ def test_admin_changes_to_users_groups_and_grants_are_audited(admin_client, make
     rita = make_user("rita")
     admin_client.post(
         f"/admin/auth/user/{rita.pk}/change/",
-        {"username": "rita", "is_active": "on", "is_staff": "on",
-         "groups": [Group.objects.get(name="Commander").pk],
-         "date_joined_0": "2026-11-27", "date_joined_1": "10:00:00",
-         "initial-date_joined_0": "2026-11-27", "initial-date_joined_1": "10:00:00"},
-    )  # fmt: skip
+        {
+            "username": "rita",
+            "is_active": "on",
+            "is_staff": "on",
+            "groups": [Group.objects.get(name="Commander").pk],
+            "date_joined_0": "2026-11-27",
+            "date_joined_1": "10:00:00",
+            "initial-date_joined_0": "2026-11-27",
+            "initial-date_joined_1": "10:00:00",
+        },
+    )
     changed = AuditEvent.objects.get(verb="user.changed")
     assert changed.actor_name == "admin" and changed.data["changes"]["is_staff"] == [
         False,

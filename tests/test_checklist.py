@@ -91,8 +91,14 @@ def test_a_stale_tick_is_not_applied_and_says_who_got_there_first(
     responder_client, commander, incident
 ):
     step = incident.playbook.steps.get(number=1)
-    tick_step(incident=incident, step=step, state="skipped", reason="done elsewhere",
-              expected=0, by=commander)  # fmt: skip
+    tick_step(
+        incident=incident,
+        step=step,
+        state="skipped",
+        reason="done elsewhere",
+        expected=0,
+        by=commander,
+    )
     response = tick(responder_client, incident, 1, "done", expected=0)
     html = response.content.decode()
     assert response.status_code == 200
@@ -132,8 +138,9 @@ def test_notes_land_in_the_timeline(responder_client, incident):
 
 
 def test_an_empty_note_is_refused(responder_client, incident):
-    response = responder_client.post(f"/incidents/{incident.pk}/notes", {"text": "  "},
-                                     HTTP_HX_REQUEST="true")  # fmt: skip
+    response = responder_client.post(
+        f"/incidents/{incident.pk}/notes", {"text": "  "}, HTTP_HX_REQUEST="true"
+    )
     assert response.status_code == 400
     assert not incident.events.filter(verb="note.added").exists()
 

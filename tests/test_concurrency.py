@@ -45,8 +45,11 @@ def test_two_people_ticking_one_step_at_once_get_one_result(
 
     def ticker(client, state, reason=""):  # noqa: ANN001, ANN202
         def job():  # noqa: ANN202
-            return client.post(url, {"state": state, "expected": 0, "reason": reason},
-                               HTTP_HX_REQUEST="true")  # fmt: skip
+            return client.post(
+                url,
+                {"state": state, "expected": 0, "reason": reason},
+                HTTP_HX_REQUEST="true",
+            )
 
         return job
 
@@ -63,8 +66,12 @@ def test_two_people_ticking_one_step_at_once_get_one_result(
 def test_many_simultaneous_double_clicks_still_make_one_tick(incident, responder):
     url = f"/incidents/{incident.pk}/steps/2/tick"
     clients = [signed_in(responder) for _ in range(6)]
-    jobs = [lambda c=c: c.post(url, {"state": "done", "expected": 0}, HTTP_HX_REQUEST="true")
-            for c in clients]  # fmt: skip
+    jobs = [
+        lambda c=c: c.post(
+            url, {"state": "done", "expected": 0}, HTTP_HX_REQUEST="true"
+        )
+        for c in clients
+    ]
     responses = run_together(*jobs)
     assert all(r.status_code == 200 for r in responses), responses
     assert StepExecution.objects.filter(incident=incident, step__number=2).count() == 1

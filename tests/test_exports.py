@@ -20,8 +20,14 @@ def worked(incident, responder, commander):
     add_note(
         incident=incident, text="PONG | but slow = 900ms", step=steps[1], by=responder
     )
-    tick_step(incident=incident, step=steps[3], state="skipped", expected=0, by=commander,
-              reason="managed Redis, no restart")  # fmt: skip
+    tick_step(
+        incident=incident,
+        step=steps[3],
+        state="skipped",
+        expected=0,
+        by=commander,
+        reason="managed Redis, no restart",
+    )
     add_note(incident=incident, text='=HYPERLINK("http://evil")', by=responder)
     change_status(incident=incident, to="resolved", by=commander)
     incident.refresh_from_db()
@@ -68,14 +74,22 @@ def test_the_json_timeline_is_complete_and_parseable(viewer_client, worked):
     doc = json.loads(body(response))
     assert doc["incident"]["status"] == "resolved"
     assert doc["incident"]["playbook"] == {
-        "number": 4, "title": "Redis Down / Unreachable", "slug": "redis-down-unreachable",
+        "number": 4,
+        "title": "Redis Down / Unreachable",
+        "slug": "redis-down-unreachable",
         "runbook_revision": 1,
-    }  # fmt: skip
+    }
     verbs = [e["verb"] for e in doc["events"]]
     assert verbs == [
-        "incident.opened", "incident.status_changed", "step.done", "note.added",
-        "step.skipped", "note.added", "incident.status_changed", "incident.exported",
-    ]  # fmt: skip
+        "incident.opened",
+        "incident.status_changed",
+        "step.done",
+        "note.added",
+        "step.skipped",
+        "note.added",
+        "incident.status_changed",
+        "incident.exported",
+    ]
     assert [e["seq"] for e in doc["events"]] == sorted(e["seq"] for e in doc["events"])
     step_done = doc["events"][2]
     assert (step_done["actor"], step_done["step"]) == ("rita", 1)
@@ -85,8 +99,11 @@ def test_the_json_timeline_is_complete_and_parseable(viewer_client, worked):
 def test_the_csv_timeline_has_a_row_per_event_and_defuses_formulas(
     viewer_client, worked
 ):
-    rows = list(csv.reader(io.StringIO(body(viewer_client.get(
-        f"/incidents/{worked.pk}/timeline.csv")))))  # fmt: skip
+    rows = list(
+        csv.reader(
+            io.StringIO(body(viewer_client.get(f"/incidents/{worked.pk}/timeline.csv")))
+        )
+    )
     assert rows[0] == [
         "seq",
         "time_utc",
@@ -107,8 +124,11 @@ def test_exports_are_audited(viewer_client, viewer, worked):
     for name in ("postmortem.md", "timeline.json", "timeline.csv"):
         body(viewer_client.get(f"/incidents/{worked.pk}/{name}"))
     exported = worked.events.filter(verb="incident.exported")
-    assert [e.data["format"] for e in exported] == ["postmortem.md", "timeline.json",
-                                                     "timeline.csv"]  # fmt: skip
+    assert [e.data["format"] for e in exported] == [
+        "postmortem.md",
+        "timeline.json",
+        "timeline.csv",
+    ]
     assert {e.actor_id for e in exported} == {viewer.pk}
 
 

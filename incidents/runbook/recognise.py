@@ -769,7 +769,10 @@ def resolve_http_paths(bindings: list[Binding]) -> None:
     sources = [b for b in bindings if b.executor == "http" and "host" in b.spec]
     if not sources:
         return
-    parsed = [(b, urlsplit(b.spec["url"].replace("{", "%7B").replace("}", "%7D"))) for b in sources]
+    parsed = [
+        (b, urlsplit(b.spec["url"].replace("{", "%7B").replace("}", "%7D")))
+        for b in sources
+    ]
     common = max(
         {(p.scheme, p.netloc) for _, p in parsed},
         key=lambda h: sum((p.scheme, p.netloc) == h for _, p in parsed),
@@ -783,11 +786,18 @@ def resolve_http_paths(bindings: list[Binding]) -> None:
         for candidate, parts in parsed:
             at = parts.path.find(first_segment)
             if at > 0:
-                base, source = f"{parts.scheme}://{parts.netloc}{parts.path[:at]}", candidate
+                base, source = (
+                    f"{parts.scheme}://{parts.netloc}{parts.path[:at]}",
+                    candidate,
+                )
                 break
         binding.spec["url"] = base + path
         binding.spec["host"] = urlsplit(base).hostname or ""
-        auth = (source.spec.get("headers") or {}).get("Authorization") if source else None
+        auth = (
+            (source.spec.get("headers") or {}).get("Authorization") if source else None
+        )
         if auth and not binding.spec.get("headers"):
             binding.spec["headers"] = {"Authorization": auth}
-            binding.variables.extend(v for v in variables_in(auth) if v not in binding.variables)
+            binding.variables.extend(
+                v for v in variables_in(auth) if v not in binding.variables
+            )

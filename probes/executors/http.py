@@ -71,7 +71,8 @@ def run(command, params: dict[str, str], ctx: Context) -> Result:  # noqa: ANN00
     except httpx.HTTPError as exc:
         return Result(False, f"{method} {url}: {type(exc).__name__}: {exc}.")
     elapsed = (time.monotonic() - started) * 1000
-    summary = f"{method} {url} → {response.status_code} {response.reason_phrase} in {elapsed:.0f} ms"
+    status = f"{response.status_code} {response.reason_phrase}"
+    summary = f"{method} {url} → {status} in {elapsed:.0f} ms"
     if response.is_redirect:
         summary += (
             f" (redirect to {response.headers.get('location', '?')} not followed)"

@@ -110,7 +110,8 @@ def _run_in_transaction(conn, statements, values, kind, ctx) -> Result:  # noqa:
             else:
                 affected += max(cur.rowcount, 0)
                 outputs.append(f"{cur.statusmessage}")
-                summary = f"{cur.statusmessage} ({cur.rowcount} row{'s' if cur.rowcount != 1 else ''} affected)"
+                plural = "s" if cur.rowcount != 1 else ""
+                summary = f"{cur.statusmessage} ({cur.rowcount} row{plural} affected)"
     data = {"rows_affected": affected} if kind == "action" else {}
     return Result(
         True, summary or "done", cap("\n\n".join(outputs), ctx.output_cap), data

@@ -31,10 +31,14 @@ WORKER_LOG = ROOT / "test-artifacts" / "worker.log"
 
 @pytest.fixture(scope="session")
 def target_database(django_db_setup):  # noqa: ANN001, ANN201
-    console = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/yomira")
+    console = os.environ.get(
+        "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/yomira"
+    )
     url = targets.create_target_database(console)
     # Trust auth ignores the password; it is here as a canary for redaction.
-    with_password = url.replace("://postgres@", f"://postgres:{targets.DB_PASSWORD_CANARY}@")
+    with_password = url.replace(
+        "://postgres@", f"://postgres:{targets.DB_PASSWORD_CANARY}@"
+    )
     yield with_password
     targets.drop_target_database(console)
 
@@ -92,7 +96,7 @@ def target_env(target_database, api_server, s3_server, smtp_server, silent_serve
         "TARGET_REDIS_URL": TARGET_REDIS_URL,
         "TARGET_ADMIN_TOKEN": targets.ADMIN_TOKEN,
         "TARGET_HOSTS": f"api.yomira.app={api},cdn.yomira.app={api},"
-                        f"smtp.yomira.test=smtp://127.0.0.1:{smtp_server}",  # fmt: skip
+        f"smtp.yomira.test=smtp://127.0.0.1:{smtp_server}",
         "TARGET_S3_ENDPOINT_URL": s3_server,
         "TARGET_AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
         "TARGET_AWS_SECRET_ACCESS_KEY": "canary/secret/key/wJalrXUtnFEMIK7MDENG",
@@ -108,21 +112,40 @@ def target_env(target_database, api_server, s3_server, smtp_server, silent_serve
             os.environ[key] = value
 
 
-def start_worker(env: dict, *, queue: str = "celery", log: Path = WORKER_LOG) -> subprocess.Popen:
+def start_worker(
+    env: dict, *, queue: str = "celery", log: Path = WORKER_LOG
+) -> subprocess.Popen:
     """A real `celery worker` process on the test database and the test broker."""
     db = settings.DATABASES["default"]
     database_url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
     log.parent.mkdir(exist_ok=True)
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "yomira_console", "worker", "--loglevel", "INFO",
-         "--pool", "prefork", "--concurrency", "2", "-Q", queue, "--without-gossip",
-         "--without-mingle", "--hostname", f"{queue}@%h"],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "yomira_console",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            "2",
+            "-Q",
+            queue,
+            "--without-gossip",
+            "--without-mingle",
+            "--hostname",
+            f"{queue}@%h",
+        ],
         cwd=ROOT,
         env={**os.environ, **env, "DATABASE_URL": database_url},
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
-    )  # fmt: skip
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if " ready." in log.read_text(errors="replace"):
@@ -131,7 +154,9 @@ def start_worker(env: dict, *, queue: str = "celery", log: Path = WORKER_LOG) ->
             break
         time.sleep(0.1)
     stop_worker(process)
-    raise RuntimeError(f"the worker did not start:\n{log.read_text(errors='replace')[-3000:]}")
+    raise RuntimeError(
+        f"the worker did not start:\n{log.read_text(errors='replace')[-3000:]}"
+    )
 
 
 def stop_worker(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
@@ -185,4 +210,6 @@ def wait_for(execution: StepExecution, seconds: float = 20) -> StepExecution:
         if execution.is_terminal:
             return execution
         time.sleep(0.05)
-    raise AssertionError(f"execution {execution.pk} still {execution.state} after {seconds} s")
+    raise AssertionError(
+        f"execution {execution.pk} still {execution.state} after {seconds} s"
+    )

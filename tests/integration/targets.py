@@ -24,7 +24,8 @@ CREATE SCHEMA users;
 CREATE TABLE users.session (id serial PRIMARY KEY, userid text, token text,
     createdat timestamptz DEFAULT now(), revokedat timestamptz);
 CREATE SCHEMA system;
-CREATE TABLE system.auditlog (id serial PRIMARY KEY, action text, createdat timestamptz DEFAULT now());
+CREATE TABLE system.auditlog (id serial PRIMARY KEY, action text,
+    createdat timestamptz DEFAULT now());
 CREATE SCHEMA analytics;
 CREATE TABLE analytics.pageview (id serial PRIMARY KEY, path text, at timestamptz DEFAULT now());
 CREATE TABLE analytics.pageview_2025_01 (id serial PRIMARY KEY, path text);
@@ -70,7 +71,9 @@ def create_target_database(console_url: str, name: str = "yomira_target") -> str
 
 
 def drop_target_database(console_url: str, name: str = "yomira_target") -> None:
-    with psycopg.connect(with_database(console_url, "postgres"), autocommit=True) as conn:
+    with psycopg.connect(
+        with_database(console_url, "postgres"), autocommit=True
+    ) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -87,12 +90,19 @@ def yomira_api(request: Request) -> Response:
         if request.headers.get("Authorization") != f"Bearer {ADMIN_TOKEN}":
             return _json({"error": "unauthorized"}, 401)
         body = request.get_data(as_text=True)
-        echo = {"ok": True, "method": method, "path": path, "received": body,
-                # A careless API that echoes the token: redaction must remove it.
-                "auth_seen": request.headers.get("Authorization")}  # fmt: skip
+        echo = {
+            "ok": True,
+            "method": method,
+            "path": path,
+            "received": body,
+            # A careless API that echoes the token: redaction must remove it.
+            "auth_seen": request.headers.get("Authorization"),
+        }
         return _json(echo)
     if path == "/redirect-elsewhere":
-        return Response(status=302, headers={"Location": "http://169.254.169.254/latest/"})
+        return Response(
+            status=302, headers={"Location": "http://169.254.169.254/latest/"}
+        )
     return _json({"error": "not found", "path": path}, 404)
 
 

@@ -14,7 +14,10 @@ from tests.conftest import YOMIRA_RUNBOOK
 from .conftest import wait_for
 from .targets import ADMIN_TOKEN, DB_PASSWORD_CANARY
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("worker")]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("worker"),
+]
 
 # (playbook, text starts with) -> (state, what the summary or output must say)
 EXPECTED = {
@@ -22,7 +25,10 @@ EXPECTED = {
     (2, "docker compose exec redis redis-cli --latency"): ("succeeded", "latency min:"),
     (2, 'psql "${DATABASE_URL}" -c "\nSELECT query'): ("failed", "pg_stat_statements"),
     (2, "PUT /admin/settings"): ("succeeded", "→ 200 OK"),
-    (2, "curl -X PUT https://api.yomira.app/api/v1/admin/settings"): ("succeeded", "→ 200 OK"),
+    (2, "curl -X PUT https://api.yomira.app/api/v1/admin/settings"): (
+        "succeeded",
+        "→ 200 OK",
+    ),
     (3, 'psql "${DATABASE_URL}" -c "SELECT 1;"'): ("succeeded", "?column? = 1"),
     (3, "docker compose exec postgres psql"): ("succeeded", "max_connections = "),
     (3, "migrate -database"): ("succeeded", "5 (dirty)"),
@@ -32,39 +38,71 @@ EXPECTED = {
     (5, "SELECT count(*), state"): ("succeeded", "rows"),
     (5, "SELECT pid, now() - query_start"): ("succeeded", "row"),
     (5, "SELECT pg_cancel_backend(pid);"): ("succeeded", "pg_cancel_backend = True"),
-    (5, "SELECT pg_terminate_backend(pid);"): ("succeeded", "pg_terminate_backend = True"),
-    (5, "curl -X POST https://api.yomira.app/api/v1/admin/crawler/pause"): ("succeeded", "200"),
+    (5, "SELECT pg_terminate_backend(pid);"): (
+        "succeeded",
+        "pg_terminate_backend = True",
+    ),
+    (5, "curl -X POST https://api.yomira.app/api/v1/admin/crawler/pause"): (
+        "succeeded",
+        "200",
+    ),
     (6, "SELECT id, sourceid"): ("succeeded", "2 rows"),
-    (6, "curl -X POST https://api.yomira.app/api/v1/admin/crawler/jobs"): ("succeeded", "200"),
+    (6, "curl -X POST https://api.yomira.app/api/v1/admin/crawler/jobs"): (
+        "succeeded",
+        "200",
+    ),
     (6, "UPDATE crawler.job"): ("succeeded", "UPDATE 2 (2 rows affected)"),
     (6, "SELECT log.level"): ("succeeded", "row"),
     (6, "PATCH /admin/crawler/sources/:id"): ("succeeded", "PATCH http://127.0.0.1"),
-    (7, "curl -X POST https://api.yomira.app/api/v1/admin/mail/send"): ("succeeded", "200"),
+    (7, "curl -X POST https://api.yomira.app/api/v1/admin/mail/send"): (
+        "succeeded",
+        "200",
+    ),
     (8, 'curl -I "https://cdn.yomira.app/covers/test.webp"'): ("succeeded", "HEAD"),
     (8, "PUT /admin/settings"): ("succeeded", "→ 200 OK"),
     (9, "df -h"): ("succeeded", "fullest filesystem"),
     (9, "du -sh /var/lib/postgresql/data"): ("*", "/var/lib/postgresql/data"),
     (9, "SELECT schemaname, tablename"): ("succeeded", "rows"),
-    (9, "DROP TABLE IF EXISTS analytics.pageview_2025_01;"): ("succeeded", "DROP TABLE"),
+    (9, "DROP TABLE IF EXISTS analytics.pageview_2025_01;"): (
+        "succeeded",
+        "DROP TABLE",
+    ),
     (9, "VACUUM FULL analytics.pageview;"): ("succeeded", "VACUUM"),
     (10, "GET /debug/pprof/goroutine"): ("succeeded", "→ 200 OK"),
     (11, 1, "migrate -database"): ("succeeded", "5 (dirty)"),
     (11, 5, "migrate -database"): ("succeeded", "4"),
-    (11, "migrate -database \"${DATABASE_URL}\" -path src/common/DML/migrations force 4"): (
-        "succeeded", "forced version 4 (was 5 (dirty))"),
-    (11, "migrate -database \"${DATABASE_URL}\" -path src/common/DML/migrations up 1"): (
-        "failed", "needs the migration files"),
-    (12, "curl -X POST https://api.yomira.app/api/v1/admin/users/{userId}"): ("succeeded", "200"),
-    (12, "UPDATE users.session SET revokedat"): ("succeeded", "UPDATE 2 (2 rows affected)"),
+    (
+        11,
+        'migrate -database "${DATABASE_URL}" -path src/common/DML/migrations force 4',
+    ): ("succeeded", "forced version 4 (was 5 (dirty))"),
+    (11, 'migrate -database "${DATABASE_URL}" -path src/common/DML/migrations up 1'): (
+        "failed",
+        "needs the migration files",
+    ),
+    (12, "curl -X POST https://api.yomira.app/api/v1/admin/users/{userId}"): (
+        "succeeded",
+        "200",
+    ),
+    (12, "UPDATE users.session SET revokedat"): (
+        "succeeded",
+        "UPDATE 2 (2 rows affected)",
+    ),
     (12, "SELECT * FROM system.auditlog"): ("succeeded", "2 rows"),
-}  # fmt: skip
+}
 
 
 def expectation(command: Command) -> tuple[str, str]:
     """The most specific entry: (playbook, step, prefix) before (playbook, prefix)."""
-    number, step = command.playbook.number, command.step.number if command.step else None
+    number, step = (
+        command.playbook.number,
+        command.step.number if command.step else None,
+    )
     for key, value in EXPECTED.items():
-        if len(key) == 3 and key[:2] == (number, step) and command.text.startswith(key[2]):
+        if (
+            len(key) == 3
+            and key[:2] == (number, step)
+            and command.text.startswith(key[2])
+        ):
             return value
     for key, value in EXPECTED.items():
         if len(key) == 2 and key[0] == number and command.text.startswith(key[1]):
@@ -85,9 +123,11 @@ def test_every_runnable_command_of_the_runbook_runs_against_real_targets(
     cole = make_user("cole", "Commander")
     runbook = import_runbook(source=YOMIRA_RUNBOOK.read_bytes()).runbook
     commands = list(
-        Command.objects.filter(playbook__runbook=runbook).exclude(kind="manual")
-        .select_related("playbook", "step").order_by("playbook__number", "position")
-    )  # fmt: skip
+        Command.objects.filter(playbook__runbook=runbook)
+        .exclude(kind="manual")
+        .select_related("playbook", "step")
+        .order_by("playbook__number", "position")
+    )
     assert len(commands) == 37
     incidents = {}
     victims = []
@@ -95,7 +135,9 @@ def test_every_runnable_command_of_the_runbook_runs_against_real_targets(
     for command in commands:
         number = command.playbook.number
         if number not in incidents:
-            incidents[number] = open_incident(playbook=command.playbook, title=f"§{number}", by=cole)
+            incidents[number] = open_incident(
+                playbook=command.playbook, title=f"§{number}", by=cole
+            )
         params = {"userId": "u-42", "$1": "u-42", "id": "7"}
         if "pid" in command.parameters:
             conn, pid = sleeping_backend(target_database)
@@ -103,13 +145,18 @@ def test_every_runnable_command_of_the_runbook_runs_against_real_targets(
             params["pid"] = str(pid)
         params = {k: v for k, v in params.items() if k in command.parameters}
         result = request_run(
-            incident=incidents[number], command=command, params=params, by=cole,
+            incident=incidents[number],
+            command=command,
+            params=params,
+            by=cole,
             confirmation=confirm_word(command),
-        )  # fmt: skip
+        )
         execution = wait_for(result.execution)
         state, says = expectation(command)
         text = execution.summary + "\n" + execution.output
-        where = f"§{number} {command.text[:70]!r}: {execution.state} {execution.summary!r}"
+        where = (
+            f"§{number} {command.text[:70]!r}: {execution.state} {execution.summary!r}"
+        )
         if state != "*":
             assert execution.state == state, where
         assert says in text, where
@@ -121,10 +168,20 @@ def test_every_runnable_command_of_the_runbook_runs_against_real_targets(
 
     # What the actions changed, seen from the target itself.
     with psycopg.connect(target_database) as conn:
-        assert conn.execute("SELECT count(*) FROM crawler.job WHERE status = 'pending'").fetchone() == (3,)
-        revoked = conn.execute("SELECT count(*) FROM users.session WHERE revokedat IS NOT NULL")
+        assert conn.execute(
+            "SELECT count(*) FROM crawler.job WHERE status = 'pending'"
+        ).fetchone() == (3,)
+        revoked = conn.execute(
+            "SELECT count(*) FROM users.session WHERE revokedat IS NOT NULL"
+        )
         assert revoked.fetchone() == (2,)
-        assert conn.execute("SELECT version, dirty FROM schema_migrations").fetchall() == [(4, False)]
-        exists = conn.execute("SELECT to_regclass('analytics.pageview_2025_01')").fetchone()
+        assert conn.execute(
+            "SELECT version, dirty FROM schema_migrations"
+        ).fetchall() == [(4, False)]
+        exists = conn.execute(
+            "SELECT to_regclass('analytics.pageview_2025_01')"
+        ).fetchone()
         assert exists == (None,)
-    assert target_redis.config_get("maxmemory-policy") == {"maxmemory-policy": "allkeys-lru"}
+    assert target_redis.config_get("maxmemory-policy") == {
+        "maxmemory-policy": "allkeys-lru"
+    }
