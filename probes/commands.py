@@ -48,13 +48,11 @@ def confirm_word(command: Command) -> str:
         first = spec.get("sql", "").split(None, 1)
         return first[0].lower() if first else "run"
     if command.executor == "http":
-        path = urlsplit(spec.get("url", "").replace("{", "").replace("}", "")).path
-        words = [
-            w
-            for w in re.split(r"[/_\-:.]+", path)
-            if w.isalpha() and w not in {"api", "admin"}
-        ]
-        return (words[-1] if words else spec.get("method", "run")).lower()
+        # The last real path segment: "revoke-all", "pause", "reset-stuck".
+        path = urlsplit(spec.get("url", "")).path
+        segments = [seg for seg in path.split("/") if re.fullmatch(r"[A-Za-z][A-Za-z-]*", seg)]
+        segments = [seg for seg in segments if seg not in {"api", "admin"}]
+        return (segments[-1] if segments else spec.get("method", "run")).lower()
     if command.executor == "redis":
         return str(spec.get("command", "run")).split()[0].lower()
     if command.executor == "migrate":
