@@ -7,6 +7,10 @@
    export's peak memory at 10,000 and 100,000 events (budget: flat, streamed).
 4. `verify_audit` over 100,000+ events (budget: under 3 s).
 
+5. A redis PING probe's round trip, enqueue -> result stored, against a raw redis
+   PING in the same run (budget: p50 within 80x), with a real Celery worker.
+6. Click-to-result in a real browser for that probe (budget: p50 under 300 ms).
+
 It works in its own PostgreSQL database (`<name>_bench`), made afresh each run."""
 
 from __future__ import annotations
@@ -264,15 +268,146 @@ def bench_verify() -> None:
     )
 
 
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+def start_worker(env: dict) -> subprocess.Popen:
+    log = ROOT / "var" / "bench-worker.log"
+    log.parent.mkdir(exist_ok=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "yomira_console", "worker", "--loglevel",
+         "WARNING", "--pool", "prefork", "--concurrency", "2", "--without-gossip",
+         "--without-mingle"],
+        cwd=ROOT, env={**os.environ, **env}, stdout=log.open("w"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    time.sleep(4)  # no "ready" line at WARNING level; give it time to connect
+    return process
+
+
+def bench_execution(user) -> None:  # noqa: ANN001
+    import redis as redis_lib
+    from django.conf import settings
+
+    from django.utils import timezone
+
+    from incidents.models import Playbook, StepExecution
+    from incidents.services import open_incident, request_run
+
+    section("Probe round trip: redis-cli ping, enqueue -> stored (real worker)")
+    target = os.environ.get("BENCH_TARGET_REDIS_URL", "redis://127.0.0.1:6379/14")
+    os.environ["TARGET_REDIS_URL"] = target
+    redis_lib.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    worker = start_worker({"TARGET_REDIS_URL": target})
+    try:
+        playbook = Playbook.objects.current().get(number=4)
+        incident = open_incident(playbook=playbook, title="bench pings", by=user)
+        ping = playbook.commands.get(text__contains="ping")
+        raw = redis_lib.Redis.from_url(target)
+        raw_samples = timed(raw.ping, 500)
+        trips = []
+        for i in range(60):
+            # Enqueue -> stored, from the clock before the request to the row's own
+            # finished_at (set in the same UPDATE that stores the result); the loop
+            # below only waits, gently, so it does not compete for the two cores.
+            start = timezone.now()
+            execution = request_run(incident=incident, command=ping, params={}, by=user,
+                                    request_key=f"bench-{i}").execution  # fmt: skip
+            while True:
+                state, finished = StepExecution.objects.filter(
+                    pk=execution.pk
+                ).values_list("state", "finished_at")[0]
+                if state not in StepExecution.IN_FLIGHT:
+                    break
+                time.sleep(0.01)
+            assert state == "succeeded", state
+            trips.append((finished - start).total_seconds())
+        trips = trips[10:]  # warm-up: worker processes importing executors
+        p50, p95, raw50 = (
+            statistics.median(trips),
+            percentile(trips, 0.95),
+            statistics.median(raw_samples),
+        )
+        print(f"raw redis PING: p50 {raw50 * 1000:.3f} ms")
+        print(
+            f"probe round trip: p50 {p50 * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms "
+            f"({len(trips)} runs)"
+        )
+        print(f"ratio p50 round trip / raw PING: {p50 / raw50:.0f}x (budget <= 80x)")
+        bench_click_to_result(user, incident, worker)
+    finally:
+        worker.terminate()
+        worker.wait(15)
+
+
+def bench_click_to_result(user, incident, worker) -> None:  # noqa: ANN001
+    import httpx
+    from playwright.sync_api import sync_playwright
+
+    section("Click-to-result in Chromium (gunicorn + real worker)")
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "yomira_console.wsgi:application", "--bind",
+         f"127.0.0.1:{port}", "--workers", "2", "--threads", "4", "--log-level", "warning"],
+        cwd=ROOT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                httpx.get(f"{base}/health/live", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        cookie = session_cookie(user)  # the ORM before Playwright's event loop starts
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"),
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                      "--disable-component-update", "--disable-sync"],
+            )  # fmt: skip
+            context = browser.new_context()
+            context.add_cookies([{"name": "sessionid", "value": cookie, "url": base}])  # fmt: skip
+            page = context.new_page()
+            page.goto(f"{base}/incidents/{incident.pk}/")
+            samples = []
+            for _ in range(25):
+                before = page.evaluate(
+                    "() => (document.querySelector('#step-1 .execution') || {}).id || ''"
+                )
+                start = time.perf_counter()
+                page.locator("#step-1").get_by_role(
+                    "button", name="Run", exact=True
+                ).click()
+                page.wait_for_function(
+                    """(before) => { const e = document.querySelector('#step-1 .execution');
+                       return e && e.id !== before &&
+                              e.querySelector('.run-state').textContent.trim() === 'Succeeded'; }""",
+                    arg=before, polling="raf", timeout=10_000,
+                )  # fmt: skip
+                samples.append(time.perf_counter() - start)
+            browser.close()
+        samples = samples[3:]
+        p50, p95 = statistics.median(samples), percentile(samples, 0.95)
+        print(
+            f"click -> PONG on screen: p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms "
+            f"({len(samples)} clicks; budget p50 < 300 ms)"
+        )
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
 def main() -> None:
-    """`python bench/run.py [importer] [checklist] [exports]`: all by default."""
+    """`python bench/run.py [importer] [checklist] [exports] [execution]`: all by default."""
     import logging
 
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    wanted = set(sys.argv[1:]) or {"importer", "checklist", "exports"}
+    wanted = set(sys.argv[1:]) or {"importer", "checklist", "exports", "execution"}
     if "importer" in wanted:
         bench_importer()
-    if not wanted & {"checklist", "exports"}:
+    if not wanted & {"checklist", "exports", "execution"}:
         return
     fresh_database()
     import django
@@ -281,6 +416,8 @@ def main() -> None:
     user, incident = seed()
     if "checklist" in wanted:
         bench_checklist(user, incident)
+    if "execution" in wanted:
+        bench_execution(user)
     if "exports" in wanted:
         bench_exports(user, incident)
         bench_verify()

@@ -145,6 +145,14 @@ def _cell(text: str) -> str:
     return "'" + text if text[:1] in {"=", "+", "-", "@"} else text
 
 
+def _run_line(run: StepExecution) -> str:
+    """`   - ran `redis-cli ping` by rita at … → succeeded: PING: PONG`"""
+    who = run.requested_by.get_username() if run.requested_by else "someone"
+    command = md(run.command_text.splitlines()[0] if run.command_text else "a command")
+    result = f"{run.state}" + (f": {md(run.summary)}" if run.summary else "")
+    return f"   - ran `{command}` by {who} at {utc(run.created_at)} → {result}\n"
+
+
 def md(text: str) -> str:
     """One table cell or list item: no line breaks, no pipes that end the cell."""
     return " ".join(str(text).split()).replace("|", "\\|")
@@ -222,6 +230,14 @@ def postmortem(incident: Incident) -> Iterator[str]:
         else:
             outcome = "not done"
         yield f"{step.number}. **{md(step.title)}** — {outcome}\n"
+        for run in by_step.get(step.id, []):
+            if not run.is_tick:
+                yield _run_line(run)
+    diagnosis_runs = [e for e in by_step.get(None, []) if not e.is_tick]
+    if diagnosis_runs:
+        yield "\nDiagnosis commands run:\n"
+        for run in diagnosis_runs:
+            yield _run_line(run)
 
     yield "\n## Notes\n\n"
     notes = incident.events.filter(verb="note.added").order_by("seq")

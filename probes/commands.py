@@ -50,7 +50,9 @@ def confirm_word(command: Command) -> str:
     if command.executor == "http":
         # The last real path segment: "revoke-all", "pause", "reset-stuck".
         path = urlsplit(spec.get("url", "")).path
-        segments = [seg for seg in path.split("/") if re.fullmatch(r"[A-Za-z][A-Za-z-]*", seg)]
+        segments = [
+            seg for seg in path.split("/") if re.fullmatch(r"[A-Za-z][A-Za-z-]*", seg)
+        ]
         segments = [seg for seg in segments if seg not in {"api", "admin"}]
         return (segments[-1] if segments else spec.get("method", "run")).lower()
     if command.executor == "redis":

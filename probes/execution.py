@@ -42,13 +42,8 @@ def execute(execution_id: int) -> str | None:
         "command", "incident", "step", "requested_by"
     ).get(pk=execution_id)
     command = execution.command
-    audit.append(
-        "execution.started",
-        actor_name="worker",
-        incident=execution.incident,
-        obj=execution,
-        data=_event_data(execution),
-    )
+    # No "started" event: it would cost a commit on the hot path, and the row's
+    # started_at (shown with the result and in the exports) already says when.
     if not access.can_run(execution.requested_by, command, execution.incident):
         result = Result(False, "Not run: the requester may no longer run this command.")
         return finish(execution, result, denied=True)

@@ -61,7 +61,9 @@ def test_redaction_removes_every_kind_of_secret(env):
         "zzzz-1234",
     ]:
         assert secret not in clean, secret
-    assert "@cache:6379/0" in clean  # an unconfigured URL keeps its host, loses its password
+    assert (
+        "@cache:6379/0" in clean
+    )  # an unconfigured URL keeps its host, loses its password
     assert redaction.redact_data({"a": ["tok-abcdef123456"]}) == {"a": ["••••"]}
 
 
@@ -72,7 +74,9 @@ def test_display_text_rewrites_hosts_fills_parameters_and_masks(env, yomira):
         "curl -X POST http://127.0.0.1:8001/api/v1/admin/users/u-42/sessions"
     )
     assert "${ADMIN_TOKEN}" in shown and "tok-abcdef" not in shown
-    sql = Command.objects.get(playbook__number=12, text__startswith="UPDATE users.session")
+    sql = Command.objects.get(
+        playbook__number=12, text__startswith="UPDATE users.session"
+    )
     assert display_text(sql, {"$1": "u-42"}).endswith("-- bound: $1 = 'u-42'")
 
 
@@ -84,11 +88,22 @@ def test_each_action_has_a_word_from_its_own_command(yomira):
     assert word("SELECT pg_terminate_backend(pid);") == "terminate"
     assert word("DROP TABLE IF EXISTS") == "drop"
     assert word("VACUUM FULL") == "vacuum"
-    assert word("curl -X POST https://api.yomira.app/api/v1/admin/crawler/pause") == "pause"
-    assert word("curl -X POST https://api.yomira.app/api/v1/admin/users/{userId}") == "revoke-all"
+    assert (
+        word("curl -X POST https://api.yomira.app/api/v1/admin/crawler/pause")
+        == "pause"
+    )
+    assert (
+        word("curl -X POST https://api.yomira.app/api/v1/admin/users/{userId}")
+        == "revoke-all"
+    )
     assert word("PATCH /admin/crawler/sources/:id") == "sources"
     assert word('redis-cli -u "${REDIS_URL}" config set') == "config"
-    assert word('migrate -database "${DATABASE_URL}" -path src/common/DML/migrations force') == "force"
+    assert (
+        word(
+            'migrate -database "${DATABASE_URL}" -path src/common/DML/migrations force'
+        )
+        == "force"
+    )
 
 
 def test_missing_targets_name_the_variables(env, yomira):

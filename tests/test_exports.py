@@ -135,3 +135,23 @@ def test_exports_are_audited(viewer_client, viewer, worked):
 def test_an_ongoing_incident_says_so(viewer_client, incident):
     text = body(viewer_client.get(f"/incidents/{incident.pk}/postmortem.md"))
     assert "so far (still open)" in text and "_No notes were taken._" in text
+
+
+def test_the_postmortem_says_which_commands_ran_and_what_they_said(
+    viewer_client, incident, commander
+):
+    from incidents.models import StepExecution
+
+    ping = incident.playbook.commands.get(text__contains="ping")
+    StepExecution.objects.create(
+        incident=incident,
+        step=ping.step,
+        command=ping,
+        state="succeeded",
+        requested_by=commander,
+        command_text=ping.text,
+        summary="PING: PONG",
+    )
+    text = body(viewer_client.get(f"/incidents/{incident.pk}/postmortem.md"))
+    assert '   - ran `redis-cli -u "${REDIS_URL}" ping` by cole at ' in text
+    assert "→ succeeded: PING: PONG" in text

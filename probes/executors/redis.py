@@ -14,15 +14,24 @@ from .. import targets
 from .base import Context, Result, cap, substitute
 
 
+_clients: dict[tuple, redis.Redis] = {}
+
+
 def client(spec: dict, ctx: Context) -> redis.Redis:
+    """One client (and connection pool) per target and limits, kept for the life of
+    the worker process: a probe should not pay for a new connection every time."""
     url = targets.require(spec.get("target") or "REDIS_URL")
-    return redis.Redis.from_url(
-        url,
-        socket_connect_timeout=ctx.connect_timeout,
-        socket_timeout=ctx.remaining(),
-        decode_responses=True,
-        retry_on_timeout=False,
-    )
+    key = (url, ctx.connect_timeout, ctx.timeout)
+    if key not in _clients:
+        _clients[key] = redis.Redis.from_url(
+            url,
+            socket_connect_timeout=ctx.connect_timeout,
+            socket_timeout=ctx.timeout,
+            decode_responses=True,
+            retry_on_timeout=False,
+            health_check_interval=30,
+        )
+    return _clients[key]
 
 
 def apply_filter(text: str, rule: dict | None) -> str:

@@ -197,7 +197,7 @@ def test_a_duplicate_delivery_does_nothing(faults, monkeypatch):
     execution.refresh_from_db()
     assert execution.state == "succeeded"
     started = AuditEvent.objects.filter(
-        verb="execution.started", object_id=str(execution.pk)
+        verb="execution.succeeded", object_id=str(execution.pk)
     )
     assert started.count() == 1
 
