@@ -289,7 +289,6 @@ def start_worker(env: dict) -> subprocess.Popen:
 def bench_execution(user) -> None:  # noqa: ANN001
     import redis as redis_lib
     from django.conf import settings
-
     from django.utils import timezone
 
     from incidents.models import Playbook, StepExecution

@@ -13,7 +13,6 @@ import redis
 from .. import targets
 from .base import Context, Result, cap, substitute
 
-
 _clients: dict[tuple, redis.Redis] = {}
 
 
