@@ -277,11 +277,27 @@ def start_worker(env: dict) -> subprocess.Popen:
     log = ROOT / "var" / "bench-worker.log"
     log.parent.mkdir(exist_ok=True)
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "yomira_console", "worker", "--loglevel",
-         "WARNING", "--pool", "prefork", "--concurrency", "2", "--without-gossip",
-         "--without-mingle"],
-        cwd=ROOT, env={**os.environ, **env}, stdout=log.open("w"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "yomira_console",
+            "worker",
+            "--loglevel",
+            "WARNING",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            "2",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
     time.sleep(4)  # no "ready" line at WARNING level; give it time to connect
     return process
 
@@ -311,8 +327,13 @@ def bench_execution(user) -> None:  # noqa: ANN001
             # finished_at (set in the same UPDATE that stores the result); the loop
             # below only waits, gently, so it does not compete for the two cores.
             start = timezone.now()
-            execution = request_run(incident=incident, command=ping, params={}, by=user,
-                                    request_key=f"bench-{i}").execution  # fmt: skip
+            execution = request_run(
+                incident=incident,
+                command=ping,
+                params={},
+                by=user,
+                request_key=f"bench-{i}",
+            ).execution
             while True:
                 state, finished = StepExecution.objects.filter(
                     pk=execution.pk
@@ -347,10 +368,22 @@ def bench_click_to_result(user, incident, worker) -> None:  # noqa: ANN001
     section("Click-to-result in Chromium (gunicorn + real worker)")
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "yomira_console.wsgi:application", "--bind",
-         f"127.0.0.1:{port}", "--workers", "2", "--threads", "4", "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "yomira_console.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--threads",
+            "4",
+            "--log-level",
+            "warning",
+        ],
         cwd=ROOT,
-    )  # fmt: skip
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):
@@ -363,11 +396,16 @@ def bench_click_to_result(user, incident, worker) -> None:  # noqa: ANN001
         with sync_playwright() as pw:
             browser = pw.chromium.launch(
                 executable_path=os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"),
-                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                      "--disable-component-update", "--disable-sync"],
-            )  # fmt: skip
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                ],
+            )
             context = browser.new_context()
-            context.add_cookies([{"name": "sessionid", "value": cookie, "url": base}])  # fmt: skip
+            context.add_cookies([{"name": "sessionid", "value": cookie, "url": base}])
             page = context.new_page()
             page.goto(f"{base}/incidents/{incident.pk}/")
             samples = []
@@ -380,11 +418,14 @@ def bench_click_to_result(user, incident, worker) -> None:  # noqa: ANN001
                     "button", name="Run", exact=True
                 ).click()
                 page.wait_for_function(
-                    """(before) => { const e = document.querySelector('#step-1 .execution');
-                       return e && e.id !== before &&
-                              e.querySelector('.run-state').textContent.trim() === 'Succeeded'; }""",
-                    arg=before, polling="raf", timeout=10_000,
-                )  # fmt: skip
+                    """(before) => {
+                       const e = document.querySelector('#step-1 .execution');
+                       const state = e && e.querySelector('.run-state').textContent.trim();
+                       return e && e.id !== before && state === 'Succeeded'; }""",
+                    arg=before,
+                    polling="raf",
+                    timeout=10_000,
+                )
                 samples.append(time.perf_counter() - start)
             browser.close()
         samples = samples[3:]
