@@ -11,7 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
 from . import audit
-from .models import Command, Incident
+from .models import Command, Incident, Playbook, StepExecution
 
 VIEW_PLAYBOOKS = "incidents.view_playbook"
 VIEW_INCIDENTS = "incidents.view_incident"
@@ -23,12 +23,27 @@ EXPORT_INCIDENTS = "incidents.export_incident"
 IMPORT_RUNBOOKS = "incidents.add_runbook"
 RUN_PROBES = "incidents.run_probes"
 RUN_ACTIONS = "incidents.run_actions"
+APPROVE_ACTIONS = "incidents.approve_actions"
+BREAK_GLASS = "incidents.break_glass"
 
 
 def can(user, perm: str, incident: Incident | None = None) -> bool:  # noqa: ANN001
     if user is None:
         return False
     return bool(user.is_authenticated and user.is_active and user.has_perm(perm))
+
+
+def can_on_playbook(user, perm: str, playbook: Playbook) -> bool:  # noqa: ANN001
+    """A grant on this playbook (to the person or one of their groups, through
+    django-guardian) or the same permission for every playbook (a role)."""
+    if not can(user, perm):
+        return bool(
+            user is not None
+            and user.is_authenticated
+            and user.is_active
+            and user.has_perm(perm, playbook)
+        )
+    return True
 
 
 def run_permission(command: Command) -> str:
@@ -38,21 +53,63 @@ def run_permission(command: Command) -> str:
 def can_run(user, command: Command, incident: Incident | None = None) -> bool:  # noqa: ANN001
     """The one check for running a command; the worker asks it again just before
     running, so a permission revoked after the click stops the run."""
-    return command.is_runnable and can(user, run_permission(command), incident)
+    return command.is_runnable and can_on_playbook(
+        user, run_permission(command), command.playbook
+    )
+
+
+def can_approve(user, execution: StepExecution) -> bool:  # noqa: ANN001
+    """Four eyes: someone else, with approve_actions on the playbook."""
+    return (
+        user is not None
+        and execution.requested_by_id != getattr(user, "pk", None)
+        and can_on_playbook(user, APPROVE_ACTIONS, execution.command.playbook)
+    )
+
+
+def can_break_glass(user, command: Command) -> bool:  # noqa: ANN001
+    return can(user, BREAK_GLASS) and can_run(user, command)
 
 
 def require(request: HttpRequest, perm: str, incident: Incident | None = None) -> None:
-    """Raise PermissionDenied (a 403 page) and audit the denial unless allowed."""
-    if can(request.user, perm, incident):
+    """Raise PermissionDenied (a 403 page) and audit the denial unless allowed.
+    With an incident, a grant on its playbook counts too."""
+    if incident is not None and can_on_playbook(request.user, perm, incident.playbook):
         return
+    if incident is None and can(request.user, perm):
+        return
+    deny(request, perm, incident)
+
+
+def deny(
+    request: HttpRequest, perm: str, incident: Incident | None = None, why: str = ""
+) -> None:
     audit.append(
         "permission.denied",
         actor=request.user,
         incident=incident,
-        data={"permission": perm, "method": request.method, "path": request.path},
+        data={
+            "permission": perm,
+            "method": request.method,
+            "path": request.path,
+            "why": why,
+        },
         request=request,
     )
     raise PermissionDenied(f"You need the '{perm.split('.')[-1]}' permission for this.")
+
+
+def grant_sources(user, playbook: Playbook) -> list[str]:  # noqa: ANN001
+    """Where a person's rights on a playbook come from, in words."""
+    from guardian.shortcuts import get_perms
+
+    sources = [f"role {g.name}" for g in user.groups.all()]
+    if user.is_superuser:
+        sources.insert(0, "superuser")
+    direct = get_perms(user, playbook)
+    if direct:
+        sources.append("granted here: " + ", ".join(sorted(set(direct))))
+    return sources
 
 
 def permission_required(perm: str) -> Callable:
@@ -71,14 +128,21 @@ def permission_required(perm: str) -> Callable:
     return decorate
 
 
-def permissions_for(user) -> dict[str, bool]:  # noqa: ANN001
+def permissions_for(user, playbook: Playbook | None = None) -> dict[str, bool]:  # noqa: ANN001
     """What the templates may offer (the server still checks every POST)."""
+    on = (
+        (lambda perm: can_on_playbook(user, perm, playbook))
+        if playbook
+        else (lambda perm: can(user, perm))
+    )
     return {
+        "approve": on(APPROVE_ACTIONS),
+        "break_glass": can(user, BREAK_GLASS),
         "tick": can(user, TICK_STEPS),
         "note": can(user, ADD_NOTES),
         "command": can(user, COMMAND_INCIDENTS),
         "export": can(user, EXPORT_INCIDENTS),
         "open": can(user, OPEN_INCIDENTS),
-        "probes": can(user, RUN_PROBES),
-        "actions": can(user, RUN_ACTIONS),
+        "probes": on(RUN_PROBES),
+        "actions": on(RUN_ACTIONS),
     }

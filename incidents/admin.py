@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 from django.db.models import F
+from guardian.admin import GuardedModelAdmin
 
 from . import audit
 from .models import AuditEvent, Command, Playbook, Runbook, Step
@@ -43,7 +44,10 @@ class StepInline(admin.TabularInline):
 
 
 @admin.register(Playbook)
-class PlaybookAdmin(admin.ModelAdmin):
+class PlaybookAdmin(GuardedModelAdmin):
+    """Object permissions (run_probes, run_actions, approve_actions) per playbook,
+    for people or groups: the "Object permissions" button on a playbook's page."""
+
     list_display = ("number", "title", "severity", "runbook")
     list_filter = ("runbook__is_current", "severity")
     search_fields = ("title", "slug")
@@ -55,7 +59,14 @@ class PlaybookAdmin(admin.ModelAdmin):
 class CommandAdmin(admin.ModelAdmin):
     """An admin corrects what the importer guessed: kind, executor, parameters."""
 
-    list_display = ("short_text", "playbook", "step", "kind", "executor", "parameters")
+    list_display = (
+        "short_text",
+        "playbook",
+        "step",
+        "kind",
+        "executor",
+        "requires_approval",
+    )
     list_filter = ("kind", "executor", "playbook__runbook__is_current", "playbook")
     search_fields = ("text",)
     fields = (
@@ -66,6 +77,7 @@ class CommandAdmin(admin.ModelAdmin):
         "text",
         "kind",
         "executor",
+        "requires_approval",
         "parameters",
         "variables",
         "spec",

@@ -81,6 +81,12 @@ class Playbook(models.Model):
 
     class Meta:
         ordering = ["runbook__key", "number"]
+        # Granted per playbook (django-guardian) or, for probes, to a whole role.
+        permissions = [
+            ("run_probes", "Run this playbook's probes"),
+            ("run_actions", "Run this playbook's actions"),
+            ("approve_actions", "Approve this playbook's actions (four eyes)"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["runbook", "number"], name="playbook_number_unique"
@@ -160,6 +166,10 @@ class Command(models.Model):
     parameters = models.JSONField(default=list, blank=True)
     variables = models.JSONField(default=list, blank=True)
     spec = models.JSONField(default=dict, blank=True)
+    requires_approval = models.BooleanField(
+        default=False,
+        help_text="A second person with approve_actions must approve each run.",
+    )
     line = models.PositiveIntegerField(default=1)
 
     class Meta:
@@ -196,6 +206,26 @@ class Command(models.Model):
     @property
     def is_runnable(self) -> bool:
         return self.kind != self.Kind.MANUAL and bool(self.executor)
+
+    def fingerprint(self, params: dict[str, str]) -> str:
+        """What a preview, a confirmation and an approval are bound to: the command
+        as it stands (text and binding) and the exact parameters."""
+        import hashlib
+        import json
+
+        payload = json.dumps(
+            [
+                self.pk,
+                self.text,
+                self.kind,
+                self.executor,
+                self.spec,
+                sorted(params.items()),
+            ],
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()
 
 
 class IncidentQuerySet(models.QuerySet):
@@ -259,8 +289,7 @@ class Incident(models.Model):
             ("add_note", "Add notes to an incident"),
             ("command_incident", "Change an incident's status and commander"),
             ("export_incident", "Export post-mortem and timeline"),
-            ("run_probes", "Run probes (read-only commands)"),
-            ("run_actions", "Run actions (commands that change something)"),
+            ("break_glass", "Run an approval-required action alone, with a reason"),
         ]
         indexes = [models.Index(fields=["status", "opened_at"])]
 
@@ -362,6 +391,10 @@ class StepExecution(models.Model):
     task_id = models.CharField(max_length=100, blank=True)
     # The Run form's one-time key: a double click sends it twice, runs once.
     request_key = models.CharField(max_length=64, blank=True, db_index=True)
+    fingerprint = models.CharField(max_length=64, blank=True)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    approval_expires_at = models.DateTimeField(null=True, blank=True)
+    break_glass = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["created_at", "id"]

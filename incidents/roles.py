@@ -19,7 +19,9 @@ RESPONDER = [
     "incidents.add_note",
     "incidents.run_probes",
 ]
-COMMANDER = [*RESPONDER, "incidents.command_incident", "incidents.run_actions"]
+# Actions are default-deny: run_actions and approve_actions are granted per playbook
+# (django-guardian). Commanders may break glass where they may run actions.
+COMMANDER = [*RESPONDER, "incidents.command_incident", "incidents.break_glass"]
 ROLES: dict[str, list[str] | None] = {
     "Viewer": VIEWER,
     "Responder": RESPONDER,

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.contenttypes.models import ContentType
+from django.core import signing
 from django.db import transaction
 from django.db.models import Max
 from django.http import HttpRequest
@@ -87,8 +91,9 @@ def import_runbook(
         warnings=parsed.warnings,
         imported_by=imported_by,
     )
-    for p in parsed.playbooks:
-        _save_playbook(runbook, p)
+    new_playbooks = [_save_playbook(runbook, p) for p in parsed.playbooks]
+    if current is not None:
+        carry_grants(current, new_playbooks)
     audit.append(
         "runbook.imported",
         obj=runbook,
@@ -102,6 +107,28 @@ def import_runbook(
         **actor,
     )
     return ImportResult(runbook, parsed, created=True)
+
+
+def carry_grants(previous: Runbook, playbooks: list[Playbook]) -> None:
+    """Per-playbook grants follow a playbook (by slug) into the new revision, so a
+    re-import never silently takes away, or hands out, the right to act."""
+    from guardian.models import GroupObjectPermission, UserObjectPermission
+
+    old = dict(previous.playbooks.values_list("slug", "pk"))
+    content_type = ContentType.objects.get_for_model(Playbook)
+    for model in (UserObjectPermission, GroupObjectPermission):
+        holder = "user_id" if model is UserObjectPermission else "group_id"
+        copies = []
+        for playbook in playbooks:
+            if playbook.slug not in old:
+                continue
+            grants = model.objects.filter(
+                content_type=content_type, object_pk=str(old[playbook.slug])
+            )
+            for permission_id, who in grants.values_list("permission_id", holder):
+                copies.append(model(content_type=content_type, object_pk=str(playbook.pk),
+                                    permission_id=permission_id, **{holder: who}))  # fmt: skip
+        model.objects.bulk_create(copies, ignore_conflicts=True)
 
 
 def _save_playbook(runbook: Runbook, parsed: rb.Playbook) -> Playbook:
@@ -153,6 +180,7 @@ def _save_playbook(runbook: Runbook, parsed: rb.Playbook) -> Playbook:
             parameters=c.parameters,
             variables=c.variables,
             spec=c.spec,
+            requires_approval=c.requires_approval,
             line=c.line,
         )
         for position, (step, c) in enumerate(owned, start=1)
@@ -380,6 +408,48 @@ def clean_parameters(command: Command, given: dict[str, str]) -> dict[str, str]:
     return values
 
 
+PREVIEW_SALT = "yomira.preview"
+
+
+def preview_token(*, incident: Incident, command: Command, params: dict[str, str],
+                  by: AbstractBaseUser) -> str:  # fmt: skip
+    """Signed proof that this person previewed exactly this command text and these
+    parameters; the confirmation must carry it back."""
+    return signing.dumps(
+        {
+            "i": incident.pk,
+            "c": command.pk,
+            "u": by.pk,
+            "f": command.fingerprint(params),
+        },
+        salt=PREVIEW_SALT,
+    )
+
+
+def check_preview_token(token: str, *, incident: Incident, command: Command,
+                        params: dict[str, str], by: AbstractBaseUser) -> None:  # fmt: skip
+    try:
+        data = signing.loads(
+            token, salt=PREVIEW_SALT, max_age=settings.PREVIEW_TTL_MINUTES * 60
+        )
+    except signing.SignatureExpired:
+        raise RunRefused("The preview is too old: preview the action again.") from None
+    except signing.BadSignature:
+        raise RunRefused("Preview the action first, then confirm it.") from None
+    if (data.get("i"), data.get("c"), data.get("u")) != (
+        incident.pk,
+        command.pk,
+        by.pk,
+    ):
+        raise RunRefused(
+            "That preview was for another command or person: preview again."
+        )
+    if data.get("f") != command.fingerprint(params):
+        raise RunRefused(
+            "The command or its parameters changed since the preview: preview it again."
+        )
+
+
 @transaction.atomic
 def request_run(
     *,
@@ -388,14 +458,22 @@ def request_run(
     params: dict[str, str],
     by: AbstractBaseUser,
     confirmation: str = "",
+    preview: str | None = None,
+    break_glass_reason: str = "",
     request_key: str = "",
     request: HttpRequest | None = None,
 ) -> RunResult:
-    """Queue one run of a command for an incident and send it on commit. A double
-    click (same request key) or a second person pressing Run while the same command
-    with the same parameters is queued or running gets that execution, not a new one."""
+    """Queue one run of a command for an incident and send it on commit. Actions
+    need the typed word and a preview token bound to the exact command and
+    parameters; approval-required actions wait for a second person unless a
+    commander breaks glass (with a reason). A double click (same request key) or a
+    second person pressing Run while the same command with the same parameters is
+    in flight gets that execution, not a new one. `preview=None` skips the preview
+    check (internal callers and tests of the pipeline only; views always pass it)."""
     from probes.commands import confirm_word, display_text, missing_targets
     from probes.dispatch import dispatch
+
+    from . import access
 
     if command.playbook_id != incident.playbook_id:
         raise RunRefused("That command is not part of this incident's playbook.")
@@ -404,10 +482,21 @@ def request_run(
     if not incident.is_active:
         raise RunRefused("The incident is resolved; reopen it to run commands.")
     values = clean_parameters(command, params)
+    breaking_glass = False
     if command.kind == Command.Kind.ACTION:
         word = confirm_word(command)
         if confirmation.strip().lower() != word:
             raise RunRefused(f"Type “{word}” to confirm this action.")
+        if preview is not None:
+            check_preview_token(
+                preview, incident=incident, command=command, params=values, by=by
+            )
+        if command.requires_approval and break_glass_reason.strip():
+            if not access.can_break_glass(by, command):
+                raise RunRefused(
+                    "Only a commander who may run this action can break glass."
+                )
+            breaking_glass = True
     absent = missing_targets(command)
     if absent:
         raise RunRefused(
@@ -426,29 +515,122 @@ def request_run(
     if existing is not None:
         return RunResult(existing, created=False)
 
+    needs_approval = command.requires_approval and not breaking_glass
+    now = timezone.now()
     execution = StepExecution.objects.create(
         incident=incident,
         step=command.step,  # empty for a Diagnosis command
         command=command,
-        state=StepExecution.State.QUEUED,
+        state=StepExecution.State.AWAITING_APPROVAL
+        if needs_approval
+        else StepExecution.State.QUEUED,
         requested_by=by,
         parameters=values,
         command_text=display_text(command, values),
         request_key=request_key[:64],
+        fingerprint=command.fingerprint(values),
+        approval_expires_at=(now + timedelta(minutes=settings.APPROVAL_TTL_MINUTES))
+        if needs_approval
+        else None,
+        break_glass=breaking_glass,
+        reason=break_glass_reason.strip() if breaking_glass else "",
     )
+    data = {
+        "step": command.step.number if command.step else None,
+        "command": execution.command_text[:300],
+        "kind": command.kind,
+        "executor": command.executor,
+        "parameters": sorted(values),
+    }
+    if needs_approval:
+        verb = "execution.approval_requested"
+        data["expires_at"] = execution.approval_expires_at.isoformat()
+    elif breaking_glass:
+        verb = "execution.break_glass"
+        data["reason"] = execution.reason
+    else:
+        verb = "execution.requested"
     audit.append(
-        "execution.requested",
-        actor=by,
-        incident=incident,
-        obj=execution,
-        data={
-            "step": command.step.number if command.step else None,
-            "command": execution.command_text[:300],
-            "kind": command.kind,
-            "executor": command.executor,
-            "parameters": sorted(values),
-        },
-        request=request,
+        verb, actor=by, incident=incident, obj=execution, data=data, request=request
     )
-    transaction.on_commit(lambda: dispatch(execution.pk, command.kind))
+    if not needs_approval:
+        transaction.on_commit(lambda: dispatch(execution.pk, command.kind))
     return RunResult(execution, created=True)
+
+
+@transaction.atomic
+def decide_approval(
+    *,
+    execution: StepExecution,
+    approve: bool,
+    by: AbstractBaseUser,
+    reason: str = "",
+    request: HttpRequest | None = None,
+) -> StepExecution:
+    """A second person approves (the run is sent at once) or rejects a request.
+    Refused for the requester, without approve_actions, after expiry, or when the
+    command changed since it was requested."""
+    from probes.dispatch import dispatch
+
+    from . import access
+
+    execution = (
+        StepExecution.objects.select_for_update(of=("self",))
+        .select_related("command__playbook", "incident", "step")
+        .get(pk=execution.pk)
+    )
+    if execution.state != StepExecution.State.AWAITING_APPROVAL:
+        raise RunRefused(
+            f"This request is {execution.get_state_display().lower()}, not waiting."
+        )
+    if execution.requested_by_id == by.pk:
+        raise RunRefused("Four eyes: someone else must approve your request.")
+    if not access.can_approve(by, execution):
+        raise RunRefused("You may not approve this playbook's actions.")
+    step = execution.step.number if execution.step else None
+    if execution.approval_expires_at and timezone.now() > execution.approval_expires_at:
+        expire(execution)
+        raise RunRefused("The request expired; ask for it again.")
+    if execution.fingerprint != execution.command.fingerprint(execution.parameters):
+        raise RunRefused(
+            "The command changed since it was requested; it must be requested again."
+        )
+    if not approve and not reason.strip():
+        raise RunRefused("Say why you reject it.")
+    execution.approved_by = by
+    execution.approved_at = timezone.now()
+    execution.state = (
+        StepExecution.State.QUEUED if approve else StepExecution.State.REJECTED
+    )
+    if not approve:
+        execution.finished_at = execution.approved_at
+        execution.summary = f"Rejected by {by.get_username()}: {reason.strip()}"[:500]
+    execution.save()
+    audit.append(
+        "execution.approved" if approve else "execution.rejected",
+        actor=by,
+        incident=execution.incident,
+        obj=execution,
+        data={"step": step, "command": execution.command_text[:300], "reason": reason.strip(),
+              "requested_by": execution.requested_by.get_username() if execution.requested_by else None},
+        request=request,
+    )  # fmt: skip
+    if approve:
+        transaction.on_commit(lambda: dispatch(execution.pk, execution.command.kind))
+    return execution
+
+
+def expire(execution: StepExecution) -> bool:
+    """An approval request nobody answered in time is cancelled, never run later."""
+    updated = StepExecution.objects.filter(
+        pk=execution.pk, state="awaiting_approval"
+    ).update(
+        state="cancelled",
+        finished_at=timezone.now(),
+        summary="The approval request expired.",
+    )
+    if updated:
+        audit.append("execution.expired", actor_name="console", incident=execution.incident,
+                     obj=execution, data={"step": execution.step.number if execution.step else None,
+                                          "command": execution.command_text[:300]})  # fmt: skip
+    return bool(updated)

@@ -161,3 +161,50 @@ def grants_changed(sender, instance, action, model, pk_set, **kwargs) -> None:  
         },
         **_actor(),
     )
+
+
+def _object_grant(instance, action: str) -> None:  # noqa: ANN001
+    """A per-playbook grant (django-guardian) given or taken away."""
+    who = (
+        instance.user.get_username()
+        if hasattr(instance, "user")
+        else f"group {instance.group.name}"
+    )
+    target = instance.content_object
+    audit.append(
+        "grant.changed",
+        obj=target if target is not None else None,
+        data={
+            "of": who,
+            "what": "object permission",
+            "action": action,
+            "items": [
+                f"{instance.permission.content_type.app_label}.{instance.permission.codename}"
+            ],
+            "on": str(target) if target is not None else f"#{instance.object_pk}",
+        },
+        **_actor(),
+    )
+
+
+def _connect_guardian() -> None:
+    from guardian.models import GroupObjectPermission, UserObjectPermission
+
+    for model in (UserObjectPermission, GroupObjectPermission):
+        post_save.connect(
+            lambda sender, instance, created, raw=False, **kw: (
+                created and not raw and _object_grant(instance, "add")
+            ),
+            sender=model,
+            weak=False,
+            dispatch_uid=f"audit-{model.__name__}-save",
+        )
+        post_delete.connect(
+            lambda sender, instance, **kw: _object_grant(instance, "remove"),
+            sender=model,
+            weak=False,
+            dispatch_uid=f"audit-{model.__name__}-delete",
+        )
+
+
+_connect_guardian()

@@ -62,6 +62,17 @@ def _execution(state: str, d: dict) -> str:
     )
     if state == "requested":
         return f"asked to run {d.get('kind', '')} `{command}`{where}"
+    if state == "approval_requested":
+        return f"asked for approval to run `{command}`{where}"
+    if state in {"approved", "rejected"}:
+        reason = f": {d['reason']}" if d.get("reason") else ""
+        return f"{state} `{command}`{where} asked by {d.get('requested_by')}{reason}"
+    if state == "break_glass":
+        return f"BROKE GLASS to run `{command}`{where} without approval: {d.get('reason', '')}"
+    if state == "previewed":
+        return f"previewed `{command}`{where}: {d.get('headline', '')}"
+    if state == "expired":
+        return f"approval request for `{command}`{where} expired"
     word = RUN_WORDS.get(state, state)
     summary = f" {d['summary']}" if d.get("summary") and word.endswith(":") else ""
     return f"`{command}`{where} {word}{summary}"

@@ -31,6 +31,20 @@ urlpatterns = [
         views.execution_detail,
         name="execution_detail",
     ),
+    path(
+        "incidents/<int:pk>/commands/<int:command_id>/preview",
+        views.command_preview,
+        name="command_preview",
+    ),
+    path(
+        "incidents/<int:pk>/executions/<int:execution_id>/decide",
+        views.execution_decide,
+        name="execution_decide",
+    ),
+    path("approvals/", views.approval_queue, name="approval_queue"),
+    path(
+        "playbooks/<slug:slug>/access/", views.playbook_access, name="playbook_access"
+    ),
     path("targets/", views.target_status, name="target_status"),
     path(
         "incidents/<int:pk>/postmortem.md",

@@ -10,13 +10,13 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, OuterRef, Q, Subquery
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from . import access, exports, services
+from . import access, audit, exports, services
 from .access import permission_required
 from .forms import (
     CommanderForm,
@@ -158,7 +158,7 @@ def _incident(pk: int) -> Incident:
 
 
 def _base_context(request: HttpRequest, incident: Incident, **extra: object) -> dict:
-    can = access.permissions_for(request.user)
+    can = access.permissions_for(request.user, incident.playbook)
     context = {"incident": incident, "can": can, **extra}
     if can["command"]:
         people = get_user_model().objects.filter(is_active=True).order_by("username")
@@ -189,6 +189,7 @@ def _after_change(
     error: str = "",
     status: int = 200,
     command: Command | None = None,
+    preview: dict | None = None,
 ) -> HttpResponse:
     """HTMX: the changed fragment plus out-of-band header, timeline and poller.
     Without JavaScript: back to the page (the notice as a message)."""
@@ -210,11 +211,13 @@ def _after_change(
         new_events=new_events,
         changed_steps=[s for s in checklist.steps if s.number in changed],
         focus_step=step,
-        # A Diagnosis command has no step to re-render: send its run panel alone.
+        # A Diagnosis command has no step to re-render, and a preview lives only in
+        # this answer: send the command's run panel on its own, after its step.
         run_command=command
-        if command is not None and command.step_id is None
+        if command is not None and (command.step_id is None or preview)
         else None,
         runs_by_command=checklist.runs_by_command,
+        preview=preview,
     )
     return render(request, "incidents/partials/changes.html", context, status=status)
 
@@ -347,17 +350,137 @@ def command_run(request: HttpRequest, pk: int, command_id: int) -> HttpResponse:
             command=command,
             params=params,
             confirmation=request.POST.get("confirmation", ""),
+            preview=request.POST.get("preview", ""),
+            break_glass_reason=request.POST.get("break_glass_reason", ""),
             request_key=request.POST.get("request_key", ""),
             by=request.user,
             request=request,
         )
     except services.RunRefused as exc:
-        return _after_change(
-            request, incident, step=step, error=str(exc), status=400, command=command
-        )
+        # Only the message: the form (and its preview) stays as the person left it.
+        return _after_change(request, incident, error=str(exc), status=400)
     if result.created:
         _wait_until_done(result.execution.pk, settings.RUN_WAIT_SECONDS)
     return _after_change(request, incident, step=step, command=command)
+
+
+@permission_required(access.VIEW_INCIDENTS)
+@require_POST
+def command_preview(request: HttpRequest, pk: int, command_id: int) -> HttpResponse:
+    """An action's blast radius, and the confirmation form bound to it."""
+    from probes.preview import preview
+
+    incident = _incident(pk)
+    command = get_object_or_404(
+        Command, pk=command_id, playbook_id=incident.playbook_id
+    )
+    access.require(request, access.run_permission(command), incident)
+    step = command.step.number if command.step else None
+    params = {
+        name: request.POST.get(f"param-{name}", "") for name in command.parameters
+    }
+    try:
+        values = services.clean_parameters(command, params)
+    except services.RunRefused as exc:
+        return _after_change(
+            request, incident, step=step, error=str(exc), status=400, command=command
+        )
+    shown = preview(command, values)
+    audit.append(
+        "execution.previewed",
+        actor=request.user,
+        incident=incident,
+        obj=command,
+        data={
+            "step": step,
+            "command": command.text[:300],
+            "rows": shown.rows,
+            "headline": shown.headline,
+        },
+        request=request,
+    )
+    token = services.preview_token(
+        incident=incident, command=command, params=values, by=request.user
+    )
+    preview_context = {
+        "command_id": command.pk,
+        "result": shown,
+        "token": token,
+        "params": values,
+    }
+    return _after_change(
+        request, incident, step=step, command=command, preview=preview_context
+    )
+
+
+@permission_required(access.VIEW_INCIDENTS)
+@require_POST
+def execution_decide(request: HttpRequest, pk: int, execution_id: int) -> HttpResponse:
+    """A second person approves or rejects an action waiting for four eyes."""
+    incident = _incident(pk)
+    execution = get_object_or_404(
+        StepExecution.objects.select_related(
+            "command__playbook", "requested_by", "step"
+        ),
+        pk=execution_id,
+        incident_id=pk,
+    )
+    if execution.command is None:
+        raise Http404
+    if not access.can_approve(request.user, execution):
+        mine = execution.requested_by_id == request.user.pk
+        why = (
+            "the requester cannot approve"
+            if mine
+            else "no approve_actions on this playbook"
+        )
+        access.deny(request, access.APPROVE_ACTIONS, incident, why=why)
+    step = execution.step.number if execution.step else None
+    try:
+        services.decide_approval(
+            execution=execution,
+            approve=request.POST.get("decision") == "approve",
+            reason=request.POST.get("reason", ""),
+            by=request.user,
+            request=request,
+        )
+    except services.RunRefused as exc:
+        return _after_change(
+            request,
+            incident,
+            step=step,
+            error=str(exc),
+            status=409,
+            command=execution.command,
+        )
+    return _after_change(request, incident, step=step, command=execution.command)
+
+
+@permission_required(access.VIEW_INCIDENTS)
+@require_GET
+def approval_queue(request: HttpRequest) -> HttpResponse:
+    """Requests waiting for this person's second pair of eyes."""
+    waiting = list(
+        StepExecution.objects.filter(state="awaiting_approval")
+        .select_related("command__playbook", "incident", "step", "requested_by")
+        .order_by("created_at")
+    )
+    mine = [e for e in waiting if access.can_approve(request.user, e)]
+    others = [e for e in waiting if e not in mine]
+    return render(request, "incidents/approvals.html", {"mine": mine, "others": others})
+
+
+@permission_required(access.VIEW_PLAYBOOKS)
+@require_GET
+def playbook_access(request: HttpRequest, slug: str) -> HttpResponse:
+    """Every person and what they may do with this playbook."""
+    playbook = get_object_or_404(Playbook.objects.current(), slug=slug)
+    people = []
+    for person in get_user_model().objects.filter(is_active=True).order_by("username"):
+        rights = access.permissions_for(person, playbook)
+        people.append((person, rights, access.grant_sources(person, playbook)))
+    context = {"playbook": playbook, "people": people}
+    return render(request, "incidents/playbook_access.html", context)
 
 
 @permission_required(access.VIEW_INCIDENTS)

@@ -39,14 +39,14 @@ def execute(execution_id: int) -> str | None:
         )
         return None
     execution = StepExecution.objects.select_related(
-        "command", "incident", "step", "requested_by"
+        "command__playbook", "incident", "step", "requested_by", "approved_by"
     ).get(pk=execution_id)
     command = execution.command
     # No "started" event: it would cost a commit on the hot path, and the row's
     # started_at (shown with the result and in the exports) already says when.
-    if not access.can_run(execution.requested_by, command, execution.incident):
-        result = Result(False, "Not run: the requester may no longer run this command.")
-        return finish(execution, result, denied=True)
+    refusal = recheck(execution)
+    if refusal:
+        return finish(execution, Result(False, f"Not run: {refusal}"), denied=True)
     try:
         result = executor(command.executor).run(
             command, execution.parameters, Context.from_settings()
@@ -61,6 +61,24 @@ def execute(execution_id: int) -> str | None:
         )
         result = Result(False, f"{type(exc).__name__}: {exc}")
     return finish(execution, result)
+
+
+def recheck(execution: StepExecution) -> str:
+    """Everything that allowed this run, asked again on the worker just before it
+    starts: permissions may have been revoked, the command rebound, since the click."""
+    command = execution.command
+    if not access.can_run(execution.requested_by, command, execution.incident):
+        return "the requester may no longer run this command."
+    if execution.fingerprint and execution.fingerprint != command.fingerprint(
+        execution.parameters
+    ):
+        return "the command changed after it was requested (and previewed)."
+    if command.requires_approval and not execution.break_glass:
+        if execution.approved_by is None:
+            return "it needs an approval and has none."
+        if not access.can_approve(execution.approved_by, execution):
+            return "the approver may no longer approve this playbook's actions."
+    return ""
 
 
 def finish(execution: StepExecution, result: Result, denied: bool = False) -> str:
@@ -100,6 +118,15 @@ def _event_data(execution: StepExecution) -> dict:
         if execution.requested_by
         else None,
     }
+
+
+def expire_approvals() -> int:
+    from incidents.services import expire
+
+    due = StepExecution.objects.filter(
+        state="awaiting_approval", approval_expires_at__lt=timezone.now()
+    ).select_related("incident", "step")
+    return sum(expire(execution) for execution in due)
 
 
 def sweep_stale() -> int:

@@ -5,8 +5,21 @@ Actions run at most once: acknowledged on receipt, never retried by Celery; the
 conditional claim makes any duplicate delivery a no-op either way."""
 
 from celery import shared_task
+from celery.signals import task_prerun
+from django.conf import settings
 
 from . import execution
+
+
+@task_prerun.connect
+def forget_content_types(**kwargs: object) -> None:
+    """The test suite truncates and recreates content types between tests, which a
+    long-lived worker would otherwise remember by their old ids (production never
+    renumbers them, so this is off unless the tests turn it on)."""
+    if settings.WORKER_FORGETS_CONTENT_TYPES:
+        from django.contrib.contenttypes.models import ContentType
+
+        ContentType.objects.clear_cache()
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
@@ -21,4 +34,4 @@ def run_action(execution_id: int) -> str | None:
 
 @shared_task(ignore_result=True)
 def sweep_stale_executions() -> int:
-    return execution.sweep_stale()
+    return execution.sweep_stale() + execution.expire_approvals()

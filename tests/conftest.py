@@ -70,6 +70,15 @@ def nobody(make_user):
     return make_user("nora")
 
 
+def grant(who, *perms: str, playbooks=None) -> None:  # noqa: ANN001
+    """Per-playbook grants (django-guardian), on every current playbook by default."""
+    from guardian.shortcuts import assign_perm
+
+    for playbook in playbooks if playbooks is not None else Playbook.objects.current():
+        for perm in perms:
+            assign_perm(f"incidents.{perm}", who, playbook)
+
+
 def signed_in(user) -> Client:
     client = Client()
     client.force_login(user)

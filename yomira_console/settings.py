@@ -48,6 +48,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "template_partials",
+    "guardian",
+    "axes",
     "incidents",
     "probes",
 ]
@@ -63,6 +65,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "incidents.signals.AuditContextMiddleware",
+    # Last, as django-axes asks: it answers a locked-out sign-in itself.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "yomira_console.urls"
@@ -97,7 +101,24 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
-AUTHENTICATION_BACKENDS = ["incidents.backends.ConsoleModelBackend"]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses locked-out sign-ins first
+    "incidents.backends.ConsoleModelBackend",
+    "guardian.backends.ObjectPermissionBackend",  # per-playbook grants
+]
+ANONYMOUS_USER_NAME = None  # nothing is granted to anonymous visitors
+
+# django-axes: lock a username on an address after repeated failures.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.25)  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
+
+# Four-eyes approvals expire: a stale approval must not fire hours later.
+APPROVAL_TTL_MINUTES = env.int("APPROVAL_TTL_MINUTES", default=15)
+PREVIEW_TTL_MINUTES = env.int("PREVIEW_TTL_MINUTES", default=10)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -163,6 +184,8 @@ CELERY_TASK_TIME_LIMIT = EXECUTION_TIMEOUT + 20
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 STALE_RUNNING_AFTER = CELERY_TASK_TIME_LIMIT + 30  # seconds
+# Test-only: see probes.tasks.forget_content_types.
+WORKER_FORGETS_CONTENT_TYPES = env.bool("WORKER_FORGETS_CONTENT_TYPES", default=False)
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-executions": {
         "task": "probes.tasks.sweep_stale_executions",

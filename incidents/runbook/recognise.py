@@ -801,3 +801,18 @@ def resolve_http_paths(bindings: list[Binding]) -> None:
             binding.variables.extend(
                 v for v in variables_in(auth) if v not in binding.variables
             )
+
+
+FOUR_EYES = re.compile(
+    r"\b(DELETE|DROP|TRUNCATE)\b|pg_terminate_backend|revoke|FLUSHALL|FLUSHDB", re.I
+)
+
+
+def needs_approval(kind: str, text: str, spec: dict) -> bool:
+    """Actions that delete, drop, truncate, terminate backends or revoke sessions
+    need a second person by default (an admin can change it per command)."""
+    if kind != ACTION:
+        return False
+    if spec.get("method") == "DELETE":
+        return True
+    return bool(FOUR_EYES.search(spec.get("sql") or spec.get("url") or text))

@@ -52,6 +52,12 @@ class Command:
     after: str = ""  # comments or sample output after it (end of block)
     block: int | None = None  # index of its code block in the step; None = inline
 
+    @property
+    def requires_approval(self) -> bool:
+        from .recognise import needs_approval
+
+        return needs_approval(self.kind, self.text, self.spec)
+
     def bind(self, binding: Binding) -> None:
         self.kind = binding.kind
         self.executor = binding.executor

@@ -89,6 +89,7 @@ def target_env(target_database, api_server, s3_server, smtp_server, silent_serve
         # Short limits so the fault tests finish quickly (same rules as production).
         "EXECUTION_TIMEOUT": "3",
         "EXECUTION_CONNECT_TIMEOUT": "1",
+        "WORKER_FORGETS_CONTENT_TYPES": "true",
         "TARGET_DEAD_DB_URL": f"postgres://postgres@127.0.0.1:{closed}/nothing",
         "TARGET_DEAD_API": f"http://127.0.0.1:{closed}",
         "TARGET_SILENT_API": f"http://127.0.0.1:{silent_server.port}",

@@ -16,7 +16,7 @@ from incidents.models import AuditEvent, Command, StepExecution
 from incidents.services import RunRefused, import_runbook, open_incident, request_run
 from probes import execution as runner
 from probes.commands import confirm_word
-from tests.conftest import TEST_RUNBOOKS, signed_in
+from tests.conftest import TEST_RUNBOOKS, grant, signed_in
 
 from .conftest import wait_for
 from .targets import ADMIN_TOKEN, DB_PASSWORD_CANARY, free_port
@@ -29,6 +29,7 @@ def faults(make_user, target_env):  # noqa: ANN001, ANN201
     cole = make_user("cole", "Commander")
     runbook = import_runbook(source=(TEST_RUNBOOKS / "faults.md").read_bytes()).runbook
     playbook = runbook.playbooks.get()
+    grant(cole, "run_actions", playbooks=[playbook])
     incident = open_incident(playbook=playbook, title="fire", by=cole)
 
     def command(step: int, index: int = 0) -> Command:
@@ -38,13 +39,12 @@ def faults(make_user, target_env):  # noqa: ANN001, ANN201
 
     def run(step: int, index: int = 0, **params) -> StepExecution:  # noqa: ANN003
         cmd = command(step, index)
+        # Approval-required ones break glass here; four eyes have their own tests.
+        reason = "fault test" if cmd.requires_approval else ""
         result = request_run(
-            incident=incident,
-            command=cmd,
-            params=params,
-            by=cole,
-            confirmation=confirm_word(cmd),
-        )
+            incident=incident, command=cmd, params=params, by=cole,
+            confirmation=confirm_word(cmd), break_glass_reason=reason,
+        )  # fmt: skip
         return result.execution
 
     return type(

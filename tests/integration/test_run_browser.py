@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from incidents.services import import_runbook
-from tests.conftest import PASSWORD, YOMIRA_RUNBOOK
+from tests.conftest import PASSWORD, YOMIRA_RUNBOOK, grant
 from tests.e2e.conftest import sign_in
 
 pytestmark = [
@@ -23,7 +23,7 @@ pytestmark = [
 def console(live_server, make_user):  # noqa: ANN001, ANN201
     import_runbook(source=YOMIRA_RUNBOOK.read_bytes())
     make_user("rita", "Responder")
-    make_user("cole", "Commander")
+    grant(make_user("cole", "Commander"), "run_actions")
     return live_server
 
 
@@ -47,16 +47,20 @@ def test_a_responder_runs_redis_cli_ping_and_sees_pong(page, console):
     )
     # Actions are not a responder's: no Run button on CONFIG SET.
     expect(page.locator("#step-4 .run-panel")).to_contain_text(
-        "Actions are for commanders"
+        "need a grant you do not have"
     )
 
 
 def test_a_commander_must_type_the_word_to_run_an_action(page, console, target_redis):
     open_redis_incident(page, console, "cole")
     panel = page.locator("#step-4 .run-panel")
+    panel.get_by_role("button", name="Preview action").click()
+    expect(panel.locator(".preview")).to_contain_text(
+        "Will send to Redis: config set maxmemory-policy"
+    )
     panel.get_by_placeholder("type “config”").fill("yes")
     panel.get_by_role("button", name="Run action").click()
-    expect(page.locator("#step-4 .error")).to_contain_text("Type “config” to confirm")
+    expect(page.locator("#flash .error")).to_contain_text("Type “config” to confirm")
     panel = page.locator("#step-4 .run-panel")
     panel.get_by_placeholder("type “config”").fill("config")
     panel.get_by_role("button", name="Run action").click()

@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from django.contrib.auth.models import Group
 
 from incidents.models import Command, StepExecution
-from incidents.services import import_runbook, open_incident, request_run
+from incidents.services import (
+    decide_approval,
+    import_runbook,
+    open_incident,
+    request_run,
+)
 from probes.commands import confirm_word
-from tests.conftest import YOMIRA_RUNBOOK
+from tests.conftest import YOMIRA_RUNBOOK, grant
 
 from .conftest import wait_for
 from .targets import ADMIN_TOKEN, DB_PASSWORD_CANARY
@@ -121,7 +127,9 @@ def test_every_runnable_command_of_the_runbook_runs_against_real_targets(
     make_user, target_database, target_redis
 ):
     cole = make_user("cole", "Commander")
+    ana = make_user("ana", "Commander")  # the second pair of eyes
     runbook = import_runbook(source=YOMIRA_RUNBOOK.read_bytes()).runbook
+    grant(Group.objects.get(name="Commander"), "run_actions", "approve_actions")
     commands = list(
         Command.objects.filter(playbook__runbook=runbook)
         .exclude(kind="manual")
@@ -151,7 +159,11 @@ def test_every_runnable_command_of_the_runbook_runs_against_real_targets(
             by=cole,
             confirmation=confirm_word(command),
         )
-        execution = wait_for(result.execution)
+        execution = result.execution
+        if command.requires_approval:
+            assert execution.state == "awaiting_approval", command.text
+            decide_approval(execution=execution, approve=True, by=ana)
+        execution = wait_for(execution)
         state, says = expectation(command)
         text = execution.summary + "\n" + execution.output
         where = (

@@ -6,7 +6,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand
+from guardian.shortcuts import assign_perm
 
+from incidents.models import Playbook
 from incidents.roles import ensure_roles
 
 DEMO_USERS = [
@@ -37,6 +39,11 @@ class Command(BaseCommand):
             user.set_password(password)
             user.save()
             user.groups.set([Group.objects.get(name=role)])
+        # Actions are default-deny per playbook: the demo lets Commanders act.
+        commanders = Group.objects.get(name="Commander")
+        for playbook in Playbook.objects.current():
+            for perm in ("run_actions", "approve_actions"):
+                assign_perm(f"incidents.{perm}", commanders, playbook)
         self.stdout.write(
             f"Sign in at /accounts/login/ (password for all: {password}):"
         )
