@@ -150,7 +150,12 @@ def _run_line(run: StepExecution) -> str:
     who = run.requested_by.get_username() if run.requested_by else "someone"
     command = md(run.command_text.splitlines()[0] if run.command_text else "a command")
     result = f"{run.state}" + (f": {md(run.summary)}" if run.summary else "")
-    return f"   - ran `{command}` by {who} at {utc(run.created_at)} → {result}\n"
+    extra = ""
+    if run.break_glass:
+        extra = " **BREAK-GLASS**"
+    elif run.approved_by_id:
+        extra = f" (approved by {run.approved_by.get_username()})"
+    return f"   - ran `{command}` by {who}{extra} at {utc(run.created_at)} → {result}\n"
 
 
 def md(text: str) -> str:
@@ -161,7 +166,7 @@ def md(text: str) -> str:
 def postmortem(incident: Incident) -> Iterator[str]:
     playbook = incident.playbook
     steps = list(playbook.steps.all())
-    executions = list(incident.executions.select_related("requested_by"))
+    executions = list(incident.executions.select_related("requested_by", "approved_by"))
     # Everyone who did anything, in order of first appearance (grouped in SQL, so
     # a 100k-event incident does not pull 100k names into memory).
     people = list(
@@ -238,6 +243,18 @@ def postmortem(incident: Incident) -> Iterator[str]:
         yield "\nDiagnosis commands run:\n"
         for run in diagnosis_runs:
             yield _run_line(run)
+
+    glass = [e for e in executions if e.break_glass]
+    if glass:
+        yield "\n## Break-glass actions\n\n"
+        yield "Run without the second approval they normally need. Review each one.\n\n"
+        for run in glass:
+            who = run.requested_by.get_username() if run.requested_by else "someone"
+            yield (
+                f"- **BREAK-GLASS** {utc(run.created_at)} — {md(who)} ran "
+                f"`{md(run.command_text.splitlines()[0])}` → {run.state}. "
+                f"Reason: {md(run.reason)}\n"
+            )
 
     yield "\n## Notes\n\n"
     notes = incident.events.filter(verb="note.added").order_by("seq")

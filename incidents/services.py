@@ -126,8 +126,14 @@ def carry_grants(previous: Runbook, playbooks: list[Playbook]) -> None:
                 content_type=content_type, object_pk=str(old[playbook.slug])
             )
             for permission_id, who in grants.values_list("permission_id", holder):
-                copies.append(model(content_type=content_type, object_pk=str(playbook.pk),
-                                    permission_id=permission_id, **{holder: who}))  # fmt: skip
+                copies.append(
+                    model(
+                        content_type=content_type,
+                        object_pk=str(playbook.pk),
+                        permission_id=permission_id,
+                        **{holder: who},
+                    )
+                )
         model.objects.bulk_create(copies, ignore_conflicts=True)
 
 
@@ -411,8 +417,13 @@ def clean_parameters(command: Command, given: dict[str, str]) -> dict[str, str]:
 PREVIEW_SALT = "yomira.preview"
 
 
-def preview_token(*, incident: Incident, command: Command, params: dict[str, str],
-                  by: AbstractBaseUser) -> str:  # fmt: skip
+def preview_token(
+    *,
+    incident: Incident,
+    command: Command,
+    params: dict[str, str],
+    by: AbstractBaseUser,
+) -> str:
     """Signed proof that this person previewed exactly this command text and these
     parameters; the confirmation must carry it back."""
     return signing.dumps(
@@ -426,8 +437,14 @@ def preview_token(*, incident: Incident, command: Command, params: dict[str, str
     )
 
 
-def check_preview_token(token: str, *, incident: Incident, command: Command,
-                        params: dict[str, str], by: AbstractBaseUser) -> None:  # fmt: skip
+def check_preview_token(
+    token: str,
+    *,
+    incident: Incident,
+    command: Command,
+    params: dict[str, str],
+    by: AbstractBaseUser,
+) -> None:
     try:
         data = signing.loads(
             token, salt=PREVIEW_SALT, max_age=settings.PREVIEW_TTL_MINUTES * 60
@@ -558,8 +575,28 @@ def request_run(
     return RunResult(execution, created=True)
 
 
-@transaction.atomic
 def decide_approval(
+    *,
+    execution: StepExecution,
+    approve: bool,
+    by: AbstractBaseUser,
+    reason: str = "",
+    request: HttpRequest | None = None,
+) -> StepExecution:
+    """A second person approves (the run is sent at once) or rejects a request.
+    Refused for the requester, without approve_actions, after expiry, or when the
+    command changed since it was requested."""
+    expires = execution.approval_expires_at
+    if execution.state == "awaiting_approval" and expires and timezone.now() > expires:
+        expire(execution)  # committed on its own: the refusal below must not undo it
+        raise RunRefused("The request expired; ask for it again.")
+    return _decide(
+        execution=execution, approve=approve, by=by, reason=reason, request=request
+    )
+
+
+@transaction.atomic
+def _decide(
     *,
     execution: StepExecution,
     approve: bool,
@@ -589,7 +626,6 @@ def decide_approval(
         raise RunRefused("You may not approve this playbook's actions.")
     step = execution.step.number if execution.step else None
     if execution.approval_expires_at and timezone.now() > execution.approval_expires_at:
-        expire(execution)
         raise RunRefused("The request expired; ask for it again.")
     if execution.fingerprint != execution.command.fingerprint(execution.parameters):
         raise RunRefused(
@@ -611,10 +647,16 @@ def decide_approval(
         actor=by,
         incident=execution.incident,
         obj=execution,
-        data={"step": step, "command": execution.command_text[:300], "reason": reason.strip(),
-              "requested_by": execution.requested_by.get_username() if execution.requested_by else None},
+        data={
+            "step": step,
+            "command": execution.command_text[:300],
+            "reason": reason.strip(),
+            "requested_by": execution.requested_by.get_username()
+            if execution.requested_by
+            else None,
+        },
         request=request,
-    )  # fmt: skip
+    )
     if approve:
         transaction.on_commit(lambda: dispatch(execution.pk, execution.command.kind))
     return execution
@@ -630,7 +672,14 @@ def expire(execution: StepExecution) -> bool:
         summary="The approval request expired.",
     )
     if updated:
-        audit.append("execution.expired", actor_name="console", incident=execution.incident,
-                     obj=execution, data={"step": execution.step.number if execution.step else None,
-                                          "command": execution.command_text[:300]})  # fmt: skip
+        audit.append(
+            "execution.expired",
+            actor_name="console",
+            incident=execution.incident,
+            obj=execution,
+            data={
+                "step": execution.step.number if execution.step else None,
+                "command": execution.command_text[:300],
+            },
+        )
     return bool(updated)

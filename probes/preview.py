@@ -49,8 +49,11 @@ def preview(command: Command, params: dict[str, str]) -> Preview:
             return _http(command, params)
         if command.executor == "redis":
             args = " ".join(command.spec.get("args", []))
-            return Preview(False, f"Will send to Redis: {args}",
-                           facts=[f"target: TARGET_{command.spec.get('target', 'REDIS_URL')}"])  # fmt: skip
+            return Preview(
+                False,
+                f"Will send to Redis: {args}",
+                facts=[f"target: TARGET_{command.spec.get('target', 'REDIS_URL')}"],
+            )
         if command.executor == "migrate":
             return _migrate(command)
     except (TargetMissing, ParameterError) as exc:
@@ -91,8 +94,12 @@ def _rolled_back(conn, statements: list[str], values: list) -> Preview:  # noqa:
             if cur.description:
                 shown.append(table([d.name for d in cur.description], rows, limit=10))
     noun = "row" if total == 1 else "rows"
-    return Preview(True, f"Would change {total} {noun} (tried in a transaction that was rolled back).",
-                   redaction.redact("\n\n".join(shown)), rows=total)  # fmt: skip
+    return Preview(
+        True,
+        f"Would change {total} {noun} (tried in a transaction that was rolled back).",
+        redaction.redact("\n\n".join(shown)),
+        rows=total,
+    )
 
 
 def _known_facts(conn, statements: list[str], values: list) -> Preview:  # noqa: ANN001
@@ -126,8 +133,11 @@ def _known_facts(conn, statements: list[str], values: list) -> Preview:  # noqa:
                 facts.append(
                     f"backend {pid}: not found (the {signal} would do nothing)"
                 )
-    return Preview(False, "No preview possible: this statement cannot be tried and rolled back.",
-                   facts=[redaction.redact(f) for f in facts])  # fmt: skip
+    return Preview(
+        False,
+        "No preview possible: this statement cannot be tried and rolled back.",
+        facts=[redaction.redact(f) for f in facts],
+    )
 
 
 def _http(command: Command, params: dict[str, str]) -> Preview:
@@ -147,5 +157,8 @@ def _migrate(command: Command) -> Preview:
             "SELECT version, dirty FROM schema_migrations LIMIT 1"
         ).fetchone()
     now = f"{row[0]}{' (dirty)' if row[1] else ''}" if row else "no version"
-    return Preview(False, f"schema_migrations is at {now}; will become "
-                          f"{command.spec.get('argument')}, dirty=false (no SQL runs)")  # fmt: skip
+    return Preview(
+        False,
+        f"schema_migrations is at {now}; will become "
+        f"{command.spec.get('argument')}, dirty=false (no SQL runs)",
+    )

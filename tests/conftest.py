@@ -23,6 +23,12 @@ PASSWORD = "correct-horse-battery"
 ROLES = ("Viewer", "Responder", "Commander", "Admin")
 
 
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    """PBKDF2 is slow on purpose; tests make dozens of accounts."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture(scope="session")
 def yomira_source() -> bytes:
     return YOMIRA_RUNBOOK.read_bytes()

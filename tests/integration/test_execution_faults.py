@@ -42,9 +42,13 @@ def faults(make_user, target_env):  # noqa: ANN001, ANN201
         # Approval-required ones break glass here; four eyes have their own tests.
         reason = "fault test" if cmd.requires_approval else ""
         result = request_run(
-            incident=incident, command=cmd, params=params, by=cole,
-            confirmation=confirm_word(cmd), break_glass_reason=reason,
-        )  # fmt: skip
+            incident=incident,
+            command=cmd,
+            params=params,
+            by=cole,
+            confirmation=confirm_word(cmd),
+            break_glass_reason=reason,
+        )
         return result.execution
 
     return type(

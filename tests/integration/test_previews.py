@@ -78,8 +78,10 @@ def test_signalling_a_backend_shows_that_backend(yomira_commands, target_databas
     victim = psycopg.connect(target_database, autocommit=True)
     pid = victim.execute("SELECT pg_backend_pid()").fetchone()[0]
     try:
-        shown = preview(yomira_commands.get(text__startswith="SELECT pg_terminate_backend"),
-                        {"pid": str(pid)})  # fmt: skip
+        shown = preview(
+            yomira_commands.get(text__startswith="SELECT pg_terminate_backend"),
+            {"pid": str(pid)},
+        )
         assert not shown.possible
         assert shown.facts[0].startswith(f"backend {pid}: user postgres, idle")
         assert victim.execute("SELECT 1").fetchone() == (1,)  # still alive
