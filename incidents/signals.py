@@ -208,3 +208,16 @@ def _connect_guardian() -> None:
 
 
 _connect_guardian()
+
+
+def _connect_axes() -> None:
+    from axes.signals import user_locked_out
+
+    def locked_out(sender, request, username=None, ip_address=None, **kwargs) -> None:  # noqa: ANN001
+        audit.append("login.locked_out", actor_name=str(username or "")[:150],
+                     data={"username": username}, request=request)  # fmt: skip
+
+    user_locked_out.connect(locked_out, weak=False, dispatch_uid="audit-axes-lockout")
+
+
+_connect_axes()
