@@ -60,6 +60,12 @@ def test_a_bound_parameter_preview_counts_only_that_users_sessions(
 def test_drop_and_vacuum_show_what_is_known_and_say_no_preview(
     yomira_commands, target_database
 ):
+    with psycopg.connect(
+        target_database, autocommit=True
+    ) as conn:  # other tests drop it
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS analytics.pageview_2025_01 (id serial, path text)"
+        )
     drop = preview(yomira_commands.get(text__startswith="DROP TABLE"), {})
     assert not drop.possible and drop.headline.startswith("No preview possible")
     assert drop.facts[0].startswith("analytics.pageview_2025_01: ")
