@@ -23,6 +23,8 @@ import sys
 import threading
 import time
 import tracemalloc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -96,13 +98,12 @@ def seed():  # noqa: ANN201
 
 
 def session_cookie(user) -> str:  # noqa: ANN001
-    from django.conf import settings
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.contrib.sessions.backends.db import SessionStore
 
     store = SessionStore()
     store[SESSION_KEY] = str(user.pk)
-    store[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
+    store[BACKEND_SESSION_KEY] = "incidents.backends.ConsoleModelBackend"
     store[HASH_SESSION_KEY] = user.get_session_auth_hash()
     store.save()
     return store.session_key
@@ -115,6 +116,7 @@ def free_port() -> int:
 
 
 def throughput(url: str, cookie: str, seconds: float = 6.0, clients: int = 4) -> float:
+    """Requests per second; any non-200 answer stops the benchmark with an error."""
     import httpx
 
     done = [0] * clients
@@ -127,44 +129,53 @@ def throughput(url: str, cookie: str, seconds: float = 6.0, clients: int = 4) ->
                 assert response.status_code == 200, (url, response.status_code)
                 done[i] += 1
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    failures: list[BaseException] = []
+
+    def guarded(i: int) -> None:
+        try:
+            worker(i)
+        except BaseException as exc:  # noqa: BLE001 - reported below, in the main thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(i,)) for i in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    if failures:
+        raise RuntimeError(f"benchmark requests failed: {failures[0]!r}")
     return sum(done) / seconds
 
 
-def bench_checklist(user, incident) -> None:  # noqa: ANN001
+@contextmanager
+def gunicorn(threads: int) -> Iterator[str]:
+    """The console under gunicorn (2 workers) on a free port; yields its base URL."""
     import httpx
 
-    section("Checklist page throughput (gunicorn, 2 sync workers, 4 clients)")
     port = free_port()
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "yomira_console.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--threads",
-            "1",
-            "--log-level",
-            "warning",
-        ],
+        [sys.executable, "-m", "gunicorn", "yomira_console.wsgi:application", "--bind",
+         f"127.0.0.1:{port}", "--workers", "2", "--threads", str(threads), "--log-level",
+         "warning"],
         cwd=ROOT,
-    )
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
     try:
-        base = f"http://127.0.0.1:{port}"
         for _ in range(100):
             try:
                 httpx.get(f"{base}/health/live", timeout=1)
                 break
             except httpx.TransportError:
                 time.sleep(0.1)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def bench_checklist(user, incident) -> None:  # noqa: ANN001
+    section("Checklist page throughput (gunicorn, 2 sync workers, 4 clients)")
+    with gunicorn(threads=1) as base:
         cookie = session_cookie(user)
         trivial = throughput(f"{base}/health/live", cookie)
         page = throughput(f"{base}/incidents/{incident.pk}/", cookie)
@@ -173,9 +184,6 @@ def bench_checklist(user, incident) -> None:  # noqa: ANN001
             f"checklist /incidents/{incident.pk}/ (7 steps, 14 events): {page:.0f} req/s"
         )
         print(f"ratio checklist / trivial: {page / trivial:.2f}x (budget >= 0.15x)")
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 def add_events(incident, count: int) -> None:  # noqa: ANN001
@@ -362,36 +370,10 @@ def bench_execution(user) -> None:  # noqa: ANN001
 
 
 def bench_click_to_result(user, incident, worker) -> None:  # noqa: ANN001
-    import httpx
     from playwright.sync_api import sync_playwright
 
     section("Click-to-result in Chromium (gunicorn + real worker)")
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "yomira_console.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--threads",
-            "4",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                httpx.get(f"{base}/health/live", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with gunicorn(threads=4) as base:
         cookie = session_cookie(user)  # the ORM before Playwright's event loop starts
         with sync_playwright() as pw:
             browser = pw.chromium.launch(
@@ -434,9 +416,6 @@ def bench_click_to_result(user, incident, worker) -> None:  # noqa: ANN001
             f"click -> PONG on screen: p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms "
             f"({len(samples)} clicks; budget p50 < 300 ms)"
         )
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 def main() -> None:

@@ -149,12 +149,18 @@ def incident_new(request: HttpRequest) -> HttpResponse:
 
 def _incident(pk: int) -> Incident:
     latest = AuditEvent.objects.filter(incident=OuterRef("pk")).order_by("-seq")
-    return get_object_or_404(
-        Incident.objects.select_related(
-            "playbook__runbook", "commander", "opened_by"
-        ).annotate(last_seq=Subquery(latest.values("seq")[:1])),
-        pk=pk,
+    incidents = (
+        Incident.objects.select_related("playbook__runbook", "commander", "opened_by")
+        # The runbook's whole Markdown is not needed on every page.
+        .defer(
+            "playbook__runbook__source",
+            "playbook__runbook__preamble",
+            "playbook__runbook__sections",
+            "playbook__runbook__warnings",
+        )  # fmt: skip
+        .annotate(last_seq=Subquery(latest.values("seq")[:1]))
     )
+    return get_object_or_404(incidents, pk=pk)
 
 
 def _base_context(request: HttpRequest, incident: Incident, **extra: object) -> dict:
@@ -332,9 +338,11 @@ def _wait_until_done(execution_id: int, seconds: float) -> None:
         time.sleep(0.01)
 
 
-@permission_required(access.VIEW_INCIDENTS)
-@require_POST
-def command_run(request: HttpRequest, pk: int, command_id: int) -> HttpResponse:
+def _command_request(
+    request: HttpRequest, pk: int, command_id: int
+) -> tuple[Incident, Command, int | None, dict[str, str]]:
+    """The incident, its command (404 if not of its playbook), the step number and
+    the submitted parameters, once the person's right to run it is checked."""
     incident = _incident(pk)
     command = get_object_or_404(
         Command, pk=command_id, playbook_id=incident.playbook_id
@@ -344,6 +352,13 @@ def command_run(request: HttpRequest, pk: int, command_id: int) -> HttpResponse:
     params = {
         name: request.POST.get(f"param-{name}", "") for name in command.parameters
     }
+    return incident, command, step, params
+
+
+@permission_required(access.VIEW_INCIDENTS)
+@require_POST
+def command_run(request: HttpRequest, pk: int, command_id: int) -> HttpResponse:
+    incident, command, step, params = _command_request(request, pk, command_id)
     try:
         result = services.request_run(
             incident=incident,
@@ -370,15 +385,7 @@ def command_preview(request: HttpRequest, pk: int, command_id: int) -> HttpRespo
     """An action's blast radius, and the confirmation form bound to it."""
     from probes.preview import preview
 
-    incident = _incident(pk)
-    command = get_object_or_404(
-        Command, pk=command_id, playbook_id=incident.playbook_id
-    )
-    access.require(request, access.run_permission(command), incident)
-    step = command.step.number if command.step else None
-    params = {
-        name: request.POST.get(f"param-{name}", "") for name in command.parameters
-    }
+    incident, command, step, params = _command_request(request, pk, command_id)
     try:
         values = services.clean_parameters(command, params)
     except services.RunRefused as exc:
