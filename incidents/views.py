@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
+from django.core.cache import caches
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
@@ -163,12 +164,23 @@ def _incident(pk: int) -> Incident:
     return get_object_or_404(incidents, pk=pk)
 
 
+def commander_choices() -> list[tuple[int, str]]:
+    """Who can be made commander: read at most every 15 s per process (the form
+    is checked on the server anyway, so a new account appears a moment later)."""
+    cache = caches["fragments"]
+    people = cache.get("commander-choices")
+    if people is None:
+        active = get_user_model().objects.filter(is_active=True).order_by("username")
+        people = list(active.values_list("pk", "username"))
+        cache.set("commander-choices", people, 15)
+    return people
+
+
 def _base_context(request: HttpRequest, incident: Incident, **extra: object) -> dict:
     can = access.permissions_for(request.user, incident.playbook)
     context = {"incident": incident, "can": can, **extra}
     if can["command"]:
-        people = get_user_model().objects.filter(is_active=True).order_by("username")
-        context["people"] = people.only("pk", "username")
+        context["people"] = commander_choices()
     return context
 
 
