@@ -7,9 +7,7 @@ from collections.abc import Callable
 from functools import wraps
 
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 
 from . import audit
@@ -36,27 +34,19 @@ def can(user, perm: str, incident: Incident | None = None) -> bool:  # noqa: ANN
 
 
 def playbook_perms(user, playbook: Playbook) -> set[str]:  # noqa: ANN001
-    """The person's grants on one playbook (their own and their groups'), read once
-    per request (cached on the user object, which lives as long as the request)."""
+    """The person's grants on one playbook (their own and their groups'), read with
+    their other permissions in one query per request (see incidents.backends)."""
     if user is None or not user.is_authenticated or not user.is_active:
         return set()
-    cache = user.__dict__.setdefault("_playbook_perm_cache", {})
-    if playbook.pk not in cache:
-        if user.is_superuser:
-            cache[playbook.pk] = {"run_probes", "run_actions", "approve_actions"}
-        else:
-            # Direct and group grants in one query (guardian's checker makes two).
-            on_it = {
-                "content_type__app_label": "incidents",
-                "content_type__model": "playbook",
-            }
-            direct = Q(userobjectpermission__user=user,
-                       userobjectpermission__object_pk=str(playbook.pk))  # fmt: skip
-            via_group = Q(groupobjectpermission__group__user=user,
-                          groupobjectpermission__object_pk=str(playbook.pk))  # fmt: skip
-            rows = Permission.objects.filter(direct | via_group, **on_it)
-            cache[playbook.pk] = set(rows.values_list("codename", flat=True).distinct())
-    return cache[playbook.pk]
+    if user.is_superuser:
+        return {"run_probes", "run_actions", "approve_actions"}
+    if not hasattr(user, "_object_perm_cache"):
+        from .backends import load_grants
+
+        load_grants(user)
+    return user._object_perm_cache.get(
+        ("incidents", "playbook", str(playbook.pk)), set()
+    )
 
 
 def can_on_playbook(user, perm: str, playbook: Playbook) -> bool:  # noqa: ANN001

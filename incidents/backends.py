@@ -1,11 +1,13 @@
-"""Django's model backend, with a person's permissions read in one query (user and
-group grants together) instead of two: every page asks for them."""
+"""Django's model backend, with all of a person's grants read in one query: role and
+direct permissions, and their per-playbook grants (django-guardian rows), together.
+Every page asks for them; one round trip instead of three."""
 
 from __future__ import annotations
 
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Permission
-from django.db.models import Q
+from django.db.models import CharField, Q, Value
+from guardian.models import GroupObjectPermission, UserObjectPermission
 
 
 class ConsoleModelBackend(ModelBackend):
@@ -13,12 +15,38 @@ class ConsoleModelBackend(ModelBackend):
         if not user_obj.is_active or user_obj.is_anonymous or obj is not None:
             return set()
         if not hasattr(user_obj, "_perm_cache"):
-            if user_obj.is_superuser:
-                perms = Permission.objects.all()
-            else:
-                perms = Permission.objects.filter(
-                    Q(user=user_obj) | Q(group__user=user_obj)
-                )
-            rows = perms.values_list("content_type__app_label", "codename").distinct()
-            user_obj._perm_cache = {f"{app}.{code}" for app, code in rows}
+            load_grants(user_obj)
         return user_obj._perm_cache
+
+
+def load_grants(user) -> None:  # noqa: ANN001
+    """Fill `_perm_cache` (model-level, as Django expects) and `_object_perm_cache`
+    ({(app_label, model, object_pk): {codename}}) with one query."""
+    everything = (
+        Permission.objects.all()
+        if user.is_superuser
+        else Permission.objects.filter(Q(user=user) | Q(group__user=user))
+    )
+    fields = ("content_type__app_label", "content_type__model", "codename")
+    model_level = everything.annotate(
+        pk_of=Value("", output_field=CharField())
+    ).values_list(*fields, "pk_of")
+    direct = UserObjectPermission.objects.filter(user=user).values_list(
+        "permission__content_type__app_label", "permission__content_type__model",
+        "permission__codename", "object_pk",
+    )  # fmt: skip
+    via_groups = GroupObjectPermission.objects.filter(group__user=user).values_list(
+        "permission__content_type__app_label", "permission__content_type__model",
+        "permission__codename", "object_pk",
+    )  # fmt: skip
+    perms: set[str] = set()
+    objects: dict[tuple[str, str, str], set[str]] = {}
+    for app, model, codename, object_pk in model_level.union(
+        direct, via_groups, all=True
+    ):
+        if object_pk:
+            objects.setdefault((app, model, object_pk), set()).add(codename)
+        else:
+            perms.add(f"{app}.{codename}")
+    user._perm_cache = perms
+    user._object_perm_cache = objects
