@@ -48,3 +48,15 @@ def ensure_roles(group_model, permission_model) -> None:  # noqa: ANN001
             if (p.content_type.app_label, p.codename) in wanted
         ]
         group.permissions.set(perms)
+
+
+def migrate_roles(apps) -> None:  # noqa: ANN001
+    """For data migrations: create the permissions the models declare so far (Django
+    normally does that only after all migrations), then (re)define the roles."""
+    from django.contrib.auth.management import create_permissions
+
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True
+        create_permissions(app_config, apps=apps, verbosity=0)
+        app_config.models_module = None
+    ensure_roles(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))

@@ -604,9 +604,8 @@ def _decide(
     reason: str = "",
     request: HttpRequest | None = None,
 ) -> StepExecution:
-    """A second person approves (the run is sent at once) or rejects a request.
-    Refused for the requester, without approve_actions, after expiry, or when the
-    command changed since it was requested."""
+    """decide_approval's locked part (expiry is checked again: it may have passed
+    while waiting for the lock)."""
     from probes.dispatch import dispatch
 
     from . import access

@@ -81,8 +81,3 @@ def secret_values() -> list[str]:
             if parts.password and len(parts.password) >= 3:
                 values.append(parts.password)
     return sorted(set(values), key=len, reverse=True)
-
-
-def status(variables: list[str]) -> list[tuple[str, bool]]:
-    """(TARGET_NAME, is it set) for a page that must never show the value."""
-    return [(PREFIX + n, value(n) is not None) for n in variables]

@@ -175,47 +175,36 @@ def test_a_bad_file_leaves_the_current_revision_untouched(tmp_path):
     assert list(Runbook.objects.values_list("revision", "is_current")) == [(1, True)]
 
 
-def test_the_command_exits_non_zero_on_bad_input(tmp_path):
-    bad = tmp_path / "bad.md"
-    bad.write_text("# Not a runbook\n\nHello.\n")
-    env = {**os.environ, "DEBUG": "true"}
-    proc = subprocess.run(
+def dry_run_json(path) -> subprocess.CompletedProcess:  # noqa: ANN001
+    """The command as a user runs it, in its own process (real exit code)."""
+    return subprocess.run(
         [
             sys.executable,
             "manage.py",
             "import_runbook",
-            str(bad),
+            str(path),
             "--dry-run",
             "--json",
         ],
         cwd=ROOT,
-        env=env,
+        env={**os.environ, "DEBUG": "true"},
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_the_command_exits_non_zero_on_bad_input(tmp_path):
+    bad = tmp_path / "bad.md"
+    bad.write_text("# Not a runbook\n\nHello.\n")
+    proc = dry_run_json(bad)
     assert proc.returncode == 1
     assert proc.stdout == ""
     assert f"{bad}:1: no playbook sections found" in proc.stderr
 
 
 def test_the_command_prints_json_on_stdout_only():
-    env = {**os.environ, "DEBUG": "true"}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "manage.py",
-            "import_runbook",
-            str(YOMIRA_RUNBOOK),
-            "--dry-run",
-            "--json",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = dry_run_json(YOMIRA_RUNBOOK)
     assert proc.returncode == 0, proc.stderr
     assert len(json.loads(proc.stdout)["playbooks"]) == 12
 

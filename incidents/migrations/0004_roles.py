@@ -1,18 +1,12 @@
 """The four roles as groups (definitions in incidents/roles.py)."""
 
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-from incidents.roles import ROLES, ensure_roles
+from incidents.roles import ROLES, migrate_roles
 
 
 def create_roles(apps, schema_editor):
-    # Permissions are normally created after all migrations; roles need them now.
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
-    ensure_roles(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
+    migrate_roles(apps)
 
 
 def remove_roles(apps, schema_editor):
