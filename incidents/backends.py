@@ -28,14 +28,18 @@ def load_grants(user) -> None:  # noqa: ANN001
         else Permission.objects.filter(Q(user=user) | Q(group__user=user))
     )
     fields = ("content_type__app_label", "content_type__model", "codename")
-    model_level = everything.annotate(
-        pk_of=Value("", output_field=CharField())
-    ).values_list(*fields, "pk_of")
-    direct = UserObjectPermission.objects.filter(user=user).values_list(
+    # Permission's Meta.ordering must go: SQLite refuses ORDER BY inside the
+    # parts of a compound SELECT (PostgreSQL accepts it), and order is irrelevant.
+    model_level = (
+        everything.order_by()
+        .annotate(pk_of=Value("", output_field=CharField()))
+        .values_list(*fields, "pk_of")
+    )
+    direct = UserObjectPermission.objects.filter(user=user).order_by().values_list(
         "permission__content_type__app_label", "permission__content_type__model",
         "permission__codename", "object_pk",
     )  # fmt: skip
-    via_groups = GroupObjectPermission.objects.filter(group__user=user).values_list(
+    via_groups = GroupObjectPermission.objects.filter(group__user=user).order_by().values_list(
         "permission__content_type__app_label", "permission__content_type__model",
         "permission__codename", "object_pk",
     )  # fmt: skip

@@ -58,8 +58,15 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path="/" + name))
 
 
-def create_target_database(console_url: str, name: str = "yomira_target") -> str:
+def target_database_name(console_url: str) -> str:
+    """Named after the console's database, so two test runs on one server (each with
+    its own console database) never share or drop each other's target."""
+    return urlsplit(console_url).path.lstrip("/") + "_target"
+
+
+def create_target_database(console_url: str) -> str:
     """A fresh target database; returns its URL."""
+    name = target_database_name(console_url)
     admin = with_database(console_url, "postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -70,7 +77,8 @@ def create_target_database(console_url: str, name: str = "yomira_target") -> str
     return url
 
 
-def drop_target_database(console_url: str, name: str = "yomira_target") -> None:
+def drop_target_database(console_url: str) -> None:
+    name = target_database_name(console_url)
     with psycopg.connect(
         with_database(console_url, "postgres"), autocommit=True
     ) as conn:
