@@ -471,3 +471,24 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.verb} by {self.actor_name or 'system'}"
+
+
+class AuditCheckpoint(models.Model):
+    """The audit log's head, anchored outside the audit table (see incidents/audit.py).
+
+    The HMAC chain proves every row links to the one before it, but says nothing about
+    rows cut from the end: delete the last N rows and what is left is still a valid
+    chain. Each append writes its (seq, mac) here in the same transaction, and logs it,
+    so `verify_audit` can name a missing tail. Append-only and unmanaged for the same
+    reasons as AuditEvent (triggers refuse UPDATE, DELETE, TRUNCATE; flush skips it)."""
+
+    seq = models.BigIntegerField(primary_key=True)
+    mac = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        managed = False
+        ordering = ["seq"]
+
+    def __str__(self) -> str:
+        return f"checkpoint #{self.seq}"
