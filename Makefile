@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-# Tests always use PostgreSQL and Redis (override for another server).
+# The PostgreSQL server tests and benchmarks use (each test run makes its own
+# databases on it), and the Redis benchmarks use (tests start a private one).
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/yomira
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
@@ -30,21 +31,19 @@ run: $(STAMP) .env
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py runconsole --host $(HOST) --port $(PORT)
 
-# The suite runs with production settings (DEBUG off, hashed static files).
-TEST_ENV := DEBUG=false SECRET_KEY=test-only-secret AUDIT_HMAC_KEY=test-only-audit-key \
+# tests/stack.py brings up what the suite needs (PostgreSQL started if installed
+# but down, a private Redis, Debian's Chromium when missing), gives the run its own
+# databases, then runs pytest. pytest's exit code 5 (no tests) is a failure.
+test: $(STAMP)
+	@$(BIN)/python tests/stack.py $(PYTEST_ARGS)
+
+# Benchmarks run with production settings against the shared local services.
+BENCH_ENV := DEBUG=false SECRET_KEY=test-only-secret AUDIT_HMAC_KEY=test-only-audit-key \
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL)
 
-# Playwright's sync API runs an event loop in the test thread; Django's ORM calls
-# there are still synchronous and safe, hence DJANGO_ALLOW_ASYNC_UNSAFE.
-# pytest's exit code 5 (no tests collected) is a failure like any other.
-test: $(STAMP)
-	@$(TEST_ENV) $(BIN)/python manage.py collectstatic --no-input -v0
-	@$(TEST_ENV) DJANGO_ALLOW_ASYNC_UNSAFE=true $(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$rc
-
 bench: $(STAMP)
-	$(TEST_ENV) $(BIN)/python manage.py collectstatic --no-input -v0
-	$(TEST_ENV) $(BIN)/python bench/run.py $(BENCH)
+	$(BENCH_ENV) $(BIN)/python manage.py collectstatic --no-input -v0
+	$(BENCH_ENV) $(BIN)/python bench/run.py $(BENCH)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

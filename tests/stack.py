@@ -1,0 +1,276 @@
+"""`make test`: bring up what the suite needs, run it, and clean up after.
+
+A newcomer's machine may have PostgreSQL installed but stopped, no Redis running and
+no Chromium. This script, not the CI wrapper, does the set-up, so that the README's
+one command works everywhere `.ci/run` does:
+
+- PostgreSQL: the server at TEST_DATABASE_URL (default 127.0.0.1:5432). When it is
+  down and a local Debian cluster is installed, the cluster is started.
+- Each run gets its own console and target databases (named after this process), so
+  two runs on one machine never share or drop each other's data; databases left by
+  runs that died are dropped.
+- Redis: a private `redis-server` on a free port for this run only (no clash with a
+  shared server's databases), stopped afterwards. Without the binary, TEST_REDIS_URL
+  is used if it answers.
+- Chromium: Debian's package, installed with apt-get when missing and allowed (root,
+  and YOMIRA_INSTALL_CHROMIUM is not 0); otherwise the one command to run is printed.
+
+Arguments are passed to pytest. Exit code: pytest's (5, "no tests", is a failure).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+RUN_ID = f"r{os.getpid()}"
+
+
+def say(message: str) -> None:
+    print(f"make test: {message}", file=sys.stderr, flush=True)
+
+
+def fail(message: str) -> None:
+    say(message)
+    sys.exit(2)
+
+
+def as_root(command: list[str]) -> list[str] | None:
+    """The command as root: directly, through passwordless sudo, or not at all."""
+    if os.geteuid() == 0:
+        return command
+    if (
+        shutil.which("sudo")
+        and subprocess.run(["sudo", "-n", "true"], capture_output=True).returncode == 0
+    ):
+        return ["sudo", "-n", *command]
+    return None
+
+
+def wait(check, seconds: float = 30) -> bool:  # noqa: ANN001
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.25)
+    return False
+
+
+# --- PostgreSQL ---------------------------------------------------------------------
+
+
+def with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+
+
+def postgres_up(url: str) -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect(with_database(url, "postgres"), connect_timeout=2):
+            return True
+    except psycopg.Error:
+        return False
+
+
+def start_local_cluster(port: int) -> str | None:
+    """Start the Debian cluster serving `port`; None, or why it could not."""
+    if not shutil.which("pg_lsclusters"):
+        return "PostgreSQL is not installed: apt-get install -y postgresql"
+    clusters = subprocess.run(
+        ["pg_lsclusters", "--no-header"], capture_output=True, text=True
+    ).stdout.split("\n")
+    for line in clusters:
+        fields = line.split()
+        if len(fields) >= 4 and fields[2] == str(port):
+            version, name = fields[0], fields[1]
+            command = as_root(
+                ["pg_ctlcluster", "--skip-systemctl-redirect", version, name, "start"]
+            )
+            if command is None:
+                return f"start it as root: pg_ctlcluster {version} {name} start"
+            say(f"starting PostgreSQL {version}/{name} on port {port}")
+            subprocess.run(command, check=False)
+            return None
+    return f"no local PostgreSQL cluster on port {port} (pg_lsclusters)"
+
+
+def ensure_postgres(url: str) -> None:
+    if postgres_up(url):
+        return
+    parts = urlsplit(url)
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        fail(f"PostgreSQL at {parts.hostname}:{parts.port} does not answer")
+    why = start_local_cluster(parts.port or 5432)
+    if why:
+        fail(f"PostgreSQL is down and was not started: {why}")
+    if not wait(lambda: postgres_up(url)):
+        fail("PostgreSQL was started but does not accept connections after 30 s")
+
+
+def drop_dead_runs_databases(url: str) -> None:
+    """Databases of earlier runs whose process is gone (killed, power cut): the
+    names this script gives, test_<base>_r<pid> and <base>_r<pid>_target."""
+    import psycopg
+
+    base = re.escape(urlsplit(url).path.lstrip("/"))
+    ours = re.compile(rf"^(?:test_)?{base}_r(\d+)(?:_target)?$")
+
+    with psycopg.connect(with_database(url, "postgres"), autocommit=True) as conn:
+        names = [row[0] for row in conn.execute("SELECT datname FROM pg_database")]
+        for name in names:
+            match = ours.match(name)
+            if match and not pid_alive(int(match.group(1))):
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# --- Redis --------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def redis_up(url: str) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def private_redis(workdir: Path) -> tuple[subprocess.Popen | None, str]:
+    """(process, url) of a Redis for this run only, or the configured one."""
+    if shutil.which("redis-server"):
+        port = free_port()
+        process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
+                "--databases",
+                "4",
+            ],  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        url = f"redis://127.0.0.1:{port}"
+        if wait(lambda: redis_up(url), 10):
+            return process, url
+        process.kill()
+        fail("redis-server did not start")
+    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+    url = url.rsplit("/", 1)[0] if url.count("/") > 2 else url
+    if redis_up(url):
+        say(f"redis-server is not installed; using the running Redis at {url}")
+        return None, url
+    fail("Redis is needed: apt-get install -y redis-server")
+    raise AssertionError  # unreachable
+
+
+# --- Chromium -----------------------------------------------------------------------
+
+
+def ensure_chromium() -> None:
+    if Path(CHROMIUM).exists():
+        return
+    allowed = os.environ.get("YOMIRA_INSTALL_CHROMIUM", "1") != "0"
+    command = as_root(["apt-get", "install", "-y", "-q", "chromium"])
+    if not allowed or command is None or not shutil.which("apt-get"):
+        fail(
+            f"Chromium is missing at {CHROMIUM}. Install Debian's package "
+            "(sudo apt-get install -y chromium) or set CHROMIUM_PATH."
+        )
+    say("installing Debian's chromium (set YOMIRA_INSTALL_CHROMIUM=0 to refuse)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    if subprocess.run(command, env=env, stdout=subprocess.DEVNULL).returncode != 0:
+        subprocess.run(as_root(["apt-get", "update", "-q"]), env=env, check=False)
+        subprocess.run(command, env=env, stdout=subprocess.DEVNULL, check=False)
+    if not Path(CHROMIUM).exists():
+        fail("apt-get could not install chromium: sudo apt-get install -y chromium")
+
+
+# --- the run ------------------------------------------------------------------------
+
+
+def main(pytest_args: list[str]) -> int:
+    base_url = os.environ.get(
+        "TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/yomira"
+    )
+    ensure_postgres(base_url)
+    drop_dead_runs_databases(base_url)
+    ensure_chromium()
+    database_url = with_database(
+        base_url, f"{urlsplit(base_url).path.lstrip('/')}_{RUN_ID}"
+    )
+    with tempfile.TemporaryDirectory(prefix="yomira-test-") as workdir:
+        redis_process, redis_url = private_redis(Path(workdir))
+        env = {
+            **os.environ,
+            # The suite runs with production settings (DEBUG off, hashed statics).
+            "DEBUG": "false",
+            "SECRET_KEY": "test-only-secret",
+            "AUDIT_HMAC_KEY": "test-only-audit-key",
+            "DATABASE_URL": database_url,
+            "REDIS_URL": f"{redis_url}/0",
+            "TARGET_TEST_REDIS_URL": f"{redis_url}/1",
+            # Playwright's sync API runs an event loop in the test thread; the ORM
+            # calls made there are still synchronous and safe.
+            "DJANGO_ALLOW_ASYNC_UNSAFE": "true",
+        }
+        env.pop("CELERY_BROKER_URL", None)
+        try:
+            subprocess.run(
+                [PYTHON, "manage.py", "collectstatic", "--no-input", "-v0"],
+                cwd=ROOT,
+                env=env,
+                check=True,
+            )
+            rc = subprocess.run(
+                [PYTHON, "-m", "pytest", *pytest_args], cwd=ROOT, env=env
+            ).returncode
+        finally:
+            if redis_process is not None:
+                os.killpg(redis_process.pid, signal.SIGTERM)
+                redis_process.wait(10)
+    if rc == 5:
+        say("pytest collected no tests")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
