@@ -217,6 +217,7 @@ def add_events(incident, count: int) -> None:  # noqa: ANN001
             AuditEvent.objects.bulk_create(batch)
             batch = []
     AuditEvent.objects.bulk_create(batch)
+    audit.anchor(seq, prev)  # bulk rows bypass append(): checkpoint the new head
 
 
 def export_once(client, incident, name: str) -> tuple[float, float, int]:  # noqa: ANN001

@@ -4,15 +4,24 @@ Every row carries a sequence number and `mac = HMAC(AUDIT_HMAC_KEY, prev_mac + r
 so changing, removing or inserting a row breaks the chain from that row on. The key
 comes from the environment, never the database. Appends are serialised (a PostgreSQL
 advisory lock held until the caller's transaction commits) so the chain stays linear
-under concurrency; database triggers refuse UPDATE, DELETE and TRUNCATE."""
+under concurrency; database triggers refuse UPDATE, DELETE and TRUNCATE.
+
+A chain cannot tell that rows were cut from its end (what is left still links), so
+the head is anchored outside the table twice: every append writes its (seq, mac) to
+the append-only `AuditCheckpoint` table in the same transaction, and, once it has
+committed, logs `audit head seq=N mac=M` to the log stream (shipped off the
+database's host). `verify` compares the chain's end with the newest checkpoint, and
+`verify_audit --log FILE` with the newest head the log stream saw."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
+import logging
+import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +33,12 @@ from django.db import connection, models, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from .models import AuditEvent, Incident
+from .models import AuditCheckpoint, AuditEvent, Incident
+
+logger = logging.getLogger(__name__)
+# The log stream's checkpoint line; `heads_in_log` reads it back.
+HEAD_LINE = "audit head seq=%d mac=%s"
+HEAD_PATTERN = re.compile(r"audit head seq=(\d+) mac=([0-9a-f]{64})")
 
 GENESIS = "0" * 64
 # Any constant works; it names the one lock that orders audit appends.
@@ -122,7 +136,18 @@ def _append_locked(verb, user, name, incident, obj, data, request) -> AuditEvent
         "ip": client_ip(request),
         "prev_mac": prev_mac,
     }
-    return AuditEvent.objects.create(mac=compute_mac(**fields), **fields)
+    event = AuditEvent.objects.create(mac=compute_mac(**fields), **fields)
+    anchor(event.seq, event.mac, event.created_at)
+    return event
+
+
+def anchor(seq: int, mac: str, when: datetime | None = None) -> None:
+    """Record (seq, mac) as the log's head: a checkpoint row in the caller's
+    transaction (one primary-key INSERT, already under the append lock), and a log
+    line once that transaction commits, so the stream never names a head that was
+    rolled back. Anything that writes audit rows in bulk must call this after."""
+    AuditCheckpoint.objects.create(seq=seq, mac=mac, created_at=when or timezone.now())
+    transaction.on_commit(lambda: logger.info(HEAD_LINE, seq, mac))
 
 
 @dataclass
@@ -155,12 +180,80 @@ def _rows() -> Iterator[tuple]:
     )
 
 
-def verify() -> Verdict:
-    """Recompute the chain. The first bad row is the first whose number, link or
-    MAC does not match: a changed row fails its MAC, a removed row leaves a gap, an
-    inserted row breaks the numbering or the link of the row after it."""
+@dataclass(frozen=True)
+class Head:
+    """Where something outside the audit table says the log ended."""
+
+    seq: int
+    mac: str
+    source: str  # "checkpoint", "log stream": named in the verdict
+
+
+def heads_in_log(lines: Iterable[str]) -> Head | None:
+    """The newest head a log stream recorded (lines of any format that contain
+    HEAD_LINE), or None when it has none."""
+    best: Head | None = None
+    for line in lines:
+        for match in HEAD_PATTERN.finditer(line):
+            seq = int(match.group(1))
+            if best is None or seq > best.seq:
+                best = Head(seq, match.group(2), "log stream")
+    return best
+
+
+def verify(*, heads: Iterable[Head] = ()) -> Verdict:
+    """Recompute the chain, then check its end against the newest checkpoint and
+    any `heads` given (from the log stream).
+
+    The first bad row is the first whose number, link or MAC does not match: a
+    changed row fails its MAC, a removed row leaves a gap, an inserted row breaks
+    the numbering or the link of the row after it. A cut tail leaves a valid chain
+    that ends before the checkpoint does."""
+    checkpoint = (
+        AuditCheckpoint.objects.order_by("-seq").values_list("seq", "mac").first()
+    )
+    anchors = [Head(*checkpoint, "checkpoint")] if checkpoint else []
+    anchors += list(heads)
+    verdict, last_seq, macs = _verify_chain({a.seq for a in anchors})
+    if not verdict.ok:
+        return verdict
+    for head in anchors:
+        if head.seq > last_seq:
+            return Verdict(
+                False,
+                verdict.count,
+                last_seq + 1,
+                f"audit log ends at seq {last_seq} but {head.source} says "
+                f"{head.seq}: rows {last_seq + 1}..{head.seq} are missing",
+            )
+        if not hmac.compare_digest(macs.get(head.seq, ""), head.mac):
+            return Verdict(
+                False,
+                verdict.count,
+                head.seq,
+                f"row {head.seq} is not the row the {head.source} recorded "
+                "(its MAC differs)",
+            )
+    # Every append checkpoints in its own transaction, so checkpoints that stop
+    # short of the log mean the checkpoint table itself was cut.
+    if last_seq and (checkpoint is None or checkpoint[0] < last_seq):
+        ends = checkpoint[0] if checkpoint else 0
+        return Verdict(
+            False,
+            verdict.count,
+            ends + 1,
+            f"checkpoints end at seq {ends} but the audit log at {last_seq}: "
+            f"checkpoints {ends + 1}..{last_seq} are missing",
+        )
+    return verdict
+
+
+def _verify_chain(watch: set[int]) -> tuple[Verdict, int, dict[int, str]]:
+    """The chain check proper; also returns the last seq and the MACs of the rows
+    in `watch` (the anchors' rows), collected on the one pass."""
     key = _key()
     expected_seq, prev_mac, count = 1, GENESIS, 0
+    macs: dict[int, str] = {}
     for row in _rows():
         (
             seq,
@@ -177,16 +270,11 @@ def verify() -> Verdict:
             mac,
         ) = row
         if seq != expected_seq:
-            return Verdict(
-                False,
-                count,
-                expected_seq,
-                f"row {expected_seq} is missing (next is {seq})",
-            )
+            missing = f"row {expected_seq} is missing (next is {seq})"
+            return Verdict(False, count, expected_seq, missing), seq, macs
         if link != prev_mac:
-            return Verdict(
-                False, count, seq, f"row {seq} does not link to row {seq - 1}"
-            )
+            unlinked = f"row {seq} does not link to row {seq - 1}"
+            return Verdict(False, count, seq, unlinked), seq, macs
         payload = canonical(
             seq=seq,
             created_at=created_at,
@@ -203,8 +291,9 @@ def verify() -> Verdict:
         if not hmac.compare_digest(
             hmac.new(key, payload, hashlib.sha256).hexdigest(), mac
         ):
-            return Verdict(
-                False, count, seq, f"row {seq} was changed (its MAC does not match)"
-            )
+            changed = f"row {seq} was changed (its MAC does not match)"
+            return Verdict(False, count, seq, changed), seq, macs
+        if seq in watch:
+            macs[seq] = mac
         expected_seq, prev_mac, count = seq + 1, mac, count + 1
-    return Verdict(True, count)
+    return Verdict(True, count), expected_seq - 1, macs

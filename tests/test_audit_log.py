@@ -10,15 +10,16 @@ from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 
 from incidents import audit
-from incidents.models import AuditEvent
+from incidents.models import AuditCheckpoint, AuditEvent
 
 TABLE = "incidents_auditevent"
+CHECKPOINTS = "incidents_auditcheckpoint"
 
 
-def verify_audit() -> tuple[int, str]:
+def verify_audit(*args: str) -> tuple[int, str]:
     out, err = StringIO(), StringIO()
     try:
-        call_command("verify_audit", stdout=out, stderr=err)
+        call_command("verify_audit", *args, stdout=out, stderr=err)
     except SystemExit as exc:
         return exc.code, err.getvalue()
     return 0, out.getvalue()
@@ -33,12 +34,12 @@ def log(db):
     return list(AuditEvent.objects.order_by("seq"))
 
 
-def raw(sql: str, params: list | None = None) -> None:
+def raw(sql: str, params: list | None = None, table: str = TABLE) -> None:
     """Tamper as an attacker with database access would: triggers off, then SQL."""
     with connection.cursor() as cursor:
-        cursor.execute(f"ALTER TABLE {TABLE} DISABLE TRIGGER USER")
+        cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
         cursor.execute(sql, params or [])
-        cursor.execute(f"ALTER TABLE {TABLE} ENABLE TRIGGER USER")
+        cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
 
 
 def test_an_intact_log_verifies(log):
@@ -67,6 +68,84 @@ def test_a_removed_row_is_named(log):
     assert message.startswith(
         "Audit log broken at sequence 6: row 6 is missing (next is 7)"
     )
+
+
+def test_a_cut_tail_is_named_from_the_checkpoint(log):
+    # The chain of rows 1..8 is still perfect: only the head anchor notices.
+    raw(f"DELETE FROM {TABLE} WHERE seq > 8")
+    code, message = verify_audit()
+    assert code == 1
+    assert message.startswith(
+        "Audit log broken at sequence 9: audit log ends at seq 8 but checkpoint "
+        "says 10: rows 9..10 are missing"
+    )
+
+
+def test_a_cut_tail_is_named_from_the_log_stream(
+    log, caplog, tmp_path, django_capture_on_commit_callbacks
+):
+    """Cut both tables: the log lines shipped elsewhere still know the head."""
+    stream = tmp_path / "console.log"
+    with caplog.at_level("INFO", logger="incidents.audit"):
+        with django_capture_on_commit_callbacks(execute=True):
+            audit.append("test.event", actor_name="tester", data={"n": 11})
+        assert "audit head seq=11 mac=" in caplog.text
+        stream.write_text(caplog.text)
+    raw(f"DELETE FROM {TABLE} WHERE seq > 9")
+    raw(f"DELETE FROM {CHECKPOINTS} WHERE seq > 9", table=CHECKPOINTS)
+    assert verify_audit()[0] == 0  # both tables agree: only the stream knows better
+    code, message = verify_audit("--log", str(stream))
+    assert code == 1
+    assert (
+        "audit log ends at seq 9 but log stream says 11: rows 10..11 are missing"
+        in (message)
+    )
+    assert verify_audit("--log", str(tmp_path / "absent.log"))[0] == 1
+
+
+def test_a_cut_checkpoint_table_is_named(log):
+    raw(f"DELETE FROM {CHECKPOINTS} WHERE seq > 7", table=CHECKPOINTS)
+    code, message = verify_audit()
+    assert code == 1
+    assert "checkpoints end at seq 7 but the audit log at 10" in message
+
+
+def test_every_append_is_checkpointed_on_commit_only(
+    log, caplog, django_capture_on_commit_callbacks
+):
+    assert list(AuditCheckpoint.objects.values_list("seq", "mac")) == [
+        (e.seq, e.mac) for e in log
+    ]
+    with (
+        caplog.at_level("INFO", logger="incidents.audit"),
+        django_capture_on_commit_callbacks(execute=True),
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        audit.append("test.event", actor_name="tester")
+        raise RuntimeError("the change failed")
+    # A rolled-back append leaves no checkpoint and no log line claiming it.
+    assert AuditCheckpoint.objects.count() == 10
+    assert "seq=11" not in caplog.text
+    assert verify_audit()[0] == 0
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        f"UPDATE {CHECKPOINTS} SET mac = 'x' WHERE seq = 1",
+        f"DELETE FROM {CHECKPOINTS} WHERE seq = 10",
+        f"TRUNCATE {CHECKPOINTS}",
+    ],
+)
+def test_the_database_refuses_to_rewrite_checkpoints(log, statement):
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(statement)
+    assert AuditCheckpoint.objects.count() == 10
 
 
 def test_an_inserted_row_is_named(log):
