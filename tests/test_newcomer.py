@@ -1,0 +1,205 @@
+"""A newcomer's first five minutes, in the configuration `make run` produces: SQLite,
+kombu's filesystem broker, DEBUG on, the bundled runbook and the demo accounts, the
+console and its worker served by `runconsole`. Every demo account signs in over real
+HTTP and uses its pages; the commander runs a probe through the worker.
+
+The rest of the suite runs on PostgreSQL; this test is what catches a query or a
+setting that only PostgreSQL accepts (the default install once served a 500 to every
+account but the admin)."""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT
+from tests.integration.targets import free_port
+
+PASSWORD = "newcomer-demo-password"
+ACCOUNTS = ("admin", "commander", "responder", "viewer")
+PAGES = ("/", "/playbooks/", "/incidents/", "/targets/", "/approvals/")
+
+
+def make_run_env(workdir: Path) -> dict[str, str]:
+    """What `make run` gives manage.py: its .env values and no service URLs."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_URL", "REDIS_URL", "CELERY_", "TARGET_"))
+    }
+    env.update(
+        DEBUG="true",
+        SECRET_KEY="newcomer-secret",
+        AUDIT_HMAC_KEY="newcomer-audit-key",
+        DEMO_PASSWORD=PASSWORD,
+        # The default engine and broker, in a scratch folder instead of the checkout.
+        DATABASE_URL=f"sqlite:///{workdir / 'db.sqlite3'}",
+        BROKER_DIR=str(workdir / "broker"),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, f"manage.py {' '.join(args)}:\n{done.stderr}"
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory):  # noqa: ANN201
+    workdir = tmp_path_factory.mktemp("newcomer")
+    env = make_run_env(workdir)
+    manage(env, "migrate", "--no-input")
+    manage(env, "import_runbook")
+    logins = manage(env, "seed_demo")
+    port = free_port()
+    log = workdir / "runconsole.log"
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "runconsole", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/health/live", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    else:
+        os.killpg(process.pid, signal.SIGKILL)
+        pytest.fail(f"runconsole did not serve:\n{log.read_text()[-3000:]}")
+    yield base, logins, log
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(20)
+
+
+def sign_in(base: str, username: str) -> httpx.Client:
+    client = httpx.Client(base_url=base, timeout=10, follow_redirects=False)
+    form = client.get("/accounts/login/")
+    token = client.cookies["csrftoken"]
+    assert form.status_code == 200
+    reply = client.post(
+        "/accounts/login/",
+        data={"username": username, "password": PASSWORD},
+        headers={"X-CSRFToken": token, "Referer": f"{base}/accounts/login/"},
+    )
+    assert reply.status_code == 302, f"{username} could not sign in: {reply.text}"
+    return client
+
+
+def post(client: httpx.Client, url: str, data: dict[str, str]) -> httpx.Response:
+    return client.post(
+        url,
+        data=data,
+        headers={
+            "X-CSRFToken": client.cookies["csrftoken"],
+            "Referer": f"{client.base_url}{url}",
+        },
+    )
+
+
+def form_fields(page: str, action: str) -> dict[str, str]:
+    """The hidden and preset inputs of the form posting to `action`, as a browser
+    without JavaScript would send them."""
+    start = page.index(f'action="{action}"')
+    form = page[start : page.index("</form>", start)]
+    fields = {}
+    for tag in re.findall(r"<input[^>]*>", form):
+        name = re.search(r'name="([^"]*)"', tag)
+        value = re.search(r'value="([^"]*)"', tag)
+        if name:
+            fields[html.unescape(name.group(1))] = html.unescape(
+                value.group(1) if value else ""
+            )
+    return fields
+
+
+def test_make_run_prints_every_demo_login(console):
+    _, logins, _ = console
+    assert PASSWORD in logins
+    for username in ACCOUNTS:
+        assert re.search(rf"^\s+{username}\s", logins, re.M), logins
+
+
+@pytest.mark.parametrize("username", ACCOUNTS)
+def test_every_demo_account_can_use_every_page(console, username):
+    base, _, log = console
+    client = sign_in(base, username)
+    for url in PAGES:
+        reply = client.get(url, follow_redirects=True)
+        assert reply.status_code == 200, (
+            url,
+            reply.status_code,
+            log.read_text()[-2000:],
+        )
+        assert "/accounts/login/" not in str(reply.url), f"{username} was signed out"
+    playbooks = client.get("/playbooks/").text
+    assert "Disk Space Critical" in playbooks
+    detail = client.get("/playbooks/disk-space-critical/")
+    assert detail.status_code == 200 and "df -h" in detail.text
+
+
+def test_responder_opens_an_incident_and_the_commander_runs_a_probe(console):
+    base, _, log = console
+    responder = sign_in(base, "responder")
+    new = responder.get("/incidents/new/")
+    assert new.status_code == 200
+    opened = post(
+        responder,
+        "/incidents/new/",
+        {
+            **form_fields(new.text, "/incidents/new/"),
+            "playbook": "disk-space-critical",
+            "title": "Disk filling on web-1",
+        },
+    )
+    assert opened.status_code == 302, opened.text
+    incident_url = opened.headers["location"]
+    assert re.fullmatch(r"/incidents/\d+/", incident_url)
+
+    commander = sign_in(base, "commander")
+    page = commander.get(incident_url)
+    assert page.status_code == 200 and "Disk filling on web-1" in page.text
+    run_action = re.search(r'action="(/incidents/\d+/commands/\d+/run)"', page.text)
+    assert run_action, "no Run form on the Disk Space Critical checklist"
+    ran = post(
+        commander, run_action.group(1), form_fields(page.text, run_action.group(1))
+    )
+    assert ran.status_code in (200, 302), ran.text
+    # The worker (filesystem broker) picks the probe up; its result reaches the page.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        text = commander.get(incident_url).text
+        if "Succeeded" in text and "used" in text:
+            break
+        time.sleep(0.3)
+    else:
+        pytest.fail(f"df -h did not succeed:\n{log.read_text()[-3000:]}")
+
+    viewer = sign_in(base, "viewer")
+    assert viewer.get(incident_url).status_code == 200
+    assert viewer.get(f"{incident_url}postmortem.md").status_code == 200
+    refused = post(viewer, run_action.group(1), {})
+    assert refused.status_code == 403
