@@ -132,13 +132,26 @@ def _append_locked(verb, user, name, incident, obj, data, request) -> AuditEvent
         "incident_id": incident.pk if incident else None,
         "object_type": obj._meta.model_name if obj is not None else "",
         "object_id": str(obj.pk) if obj is not None else "",
-        "data": json.loads(json.dumps(data or {}, default=str)),
+        "data": _storable(json.loads(json.dumps(data or {}, default=str))),
         "ip": client_ip(request),
         "prev_mac": prev_mac,
     }
     event = AuditEvent.objects.create(mac=compute_mac(**fields), **fields)
     anchor(event.seq, event.mac, event.created_at)
     return event
+
+
+def _storable(value: Any) -> Any:
+    """PostgreSQL's jsonb refuses the NUL character (\\u0000): a hostile value
+    quoted in an event (a path, a reason) would otherwise fail the append and, with
+    it, the refusal being recorded. Replace it with U+FFFD, keys included."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    return value
 
 
 def anchor(seq: int, mac: str, when: datetime | None = None) -> None:

@@ -291,3 +291,11 @@ def test_admins_list_and_filter_the_log_but_cannot_change_it(admin_client, log):
 
 def test_a_viewer_cannot_see_the_audit_admin(viewer_client, log):
     assert viewer_client.get("/admin/incidents/auditevent/").status_code == 302
+
+
+def test_a_nul_byte_in_event_data_is_stored_not_a_crash(db):
+    # jsonb refuses \u0000: a hostile path or reason must still be recorded.
+    event = audit.append("test.event", data={"why": "a\x00b", "k\x00": ["\x00"]})
+    event.refresh_from_db()
+    assert event.data == {"why": "a\ufffdb", "k\ufffd": ["\ufffd"]}
+    assert verify_audit()[0] == 0

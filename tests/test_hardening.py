@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+
+from django.test import Client
 
 from incidents.models import AuditEvent
 from tests.conftest import PASSWORD, ROOT
@@ -73,3 +76,29 @@ def test_the_session_cookie_is_httponly_and_same_site(client, make_user):
     make_user("rita", "Responder")
     cookie = login(client, PASSWORD).cookies["sessionid"]
     assert cookie["httponly"] and cookie["samesite"] == "Lax"
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
+
+
+def test_a_csrf_failure_is_audited_like_any_denial(responder, commander, incident):
+    """Two real sessions: Cole's token with Rita's cookie is refused, recorded and
+    answered with the console's own 403 page; Rita's own token still works."""
+    rita, cole = Client(enforce_csrf_checks=True), Client(enforce_csrf_checks=True)
+    rita.force_login(responder)
+    cole.force_login(commander)
+    rita_token = csrf_of(rita.get(f"/incidents/{incident.pk}/").content.decode())
+    cole_token = csrf_of(cole.get(f"/incidents/{incident.pk}/").content.decode())
+    url = f"/incidents/{incident.pk}/notes"
+    before = AuditEvent.objects.count()
+    refused = rita.post(url, {"text": "crossed", "csrfmiddlewaretoken": cole_token})
+    assert refused.status_code == 403
+    assert "Not allowed" in refused.content.decode()
+    event = AuditEvent.objects.get(seq__gt=before, verb="permission.denied")
+    assert event.actor_name == "rita" and event.data["permission"] == "csrf"
+    assert event.data["path"] == url and "incorrect" in event.data["why"]
+    assert not incident.events.filter(verb="note.added").exists()
+    ok = rita.post(url, {"text": "mine", "csrfmiddlewaretoken": rita_token})
+    assert ok.status_code in (200, 302)
+    assert incident.events.filter(verb="note.added").count() == 1

@@ -54,6 +54,8 @@ SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=12 * 3600)
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# A CSRF refusal is audited like every other denial.
+CSRF_FAILURE_VIEW = "yomira_console.csrf.csrf_failure"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
