@@ -9,7 +9,6 @@ account but the admin)."""
 
 from __future__ import annotations
 
-import html
 import os
 import re
 import signal
@@ -21,7 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests import http_client
 from tests.conftest import ROOT
+from tests.http_client import form_fields, post, run_form_action
 from tests.integration.targets import free_port
 
 PASSWORD = "newcomer-demo-password"
@@ -96,44 +97,7 @@ def console(tmp_path_factory):  # noqa: ANN201
 
 
 def sign_in(base: str, username: str) -> httpx.Client:
-    client = httpx.Client(base_url=base, timeout=10, follow_redirects=False)
-    form = client.get("/accounts/login/")
-    token = client.cookies["csrftoken"]
-    assert form.status_code == 200
-    reply = client.post(
-        "/accounts/login/",
-        data={"username": username, "password": PASSWORD},
-        headers={"X-CSRFToken": token, "Referer": f"{base}/accounts/login/"},
-    )
-    assert reply.status_code == 302, f"{username} could not sign in: {reply.text}"
-    return client
-
-
-def post(client: httpx.Client, url: str, data: dict[str, str]) -> httpx.Response:
-    return client.post(
-        url,
-        data=data,
-        headers={
-            "X-CSRFToken": client.cookies["csrftoken"],
-            "Referer": f"{client.base_url}{url}",
-        },
-    )
-
-
-def form_fields(page: str, action: str) -> dict[str, str]:
-    """The hidden and preset inputs of the form posting to `action`, as a browser
-    without JavaScript would send them."""
-    start = page.index(f'action="{action}"')
-    form = page[start : page.index("</form>", start)]
-    fields = {}
-    for tag in re.findall(r"<input[^>]*>", form):
-        name = re.search(r'name="([^"]*)"', tag)
-        value = re.search(r'value="([^"]*)"', tag)
-        if name:
-            fields[html.unescape(name.group(1))] = html.unescape(
-                value.group(1) if value else ""
-            )
-    return fields
+    return http_client.sign_in(base, username, PASSWORD)
 
 
 def test_make_run_prints_every_demo_login(console):
@@ -182,11 +146,8 @@ def test_responder_opens_an_incident_and_the_commander_runs_a_probe(console):
     commander = sign_in(base, "commander")
     page = commander.get(incident_url)
     assert page.status_code == 200 and "Disk filling on web-1" in page.text
-    run_action = re.search(r'action="(/incidents/\d+/commands/\d+/run)"', page.text)
-    assert run_action, "no Run form on the Disk Space Critical checklist"
-    ran = post(
-        commander, run_action.group(1), form_fields(page.text, run_action.group(1))
-    )
+    run_action = run_form_action(page.text)
+    ran = post(commander, run_action, form_fields(page.text, run_action))
     assert ran.status_code in (200, 302), ran.text
     # The worker (filesystem broker) picks the probe up; its result reaches the page.
     deadline = time.monotonic() + 60
@@ -201,5 +162,5 @@ def test_responder_opens_an_incident_and_the_commander_runs_a_probe(console):
     viewer = sign_in(base, "viewer")
     assert viewer.get(incident_url).status_code == 200
     assert viewer.get(f"{incident_url}postmortem.md").status_code == 200
-    refused = post(viewer, run_action.group(1), {})
+    refused = post(viewer, run_action, {})
     assert refused.status_code == 403
