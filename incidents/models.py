@@ -11,18 +11,37 @@ from django.utils import timezone
 
 from probes.registry import EXECUTOR_CHOICES
 
+# The parser checks every field against these limits (so a dry run and an import
+# agree); they are defined once, with the parser.
+from .runbook.types import (
+    EXECUTOR_MAX,
+    LANGUAGE_MAX,
+    PLAYBOOK_ANCHOR_MAX,
+    PLAYBOOK_SLUG_MAX,
+    PLAYBOOK_TITLE_MAX,
+    RUNBOOK_KEY_MAX,
+    RUNBOOK_TITLE_MAX,
+    RUNBOOK_VERSION_MAX,
+    SEVERITY_MAX,
+    SEVERITY_NOTE_MAX,
+    SOURCE_NAME_MAX,
+    STEP_TITLE_MAX,
+)
+
 
 class Runbook(models.Model):
     """One imported revision of a runbook file. Re-importing a changed file adds a
     revision; incidents keep the revision they started with."""
 
-    key = models.SlugField(max_length=200, help_text="Slug of the runbook's title.")
+    key = models.SlugField(
+        max_length=RUNBOOK_KEY_MAX, help_text="Slug of the runbook's title."
+    )
     revision = models.PositiveIntegerField()
-    title = models.CharField(max_length=300)
-    version = models.CharField(max_length=50, blank=True)
+    title = models.CharField(max_length=RUNBOOK_TITLE_MAX)
+    version = models.CharField(max_length=RUNBOOK_VERSION_MAX, blank=True)
     sha256 = models.CharField(max_length=64)
     parser_version = models.PositiveIntegerField(default=1)
-    source_name = models.CharField(max_length=500, blank=True)
+    source_name = models.CharField(max_length=SOURCE_NAME_MAX, blank=True)
     source = models.TextField(help_text="The Markdown as imported.")
     preamble = models.TextField(blank=True)
     sections = models.JSONField(default=list, blank=True)
@@ -60,13 +79,13 @@ class Playbook(models.Model):
         Runbook, on_delete=models.CASCADE, related_name="playbooks"
     )
     number = models.PositiveIntegerField()
-    slug = models.SlugField(max_length=200)
-    title = models.CharField(max_length=300)
-    anchor = models.CharField(max_length=300, blank=True)
+    slug = models.SlugField(max_length=PLAYBOOK_SLUG_MAX)
+    title = models.CharField(max_length=PLAYBOOK_TITLE_MAX)
+    anchor = models.CharField(max_length=PLAYBOOK_ANCHOR_MAX, blank=True)
     alerts = models.JSONField(default=list, blank=True)
     alert_condition = models.TextField(blank=True)
-    severity = models.CharField(max_length=30, blank=True)
-    severity_note = models.CharField(max_length=300, blank=True)
+    severity = models.CharField(max_length=SEVERITY_MAX, blank=True)
+    severity_note = models.CharField(max_length=SEVERITY_NOTE_MAX, blank=True)
     escalation = models.JSONField(default=list, blank=True)
     context = models.JSONField(
         default=list, blank=True, help_text="[{title, markdown}]"
@@ -116,7 +135,7 @@ class Step(models.Model):
         Playbook, on_delete=models.CASCADE, related_name="steps"
     )
     number = models.PositiveIntegerField()
-    title = models.CharField(max_length=500)
+    title = models.CharField(max_length=STEP_TITLE_MAX)
     body = models.TextField(blank=True)
     links = models.JSONField(default=list, blank=True, help_text="Playbook numbers.")
     line = models.PositiveIntegerField(default=1)
@@ -156,13 +175,15 @@ class Command(models.Model):
         blank=True,
         help_text="Code block index in the step; empty if inline.",
     )
-    language = models.CharField(max_length=30, blank=True)
+    language = models.CharField(max_length=LANGUAGE_MAX, blank=True)
     text = models.TextField()
     comment = models.TextField(blank=True)
     context = models.TextField(blank=True)
     after = models.TextField(blank=True)
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.MANUAL)
-    executor = models.CharField(max_length=20, choices=EXECUTOR_CHOICES, blank=True)
+    executor = models.CharField(
+        max_length=EXECUTOR_MAX, choices=EXECUTOR_CHOICES, blank=True
+    )
     parameters = models.JSONField(default=list, blank=True)
     variables = models.JSONField(default=list, blank=True)
     spec = models.JSONField(default=dict, blank=True)
@@ -254,7 +275,7 @@ class Incident(models.Model):
         Playbook, on_delete=models.PROTECT, related_name="incidents"
     )
     title = models.CharField(max_length=200)
-    severity = models.CharField(max_length=30, blank=True)
+    severity = models.CharField(max_length=SEVERITY_MAX, blank=True)  # the playbook's
     status = models.CharField(
         max_length=20, choices=Status.choices, default=Status.OPEN
     )

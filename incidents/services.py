@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.contenttypes.models import ContentType
 from django.core import signing
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Max
 from django.http import HttpRequest
 from django.utils import timezone
@@ -35,6 +35,49 @@ class ImportResult:
     created: bool
 
 
+def check_runbook(*, source: bytes | str, source_name: str = "") -> rb.Runbook:
+    """What `import_runbook` would refuse, without writing anything (the dry run):
+    the same parse and the same checks, so both give the same verdict. Without a
+    reachable database the slug check is skipped, with a warning."""
+    parsed = rb.parse_runbook(source)
+    _check_source_name(source_name)
+    try:
+        with transaction.atomic():
+            _refuse_taken_slugs(parsed, slugify(parsed.title) or "runbook")
+    except DatabaseError as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        parsed.warnings.append(
+            f"not compared with the database ({reason}): a slug used by another "
+            "runbook would only be refused by the import"
+        )
+    return parsed
+
+
+def _check_source_name(source_name: str) -> None:
+    if len(source_name) > rb.SOURCE_NAME_MAX:
+        raise rb.RunbookError(
+            f"the file name is {len(source_name)} characters long; at most "
+            f"{rb.SOURCE_NAME_MAX} fit"
+        )
+
+
+def _refuse_taken_slugs(parsed: rb.Runbook, key: str) -> None:
+    """Playbook URLs are /playbooks/<slug>/: two current runbooks cannot share one."""
+    taken = dict(
+        Playbook.objects.current()
+        .exclude(runbook__key=key)
+        .filter(slug__in=[p.slug for p in parsed.playbooks])
+        .values_list("slug", "runbook__title")
+    )
+    for playbook in parsed.playbooks:
+        if playbook.slug in taken:
+            raise rb.RunbookError(
+                f"playbook '{playbook.title}' has the same slug as one in the runbook "
+                f"'{taken[playbook.slug]}'; rename one of them",
+                playbook.line,
+            )
+
+
 @transaction.atomic
 def import_runbook(
     *,
@@ -46,6 +89,7 @@ def import_runbook(
     has the same content. Raises RunbookError (naming the line) before writing
     anything when the file cannot be read as a runbook."""
     parsed = rb.parse_runbook(source)
+    _check_source_name(source_name)
     actor = {"actor": imported_by} if imported_by else {"actor_name": "manage.py"}
     key = slugify(parsed.title) or "runbook"
     revisions = Runbook.objects.select_for_update().filter(key=key)
@@ -60,19 +104,7 @@ def import_runbook(
         )
         return ImportResult(current, parsed, created=False)
 
-    taken = dict(
-        Playbook.objects.current()
-        .exclude(runbook__key=key)
-        .filter(slug__in=[p.slug for p in parsed.playbooks])
-        .values_list("slug", "runbook__title")
-    )
-    for playbook in parsed.playbooks:
-        if playbook.slug in taken:
-            raise rb.RunbookError(
-                f"playbook '{playbook.title}' has the same slug as one in the runbook "
-                f"'{taken[playbook.slug]}'; rename one of them",
-                playbook.line,
-            )
+    _refuse_taken_slugs(parsed, key)
 
     revision = (revisions.aggregate(n=Max("revision"))["n"] or 0) + 1
     revisions.filter(is_current=True).update(is_current=False)

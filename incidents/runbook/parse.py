@@ -18,7 +18,24 @@ from . import recognise as rec
 from .markdown import SQL_FENCES, fence_language, make_markdown
 from .slugs import github_anchor, slugify
 from .split import Split, split_shell, split_sql
-from .types import Command, Playbook, Runbook, RunbookError, Section, Step
+from .types import (
+    LANGUAGE_MAX,
+    PLAYBOOK_ANCHOR_MAX,
+    PLAYBOOK_SLUG_MAX,
+    PLAYBOOK_TITLE_MAX,
+    RUNBOOK_KEY_MAX,
+    RUNBOOK_TITLE_MAX,
+    RUNBOOK_VERSION_MAX,
+    SEVERITY_MAX,
+    SEVERITY_NOTE_MAX,
+    STEP_TITLE_MAX,
+    Command,
+    Playbook,
+    Runbook,
+    RunbookError,
+    Section,
+    Step,
+)
 
 NUMBERED_HEADING = re.compile(r"^(?:§\s*)?(\d{1,3})\s*[.):\-–—]?\s+(\S.*)$")
 STEPS_HEADING = re.compile(r"^(immediate\s+)?steps\b", re.I)
@@ -76,6 +93,17 @@ def _heading_text(node: SyntaxTreeNode) -> str:
 
 def _level(node: SyntaxTreeNode) -> int:
     return int(node.tag[1])
+
+
+def _fits(value: str, limit: int, what: str, line: int, hint: str = "") -> None:
+    """Refuse a field longer than the column that stores it: the database would
+    refuse it mid-import (PostgreSQL enforces lengths), after the dry run said yes."""
+    if len(value) > limit:
+        raise RunbookError(
+            f"{what} is {len(value)} characters long; at most {limit} fit"
+            + (f" ({hint})" if hint else ""),
+            line,
+        )
 
 
 class _Parser:
@@ -139,13 +167,13 @@ class _Parser:
             )
         level = min(_level(n) for _, n in numbered)
         starts = [i for i, n in headings if _level(n) <= level]
-        title, preamble_nodes = "", []
+        title, title_line, preamble_nodes = "", 1, []
         runbook_sections: list[Section] = []
         playbook_spans: list[tuple[SyntaxTreeNode, list[SyntaxTreeNode]]] = []
         first = starts[0]
         for node in blocks[:first]:
             if node.type == "heading" and _level(node) == 1 and not title:
-                title = _heading_text(node)
+                title, title_line = _heading_text(node), _line(node)
             else:
                 preamble_nodes.append(node)
         for pos, start in enumerate(starts):
@@ -155,7 +183,7 @@ class _Parser:
             if _level(head) == level and NUMBERED_HEADING.match(text):
                 playbook_spans.append((head, body))
             elif _level(head) == 1 and not title:
-                title = text
+                title, title_line = text, _line(head)
                 preamble_nodes.extend(body)
             elif TOC_HEADING.match(text):
                 continue  # navigation, rebuilt by the console itself
@@ -187,8 +215,25 @@ class _Parser:
 
         preamble = self.source(preamble_nodes)
         version = VERSION.search(preamble)
+        title = title or "Runbook"
+        _fits(title, RUNBOOK_TITLE_MAX, "the runbook's title", title_line)
+        key = slugify(title)
+        if len(key) > RUNBOOK_KEY_MAX:
+            raise RunbookError(
+                f"the runbook's title makes a key (slug) of {len(key)} characters; at "
+                f"most {RUNBOOK_KEY_MAX} fit (shorten the title)",
+                title_line,
+            )
+        if version:
+            first = next(n for n in preamble_nodes if n.map)
+            _fits(
+                version.group(1),
+                RUNBOOK_VERSION_MAX,
+                "the runbook's version",
+                _line(first) + preamble.count("\n", 0, version.start()),
+            )
         return Runbook(
-            title=title or "Runbook",
+            title=title,
             version=version.group(1) if version else "",
             sha256=self.sha,
             preamble=preamble,
@@ -209,6 +254,22 @@ class _Parser:
             slug=slugify(title) or f"playbook-{number}",
             anchor=github_anchor(heading),
             line=_line(head),
+        )
+        what = f"playbook {number}"
+        _fits(title, PLAYBOOK_TITLE_MAX, f"the title of {what}", playbook.line)
+        _fits(
+            playbook.slug,
+            PLAYBOOK_SLUG_MAX,
+            f"the slug of {what}",
+            playbook.line,
+            "the slug is the title in lower case with dashes; shorten the title",
+        )
+        _fits(
+            playbook.anchor,
+            PLAYBOOK_ANCHOR_MAX,
+            f"the link anchor of {what}",
+            playbook.line,
+            "the anchor is the heading with dashes for spaces; shorten the title",
         )
         sub_levels = [_level(n) for n in body if n.type == "heading"]
         sub = min(sub_levels) if sub_levels else None
@@ -244,7 +305,7 @@ class _Parser:
             if node.type == "hr":
                 continue
             lines = self.source([node]).split("\n")
-            for line in lines:
+            for offset, line in enumerate(lines):
                 m = FIELD_LINE.match(line)
                 if not m:
                     rest.append(line)
@@ -254,14 +315,14 @@ class _Parser:
                     playbook.alert_condition = value
                     playbook.alerts = _alert_names(value)
                 elif key == "severity":
-                    self.severity(playbook, value)
+                    self.severity(playbook, value, _line(node) + offset)
                 else:
                     playbook.escalation += _escalation(value)[0]
         overview = "\n".join(rest).strip()
         if overview:
             playbook.context.insert(0, Section("Overview", overview, _line(nodes[0])))
 
-    def severity(self, playbook: Playbook, value: str) -> None:
+    def severity(self, playbook: Playbook, value: str, line: int) -> None:
         value = re.sub(r"~~.*?~~", "", value)  # a struck-out old value
         level, *targets = ARROW.split(value, maxsplit=1)
         notes = re.findall(r"\(([^)]*)\)", level)
@@ -272,6 +333,21 @@ class _Parser:
             playbook.escalation += escalation
             notes += more
         playbook.severity_note = "; ".join(n.strip() for n in notes if n.strip())
+        what = f"playbook {playbook.number}"
+        _fits(
+            playbook.severity,
+            SEVERITY_MAX,
+            f"the severity of {what}",
+            line,
+            "a severity is one word such as 'critical'",
+        )
+        _fits(
+            playbook.severity_note,
+            SEVERITY_NOTE_MAX,
+            f"the severity note of {what}",
+            line,
+            "the note is the text in parentheses after the severity",
+        )
 
     def steps(
         self, playbook: Playbook, head: SyntaxTreeNode, nodes: list[SyntaxTreeNode]
@@ -352,6 +428,14 @@ class _Parser:
                 first[0].strip().rstrip(":"),
                 (first[1] if len(first) > 1 else ""),
             )
+        _fits(
+            title,
+            STEP_TITLE_MAX,
+            f"the title of step {number} of playbook {playbook.number}",
+            _line(item),
+            "a step's title is its bold text or its first line: "
+            "put the rest on the next line",
+        )
         nodes = [*item.children, *extra]
         return Step(
             number=number,
@@ -417,6 +501,7 @@ class _Parser:
         word = info.split()[0].lower() if info else ""
         language = fence_language(info) or _guess_language(node.content)
         base_line = _line(node) + (1 if node.type == "fence" else 0)
+        _fits(language, LANGUAGE_MAX, "the language of a code block", _line(node))
         if language == "bash":
             split = split_shell(
                 node.content,

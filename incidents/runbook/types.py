@@ -14,6 +14,22 @@ ACTION = "action"
 MANUAL = "manual"
 KINDS = (PROBE, ACTION, MANUAL)
 
+# The longest text each length-limited column holds. Defined here, once: the models
+# use them as their max_length and the parser checks every field against them, so a
+# dry run and an import always agree (PostgreSQL refuses what does not fit).
+RUNBOOK_KEY_MAX = 200  # the slug of the runbook's title
+RUNBOOK_TITLE_MAX = 300
+RUNBOOK_VERSION_MAX = 50
+SOURCE_NAME_MAX = 500
+PLAYBOOK_SLUG_MAX = 200
+PLAYBOOK_TITLE_MAX = 300
+PLAYBOOK_ANCHOR_MAX = 300
+SEVERITY_MAX = 30
+SEVERITY_NOTE_MAX = 300
+STEP_TITLE_MAX = 500
+LANGUAGE_MAX = 30
+EXECUTOR_MAX = 20
+
 
 class RunbookError(ValueError):
     """A runbook that cannot be imported; always names the line at fault."""

@@ -7,8 +7,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from incidents.runbook import Runbook, RunbookError, parse_runbook
-from incidents.services import import_runbook
+from incidents.runbook import Runbook, RunbookError
+from incidents.services import check_runbook, import_runbook
 
 
 class Command(BaseCommand):
@@ -38,11 +38,14 @@ class Command(BaseCommand):
             source = Path(path).read_bytes()
         except OSError as exc:
             raise CommandError(f"cannot read {path}: {exc.strerror or exc}") from None
+        name = Path(path).name
         try:
+            # The dry run makes the same checks as the import (the same parse, the
+            # same limits, the same database checks), so both give the same verdict.
             if dry_run:
-                parsed, result = parse_runbook(source), None
+                parsed, result = check_runbook(source=source, source_name=name), None
             else:
-                result = import_runbook(source=source, source_name=Path(path).name)
+                result = import_runbook(source=source, source_name=name)
                 parsed = result.parsed
         except RunbookError as exc:
             raise CommandError(f"{path}:{exc.line}: {exc.message}") from None
