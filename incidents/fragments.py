@@ -4,11 +4,13 @@ Everything on the page changes only together with an audit event of the incident
 (ticks, notes, status, commander) or with an admin rebinding a command (the
 playbook's binding_version). So the rendered checklist and timeline are cached
 under (incident, last event, binding version, what this person may do) and are
-never stale. CSRF tokens are per session: the cached HTML holds a sentinel that is
-replaced with the requester's token on the way out."""
+never stale. What is per person is never cached: the HTML holds sentinels that
+are replaced on the way out (see personalise), and people who may approve get
+their own copy (an approval form is offered on everyone's requests but their own)."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from django.core.cache import caches
@@ -21,6 +23,10 @@ from .models import Incident
 from .presenters import Checklist, present_checklist
 
 CSRF_SENTINEL = "yomira-csrf-sentinel-7f3c"
+# Each Run form's one-time key. Cached HTML is shared by everyone with the same
+# rights, so a key baked into it would be one key for every person and page
+# load, and a second person's click would be answered with the first one's run.
+REQUEST_KEY_SENTINEL = "yomira-request-key-sentinel-2b9e"
 TIMEOUT = 3600
 
 
@@ -53,21 +59,28 @@ def last_seq(incident: Incident) -> int:
     return incident.events.order_by("-seq").values_list("seq", flat=True).first() or 0
 
 
-def checklist_fragments(incident: Incident, can: dict[str, bool]) -> ChecklistFragments:
+def checklist_fragments(
+    incident: Incident, can: dict[str, bool], viewer_id: int | None = None
+) -> ChecklistFragments:
     seq = last_seq(incident)
     key = (
         f"checklist:{incident.pk}:{seq}:{incident.playbook.binding_version}:"
         f"{''.join(str(int(can[k])) for k in sorted(can))}"
     )
+    if can.get("approve"):
+        key += f":{viewer_id}"  # no Approve button on one's own requests
     cache = caches["fragments"]
     found = cache.get(key)
     if found is not None:
         return found
-    checklist = present_checklist(incident, can)
+    checklist = present_checklist(
+        incident, can, viewer_id=viewer_id, csrf_token=CSRF_SENTINEL
+    )
     context = {
         "incident": incident,
         "checklist": checklist,
         "can": can,
+        "viewer_id": viewer_id,
         "csrf_token": CSRF_SENTINEL,
     }
     fragments = ChecklistFragments(
@@ -79,5 +92,15 @@ def checklist_fragments(incident: Incident, can: dict[str, bool]) -> ChecklistFr
     return fragments
 
 
+def personalise(html: str, request: HttpRequest) -> str:
+    """The requester's CSRF token for every form (so they work without
+    JavaScript), and a new one-time key for every Run form on every answer."""
+    html = html.replace(CSRF_SENTINEL, get_token(request))
+    if REQUEST_KEY_SENTINEL not in html:
+        return html
+    parts = html.split(REQUEST_KEY_SENTINEL)
+    return "".join(part + uuid.uuid4().hex for part in parts[:-1]) + parts[-1]
+
+
 def with_token(html: str, request: HttpRequest) -> SafeString:
-    return mark_safe(html.replace(CSRF_SENTINEL, get_token(request)))
+    return mark_safe(personalise(html, request))

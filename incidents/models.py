@@ -230,23 +230,30 @@ class Command(models.Model):
 
     def fingerprint(self, params: dict[str, str]) -> str:
         """What a preview, a confirmation and an approval are bound to: the command
-        as it stands (text and binding) and the exact parameters."""
+        as it stands (text and binding) and the exact parameters. Two halves (128
+        bits each), so a refusal can say which of the two changed."""
         import hashlib
         import json
 
-        payload = json.dumps(
-            [
-                self.pk,
-                self.text,
-                self.kind,
-                self.executor,
-                self.spec,
-                sorted(params.items()),
-            ],
-            sort_keys=True,
-            default=str,
-        )
-        return hashlib.sha256(payload.encode()).hexdigest()
+        def digest(value: object) -> str:
+            payload = json.dumps(value, sort_keys=True, default=str)
+            return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+        binding = [self.pk, self.text, self.kind, self.executor, self.spec]
+        return digest(binding) + digest(sorted(params.items()))
+
+    def fingerprint_changes(self, fingerprint: str, params: dict[str, str]) -> str:
+        """What differs between a stored fingerprint and this command with these
+        parameters, in words: "", "the command", "the parameters" or both."""
+        now = self.fingerprint(params)
+        if fingerprint == now:
+            return ""
+        changed = []
+        if fingerprint[:32] != now[:32]:
+            changed.append("the command (its text or binding)")
+        if fingerprint[32:] != now[32:]:
+            changed.append("the parameters")
+        return " and ".join(changed) or "the command"
 
 
 class IncidentQuerySet(models.QuerySet):

@@ -195,17 +195,29 @@ class Checklist:
 
 
 def present_checklist(
-    incident: Incident, can: dict[str, bool] | None = None
+    incident: Incident,
+    can: dict[str, bool] | None = None,
+    *,
+    viewer_id: int | None = None,
+    csrf_token: str = "",
 ) -> Checklist:
     """Constant queries whatever the number of steps and executions: the playbook's
-    three, one for all executions, one for the latest events."""
+    three, one for all executions, one for the latest events. `viewer_id` hides
+    the approval form on the viewer's own requests; `csrf_token` (usually the
+    fragments' sentinel) goes into the run forms so they work without JavaScript."""
     by_step: dict[int | None, list[StepExecution]] = defaultdict(list)
     runs: dict[int, list[StepExecution]] = defaultdict(list)
     for execution in incident.executions.select_related("requested_by"):
         by_step[execution.step_id].append(execution)
         if execution.command_id:
             runs[execution.command_id].insert(0, execution)  # newest first
-    block_context = {"incident": incident, "runs_by_command": runs, "can": can or {}}
+    block_context = {
+        "incident": incident,
+        "runs_by_command": runs,
+        "can": can or {},
+        "viewer_id": viewer_id,
+        "csrf_token": csrf_token,
+    }
     playbook_view = present_playbook(
         incident.playbook, CHECKLIST_COMMAND_TEMPLATE, block_context
     )

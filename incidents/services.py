@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -17,6 +18,7 @@ from django.utils import timezone
 from . import audit
 from . import runbook as rb
 from .models import (
+    AuditEvent,
     Command,
     Incident,
     Playbook,
@@ -360,6 +362,13 @@ def tick_step(
     Incident.objects.select_for_update().get(pk=incident.pk)
     current, latest = step_state(list(incident.executions.filter(step=step)))
     if expected is not None and (latest.pk if latest else 0) != expected:
+        if latest is None:
+            # The page saw a tick that is not there (a stale or hand-made form).
+            return TickResult(
+                None,
+                f"Step {step.number} is not ticked any more (your page was out of "
+                "date); your change was not applied.",
+            )
         who = (
             latest.requested_by.get_username()
             if latest and latest.requested_by
@@ -430,6 +439,9 @@ class RunResult:
 
 
 MAX_PARAMETER_LENGTH = 500
+# The model's request_key column; a longer key would be looked up whole and
+# stored cut, so a double click would not find its first run.
+MAX_REQUEST_KEY_LENGTH = 64
 
 
 def clean_parameters(command: Command, given: dict[str, str]) -> dict[str, str]:
@@ -446,7 +458,31 @@ def clean_parameters(command: Command, given: dict[str, str]) -> dict[str, str]:
     return values
 
 
+def clean_request_key(request_key: str) -> str:
+    """The Run form's one-time key, refused rather than cut or stored with NULs
+    (PostgreSQL cannot store a NUL; a cut key would defeat the double-click check)."""
+    if len(request_key) > MAX_REQUEST_KEY_LENGTH or "\x00" in request_key:
+        raise RunRefused(
+            "The form's request key is malformed: reload the page and press Run again."
+        )
+    return request_key
+
+
+def clean_reason(reason: str) -> str:
+    if "\x00" in reason:
+        raise RunRefused("The reason contains a NUL character; type it again.")
+    return reason.strip()
+
+
 PREVIEW_SALT = "yomira.preview"
+# Where a run records the preview that confirmed it: the run's own audit event,
+# so "used" lives in the database next to the run, under the incident's lock.
+PREVIEW_NONCE_KEY = "preview"
+RUN_VERBS = (
+    "execution.requested",
+    "execution.approval_requested",
+    "execution.break_glass",
+)
 
 
 def preview_token(
@@ -457,13 +493,15 @@ def preview_token(
     by: AbstractBaseUser,
 ) -> str:
     """Signed proof that this person previewed exactly this command text and these
-    parameters; the confirmation must carry it back."""
+    parameters; the confirmation must carry it back. The nonce makes it single
+    use: the run it confirms records it (see request_run)."""
     return signing.dumps(
         {
             "i": incident.pk,
             "c": command.pk,
             "u": by.pk,
             "f": command.fingerprint(params),
+            "n": secrets.token_urlsafe(12),
         },
         salt=PREVIEW_SALT,
     )
@@ -476,7 +514,9 @@ def check_preview_token(
     command: Command,
     params: dict[str, str],
     by: AbstractBaseUser,
-) -> None:
+) -> str:
+    """The token's nonce, once the token is shown to be this person's preview of
+    exactly this command and these parameters, and young enough."""
     try:
         data = signing.loads(
             token, salt=PREVIEW_SALT, max_age=settings.PREVIEW_TTL_MINUTES * 60
@@ -485,6 +525,8 @@ def check_preview_token(
         raise RunRefused("The preview is too old: preview the action again.") from None
     except signing.BadSignature:
         raise RunRefused("Preview the action first, then confirm it.") from None
+    if not isinstance(data, dict) or not isinstance(data.get("n"), str):
+        raise RunRefused("Preview the action first, then confirm it.")
     if (data.get("i"), data.get("c"), data.get("u")) != (
         incident.pk,
         command.pk,
@@ -493,10 +535,27 @@ def check_preview_token(
         raise RunRefused(
             "That preview was for another command or person: preview again."
         )
-    if data.get("f") != command.fingerprint(params):
+    changed = command.fingerprint_changes(str(data.get("f", "")), params)
+    if changed:
         raise RunRefused(
-            "The command or its parameters changed since the preview: preview it again."
+            f"{changed.capitalize()} changed since the preview: preview it again."
         )
+    return data["n"]
+
+
+def _preview_used(incident: Incident, nonce: str) -> AuditEvent | None:
+    """The run event that already consumed this preview, if any. Asked under the
+    incident's row lock, so two confirmations of one preview queue and the second
+    sees the first's committed event."""
+    return (
+        AuditEvent.objects.filter(
+            incident=incident,
+            verb__in=RUN_VERBS,
+            **{f"data__{PREVIEW_NONCE_KEY}": nonce},
+        )
+        .order_by("seq")
+        .first()
+    )
 
 
 @transaction.atomic
@@ -514,16 +573,19 @@ def request_run(
 ) -> RunResult:
     """Queue one run of a command for an incident and send it on commit. Actions
     need the typed word and a preview token bound to the exact command and
-    parameters; approval-required actions wait for a second person unless a
-    commander breaks glass (with a reason). A double click (same request key) or a
-    second person pressing Run while the same command with the same parameters is
-    in flight gets that execution, not a new one. `preview=None` skips the preview
-    check (internal callers and tests of the pipeline only; views always pass it)."""
+    parameters, used once; approval-required actions wait for a second person
+    unless a commander breaks glass (with a reason). A double click (same request
+    key from the same person) or a second person pressing Run while the same
+    command with the same parameters is in flight gets that execution, not a new
+    one. `preview=None` skips the preview check (internal callers and tests of the
+    pipeline only; views always pass it)."""
     from probes.commands import confirm_word, display_text, missing_targets
     from probes.dispatch import dispatch
 
     from . import access
 
+    request_key = clean_request_key(request_key)
+    break_glass_reason = clean_reason(break_glass_reason)
     if command.playbook_id != incident.playbook_id:
         raise RunRefused("That command is not part of this incident's playbook.")
     if not command.is_runnable:
@@ -532,15 +594,16 @@ def request_run(
         raise RunRefused("The incident is resolved; reopen it to run commands.")
     values = clean_parameters(command, params)
     breaking_glass = False
+    nonce = ""
     if command.kind == Command.Kind.ACTION:
         word = confirm_word(command)
         if confirmation.strip().lower() != word:
             raise RunRefused(f"Type “{word}” to confirm this action.")
         if preview is not None:
-            check_preview_token(
+            nonce = check_preview_token(
                 preview, incident=incident, command=command, params=values, by=by
             )
-        if command.requires_approval and break_glass_reason.strip():
+        if command.requires_approval and break_glass_reason:
             if not access.can_break_glass(by, command):
                 raise RunRefused(
                     "Only a commander who may run this action can break glass."
@@ -552,17 +615,28 @@ def request_run(
             f"Not configured: set {', '.join(absent)} on the console and its workers."
         )
 
-    Incident.objects.select_for_update().get(pk=incident.pk)
+    locked = Incident.objects.select_for_update().get(pk=incident.pk)
+    if not locked.is_active:  # resolved while this request waited for the lock
+        raise RunRefused("The incident is resolved; reopen it to run commands.")
     runs = incident.executions.filter(command=command)
-    existing = None
     if request_key:
-        existing = runs.filter(request_key=request_key).first()
-    if existing is None:
-        existing = runs.filter(
-            state__in=StepExecution.IN_FLIGHT, parameters=values
-        ).first()
-    if existing is not None:
-        return RunResult(existing, created=False)
+        # A key is one person's one page load: someone else's key never returns
+        # their run (the key travels in HTML that might be shared).
+        clicked = runs.filter(request_key=request_key, requested_by=by).first()
+        if clicked is not None:
+            return RunResult(clicked, created=False)
+    if nonce:
+        used = _preview_used(incident, nonce)
+        if used is not None:
+            raise RunRefused(
+                f"That preview already confirmed a run at {used.created_at:%H:%M:%S} UTC; "
+                "preview the action again to run it again."
+            )
+    in_flight = runs.filter(
+        state__in=StepExecution.IN_FLIGHT, parameters=values
+    ).first()
+    if in_flight is not None:
+        return RunResult(in_flight, created=False)
 
     needs_approval = command.requires_approval and not breaking_glass
     now = timezone.now()
@@ -576,13 +650,13 @@ def request_run(
         requested_by=by,
         parameters=values,
         command_text=display_text(command, values),
-        request_key=request_key[:64],
+        request_key=request_key,
         fingerprint=command.fingerprint(values),
         approval_expires_at=(now + timedelta(minutes=settings.APPROVAL_TTL_MINUTES))
         if needs_approval
         else None,
         break_glass=breaking_glass,
-        reason=break_glass_reason.strip() if breaking_glass else "",
+        reason=break_glass_reason if breaking_glass else "",
     )
     data = {
         "step": command.step.number if command.step else None,
@@ -591,6 +665,8 @@ def request_run(
         "executor": command.executor,
         "parameters": sorted(values),
     }
+    if nonce:
+        data[PREVIEW_NONCE_KEY] = nonce
     if needs_approval:
         verb = "execution.approval_requested"
         data["expires_at"] = execution.approval_expires_at.isoformat()
@@ -616,15 +692,38 @@ def decide_approval(
     request: HttpRequest | None = None,
 ) -> StepExecution:
     """A second person approves (the run is sent at once) or rejects a request.
-    Refused for the requester, without approve_actions, after expiry, or when the
-    command changed since it was requested."""
+    Refused for the requester, without approve_actions, after expiry, on a
+    resolved incident, or when the command or its parameters changed since it
+    was requested."""
+    reason = clean_reason(reason)
     expires = execution.approval_expires_at
-    if execution.state == "awaiting_approval" and expires and timezone.now() > expires:
+    if (
+        execution.state == StepExecution.State.AWAITING_APPROVAL
+        and expires
+        and timezone.now() > expires
+    ):
         expire(execution)  # committed on its own: the refusal below must not undo it
-        raise RunRefused("The request expired; ask for it again.")
+        raise RunRefused(
+            f"The request expired at {expires:%H:%M:%S} UTC; ask for it again."
+        )
     return _decide(
         execution=execution, approve=approve, by=by, reason=reason, request=request
     )
+
+
+def _not_waiting(execution: StepExecution) -> str:
+    """Why a request can no longer be decided, in words: who decided it and when,
+    or what became of it."""
+    who = execution.approved_by.get_username() if execution.approved_by else None
+    when = f" at {execution.approved_at:%H:%M:%S} UTC" if execution.approved_at else ""
+    state = execution.get_state_display().lower()
+    if execution.state == StepExecution.State.REJECTED:
+        return f"{who or 'Someone'} already rejected this request{when}."
+    if who:
+        return f"{who} already approved this request{when}; the run is {state}."
+    if execution.state == StepExecution.State.CANCELLED:
+        return f"This request was cancelled ({execution.summary or 'no reason given'})."
+    return f"This request is no longer waiting for approval: the run is {state}."
 
 
 @transaction.atomic
@@ -637,32 +736,44 @@ def _decide(
     request: HttpRequest | None = None,
 ) -> StepExecution:
     """decide_approval's locked part (expiry is checked again: it may have passed
-    while waiting for the lock)."""
+    while waiting for the lock). The incident's row is locked first, as
+    change_status does, so a resolve and an approval cannot cross."""
     from probes.dispatch import dispatch
 
     from . import access
 
+    incident = Incident.objects.select_for_update().get(pk=execution.incident_id)
     execution = (
         StepExecution.objects.select_for_update(of=("self",))
-        .select_related("command__playbook", "incident", "step")
+        .select_related("command__playbook", "incident", "step", "approved_by")
         .get(pk=execution.pk)
     )
     if execution.state != StepExecution.State.AWAITING_APPROVAL:
-        raise RunRefused(
-            f"This request is {execution.get_state_display().lower()}, not waiting."
-        )
+        raise RunRefused(_not_waiting(execution))
     if execution.requested_by_id == by.pk:
         raise RunRefused("Four eyes: someone else must approve your request.")
     if not access.can_approve(by, execution):
         raise RunRefused("You may not approve this playbook's actions.")
     step = execution.step.number if execution.step else None
     if execution.approval_expires_at and timezone.now() > execution.approval_expires_at:
-        raise RunRefused("The request expired; ask for it again.")
-    if execution.fingerprint != execution.command.fingerprint(execution.parameters):
         raise RunRefused(
-            "The command changed since it was requested; it must be requested again."
+            f"The request expired at {execution.approval_expires_at:%H:%M:%S} UTC; "
+            "ask for it again."
         )
-    if not approve and not reason.strip():
+    if approve and not incident.is_active:
+        raise RunRefused(
+            f"The incident is {incident.get_status_display().lower()}: nothing runs on "
+            "it. Reopen it, then ask for the action again."
+        )
+    changed = execution.command.fingerprint_changes(
+        execution.fingerprint, execution.parameters
+    )
+    if changed:
+        raise RunRefused(
+            f"{changed.capitalize()} changed since it was requested; "
+            "it must be requested again."
+        )
+    if not approve and not reason:
         raise RunRefused("Say why you reject it.")
     execution.approved_by = by
     execution.approved_at = timezone.now()
@@ -671,7 +782,7 @@ def _decide(
     )
     if not approve:
         execution.finished_at = execution.approved_at
-        execution.summary = f"Rejected by {by.get_username()}: {reason.strip()}"[:500]
+        execution.summary = f"Rejected by {by.get_username()}: {reason}"[:500]
     execution.save()
     audit.append(
         "execution.approved" if approve else "execution.rejected",
@@ -681,7 +792,7 @@ def _decide(
         data={
             "step": step,
             "command": execution.command_text[:300],
-            "reason": reason.strip(),
+            "reason": reason,
             "requested_by": execution.requested_by.get_username()
             if execution.requested_by
             else None,
@@ -696,9 +807,9 @@ def _decide(
 def expire(execution: StepExecution) -> bool:
     """An approval request nobody answered in time is cancelled, never run later."""
     updated = StepExecution.objects.filter(
-        pk=execution.pk, state="awaiting_approval"
+        pk=execution.pk, state=StepExecution.State.AWAITING_APPROVAL
     ).update(
-        state="cancelled",
+        state=StepExecution.State.CANCELLED,
         finished_at=timezone.now(),
         summary="The approval request expired.",
     )

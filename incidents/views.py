@@ -10,10 +10,13 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.cache import caches
+from django.core.exceptions import PermissionDenied
+from django.db import InterfaceError, OperationalError, connection
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils.html import escape
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
@@ -27,7 +30,13 @@ from .forms import (
     StatusForm,
     TickForm,
 )
-from .fragments import Head, checklist_fragments, with_token
+from .fragments import (
+    CSRF_SENTINEL,
+    Head,
+    checklist_fragments,
+    personalise,
+    with_token,
+)
 from .models import AuditEvent, Command, Incident, Playbook, StepExecution
 from .presenters import present_checklist, present_playbook
 
@@ -184,12 +193,24 @@ def _base_context(request: HttpRequest, incident: Incident, **extra: object) -> 
     return context
 
 
+# An audit sequence number is a PostgreSQL bigint.
+MAX_SEQ = 2**63 - 1
+
+
+def _since(value: str | None) -> int | None:
+    """The `since` event number a page sends, or None when it is not one."""
+    if value is None or not value.isascii() or not value.isdigit():
+        return None
+    number = int(value[:20])  # 20 digits bound the work; bigger is out of range
+    return number if len(value) <= 19 and number <= MAX_SEQ else None
+
+
 @permission_required(access.VIEW_INCIDENTS)
 @require_GET
 def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
     incident = _incident(pk)
     context = _base_context(request, incident)
-    fragments = checklist_fragments(incident, context["can"])
+    fragments = checklist_fragments(incident, context["can"], request.user.pk)
     context.update(
         head=fragments.head,
         main=with_token(fragments.main, request),
@@ -210,7 +231,12 @@ def _after_change(
     preview: dict | None = None,
 ) -> HttpResponse:
     """HTMX: the changed fragment plus out-of-band header, timeline and poller.
-    Without JavaScript: back to the page (the notice as a message)."""
+    Without JavaScript: back to the page (the notice as a message).
+
+    Called after the change committed: if the database connection breaks while
+    the answer is drawn, the change still happened, so the answer is a success
+    (drawn again on a new connection, or a short notice the poller will follow),
+    never a 500 that makes a person press again."""
     if not request.htmx:
         if notice or error:
             messages.add_message(
@@ -218,10 +244,51 @@ def _after_change(
             )
         anchor = f"#step-{step}" if step else ""
         return HttpResponseRedirect(incident.get_absolute_url() + anchor)
+    for attempt in range(2):
+        try:
+            return _draw_changes(
+                request,
+                incident,
+                step=step,
+                notice=notice,
+                error=error,
+                status=status,
+                command=command,
+                preview=preview,
+            )
+        except (OperationalError, InterfaceError):
+            connection.close()  # a new connection on the next query
+            if attempt:
+                break
+    text = error or notice or "Done. The page will show it in a moment."
+    return HttpResponse(
+        f'<div id="flash" hx-swap-oob="true"><p class="notice" role="status">'
+        f"{escape(text)}</p></div>",
+        status=status,
+    )
+
+
+def _draw_changes(
+    request: HttpRequest,
+    incident: Incident,
+    *,
+    step: int | None,
+    notice: str,
+    error: str,
+    status: int,
+    command: Command | None,
+    preview: dict | None,
+) -> HttpResponse:
     incident = _incident(incident.pk)
-    since = int(request.POST.get("since") or request.GET.get("since") or 0)
-    context = _base_context(request, incident, notice=notice, error=error)
-    checklist = context["checklist"] = present_checklist(incident, context["can"])
+    # The change (if any) has committed: a bad `since` cannot refuse it any more,
+    # it only means "send every event" (the page de-duplicates them).
+    since = _since(request.POST.get("since") or request.GET.get("since")) or 0
+    context = _base_context(
+        request, incident, notice=notice, error=error, viewer_id=request.user.pk
+    )
+    checklist = context["checklist"] = present_checklist(
+        incident, context["can"], viewer_id=request.user.pk, csrf_token=CSRF_SENTINEL
+    )
     context["head"] = Head.of(checklist)
     new_events = [e for e in checklist.events if e.seq > since]
     changed = {e.data.get("step") for e in new_events} | {step}
@@ -237,7 +304,13 @@ def _after_change(
         runs_by_command=checklist.runs_by_command,
         preview=preview,
     )
-    return render(request, "incidents/partials/changes.html", context, status=status)
+    response = render(
+        request, "incidents/partials/changes.html", context, status=status
+    )
+    # Step bodies come from templates drawn without the request: their forms
+    # carry sentinels for the CSRF token and the Run keys.
+    response.content = personalise(response.content.decode(), request)
+    return response
 
 
 @permission_required(access.COMMAND_INCIDENTS)
@@ -327,8 +400,14 @@ def note_add(request: HttpRequest, pk: int) -> HttpResponse:
 def incident_changes(request: HttpRequest, pk: int) -> HttpResponse:
     """Polled every few seconds: 204 when nothing happened since `since`, else the
     changed fragments out of band."""
+    since = _since(request.GET.get("since") or "0")
+    if since is None:
+        return HttpResponse(
+            "'since' must be an event number (0 or more).",
+            status=400,
+            content_type="text/plain; charset=utf-8",
+        )
     incident = _incident(pk)
-    since = int(request.GET.get("since") or 0)
     if not incident.events.filter(seq__gt=since).exists():
         return HttpResponse(status=204)
     return _after_change(request, incident)
@@ -342,12 +421,39 @@ def _wait_until_done(execution_id: int, seconds: float) -> None:
     rather than a spinner (the fragment keeps polling if it is slower)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        state = StepExecution.objects.filter(pk=execution_id).values_list(
-            "state", flat=True
-        )
-        if state and state[0] not in StepExecution.IN_FLIGHT:
+        try:
+            state = StepExecution.objects.filter(pk=execution_id).values_list(
+                "state", flat=True
+            )
+            if state and state[0] not in StepExecution.IN_FLIGHT:
+                return
+        except (OperationalError, InterfaceError):
+            # The run is committed; the answer is drawn on a new connection.
+            connection.close()
             return
         time.sleep(0.01)
+
+
+def _refused(
+    request: HttpRequest,
+    incident: Incident,
+    command: Command,
+    message: str,
+    status: int,
+) -> HttpResponse:
+    """A refused run, preview or decision. With HTMX only the message, in the run
+    panel that caused it: the form and its preview stay as the person left them.
+    Without JavaScript: back to the page, the message on top."""
+    if not request.htmx:
+        return _after_change(request, incident, error=message, status=status)
+    response = render(
+        request,
+        "incidents/partials/run_error.html",
+        {"command": command, "message": message},
+        status=status,
+    )
+    response["X-Console-Explained"] = "1"  # console.js adds no generic text
+    return response
 
 
 def _command_request(
@@ -384,8 +490,7 @@ def command_run(request: HttpRequest, pk: int, command_id: int) -> HttpResponse:
             request=request,
         )
     except services.RunRefused as exc:
-        # Only the message: the form (and its preview) stays as the person left it.
-        return _after_change(request, incident, error=str(exc), status=400)
+        return _refused(request, incident, command, str(exc), 400)
     if result.created:
         _wait_until_done(result.execution.pk, settings.RUN_WAIT_SECONDS)
     return _after_change(request, incident, step=step, command=command)
@@ -401,9 +506,7 @@ def command_preview(request: HttpRequest, pk: int, command_id: int) -> HttpRespo
     try:
         values = services.clean_parameters(command, params)
     except services.RunRefused as exc:
-        return _after_change(
-            request, incident, step=step, error=str(exc), status=400, command=command
-        )
+        return _refused(request, incident, command, str(exc), 400)
     shown = preview(command, values)
     audit.append(
         "execution.previewed",
@@ -427,6 +530,14 @@ def command_preview(request: HttpRequest, pk: int, command_id: int) -> HttpRespo
         "token": token,
         "params": values,
     }
+    if not request.htmx:
+        # Without JavaScript the preview and its confirmation form are a page of
+        # their own (the checklist is shared, cached HTML; a preview is not).
+        context = _base_context(request, incident)
+        context.update(command=command, preview=preview_context, runs_by_command={})
+        response = render(request, "incidents/command_preview.html", context)
+        response.content = personalise(response.content.decode(), request)
+        return response
     return _after_change(
         request, incident, step=step, command=command, preview=preview_context
     )
@@ -453,7 +564,17 @@ def execution_decide(request: HttpRequest, pk: int, execution_id: int) -> HttpRe
             if mine
             else "no approve_actions on this playbook"
         )
-        access.deny(request, access.APPROVE_ACTIONS, incident, why=why)
+        message = (
+            "Four eyes: someone else must approve your request."
+            if mine
+            else "You need the 'approve_actions' permission on this playbook."
+        )
+        try:
+            access.deny(request, access.APPROVE_ACTIONS, incident, why=why)
+        except PermissionDenied:
+            if not request.htmx:
+                raise PermissionDenied(message) from None
+            return _refused(request, incident, execution.command, message, 403)
     step = execution.step.number if execution.step else None
     try:
         services.decide_approval(
@@ -464,14 +585,7 @@ def execution_decide(request: HttpRequest, pk: int, execution_id: int) -> HttpRe
             request=request,
         )
     except services.RunRefused as exc:
-        return _after_change(
-            request,
-            incident,
-            step=step,
-            error=str(exc),
-            status=409,
-            command=execution.command,
-        )
+        return _refused(request, incident, execution.command, str(exc), 409)
     return _after_change(request, incident, step=step, command=execution.command)
 
 

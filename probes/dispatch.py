@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from incidents import audit
-from incidents.models import StepExecution
+from incidents.models import Command, StepExecution
 
 log = logging.getLogger(__name__)
 
@@ -22,13 +22,17 @@ RETRY_POLICY = {
 }
 
 
-def dispatch(execution_id: int, kind: str) -> None:
+def dispatch(execution_id: int, kind: str, task_id: str | None = None) -> None:
+    """`task_id` names the message (the sweeper marks a re-sent probe by it)."""
     from .tasks import run_action, run_probe
 
-    task = run_action if kind == "action" else run_probe
+    task = run_action if kind == Command.Kind.ACTION else run_probe
     try:
         sent = task.apply_async(
-            args=[execution_id], retry=True, retry_policy=RETRY_POLICY
+            args=[execution_id],
+            task_id=task_id,
+            retry=True,
+            retry_policy=RETRY_POLICY,
         )
     except Exception as exc:  # noqa: BLE001 - kombu raises several kinds; all mean "not sent"
         log.warning("dispatch of execution %s failed: %s", execution_id, exc)
@@ -43,8 +47,12 @@ def _dispatch_failed(execution_id: int, exc: Exception) -> None:
         f"({type(exc).__name__}). Nothing ran; press Run again once it is back."
     )
     with transaction.atomic():
-        if StepExecution.objects.filter(pk=execution_id, state="queued").update(
-            state="dispatch_failed", finished_at=timezone.now(), summary=summary
+        if StepExecution.objects.filter(
+            pk=execution_id, state=StepExecution.State.QUEUED
+        ).update(
+            state=StepExecution.State.DISPATCH_FAILED,
+            finished_at=timezone.now(),
+            summary=summary,
         ):
             execution = StepExecution.objects.select_related("incident", "step").get(
                 pk=execution_id

@@ -4,15 +4,20 @@ executor within its limits, store the redacted result, audit the outcome."""
 from __future__ import annotations
 
 import logging
+import time
+import uuid
+from collections.abc import Callable
 from datetime import timedelta
+from typing import TypeVar
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from incidents import access, audit
-from incidents.models import StepExecution
+from incidents.models import Command, StepExecution
 
 from . import redaction
 from .executors import executor
@@ -20,13 +25,23 @@ from .executors.base import Context, ParameterError, Result, cap
 from .targets import TargetMissing
 
 log = logging.getLogger(__name__)
+State = StepExecution.State
+T = TypeVar("T")
+
+# A result that cannot be stored is a run nobody hears about: storing it is tried
+# again on a fresh connection (the state-conditioned UPDATE makes a retry of a
+# write that did commit a no-op). Backoff 0.1, 0.2, 0.4, 0.8, 1.6 s: about 3 s,
+# well inside the task's hard limit.
+STORE_ATTEMPTS = 6
+# A re-sent probe's task id starts with this, so the sweeper re-sends only once.
+RESENT_PREFIX = "resent-"
 
 
 def claim(execution_id: int) -> bool:
     """queued -> running, only once: zero rows means a duplicate delivery (or a
     cancelled or already-finished run) and the caller must do nothing."""
-    claimed = StepExecution.objects.filter(pk=execution_id, state="queued").update(
-        state="running", started_at=timezone.now()
+    claimed = StepExecution.objects.filter(pk=execution_id, state=State.QUEUED).update(
+        state=State.RUNNING, started_at=timezone.now()
     )
     return claimed == 1
 
@@ -67,12 +82,15 @@ def recheck(execution: StepExecution) -> str:
     """Everything that allowed this run, asked again on the worker just before it
     starts: permissions may have been revoked, the command rebound, since the click."""
     command = execution.command
+    if not execution.incident.is_active:
+        return "the incident was resolved before the run started."
     if not access.can_run(execution.requested_by, command, execution.incident):
         return "the requester may no longer run this command."
-    if execution.fingerprint and execution.fingerprint != command.fingerprint(
-        execution.parameters
-    ):
-        return "the command changed after it was requested (and previewed)."
+    changed = execution.fingerprint and command.fingerprint_changes(
+        execution.fingerprint, execution.parameters
+    )
+    if changed:
+        return f"{changed} changed after it was requested (and previewed)."
     if command.requires_approval and not execution.break_glass:
         if execution.approved_by is None:
             return "it needs an approval and has none."
@@ -81,14 +99,37 @@ def recheck(execution: StepExecution) -> str:
     return ""
 
 
+def with_reconnect(write: Callable[[], T], what: str) -> T:
+    """Run a database write, again on a fresh connection when the connection
+    breaks (a restarted database, a killed backend, a failover). Only for writes
+    that are idempotent: state-conditioned UPDATEs and what they guard."""
+    for attempt in range(STORE_ATTEMPTS):
+        try:
+            return write()
+        except (OperationalError, InterfaceError) as exc:
+            if attempt == STORE_ATTEMPTS - 1:
+                raise
+            log.warning("%s: database connection lost (%s); retrying", what, exc)
+            connection.close()  # the next query opens a new one
+            time.sleep(0.1 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
 def finish(execution: StepExecution, result: Result, denied: bool = False) -> str:
     state = (
-        "succeeded" if result.ok else ("timed_out" if result.timed_out else "failed")
+        State.SUCCEEDED
+        if result.ok
+        else (State.TIMED_OUT if result.timed_out else State.FAILED)
     )
     summary = redaction.redact(result.summary)[:500]
-    output = redaction.redact(cap(result.output, settings.EXECUTION_OUTPUT_CAP))
-    with transaction.atomic():
-        updated = StepExecution.objects.filter(pk=execution.pk, state="running").update(
+    # Redact, then cap: a secret cut in two by the cap would not be recognised.
+    output = cap(redaction.redact(result.output), settings.EXECUTION_OUTPUT_CAP)
+
+    @transaction.atomic
+    def store() -> None:
+        updated = StepExecution.objects.filter(
+            pk=execution.pk, state=State.RUNNING
+        ).update(
             state=state, finished_at=timezone.now(), summary=summary, output=output
         )
         if updated:
@@ -97,7 +138,7 @@ def finish(execution: StepExecution, result: Result, denied: bool = False) -> st
                 "summary": summary,
                 "result": redaction.redact_data(result.data),
             }
-            verb = "permission.denied" if denied else f"execution.{state}"
+            verb = "permission.denied" if denied else f"execution.{state.value}"
             audit.append(
                 verb,
                 actor_name="worker",
@@ -105,7 +146,9 @@ def finish(execution: StepExecution, result: Result, denied: bool = False) -> st
                 obj=execution,
                 data=data,
             )
-    return state
+
+    with_reconnect(store, f"storing the result of execution {execution.pk}")
+    return state.value
 
 
 def _event_data(execution: StepExecution) -> dict:
@@ -124,7 +167,7 @@ def expire_approvals() -> int:
     from incidents.services import expire
 
     due = StepExecution.objects.filter(
-        state="awaiting_approval", approval_expires_at__lt=timezone.now()
+        state=State.AWAITING_APPROVAL, approval_expires_at__lt=timezone.now()
     ).select_related("incident", "step")
     return sum(expire(execution) for execution in due)
 
@@ -134,12 +177,12 @@ def sweep_stale() -> int:
     outcome_unknown, because nobody knows whether they changed something."""
     cutoff = timezone.now() - timedelta(seconds=settings.STALE_RUNNING_AFTER)
     swept = 0
-    stale = StepExecution.objects.filter(state="running", started_at__lt=cutoff)
+    stale = StepExecution.objects.filter(state=State.RUNNING, started_at__lt=cutoff)
     for execution in stale.select_related(
         "command", "incident", "step", "requested_by"
     ):
-        action = execution.command and execution.command.kind == "action"
-        state = "outcome_unknown" if action else "failed"
+        action = execution.command and execution.command.kind == Command.Kind.ACTION
+        state = State.OUTCOME_UNKNOWN if action else State.FAILED
         summary = (
             "The worker stopped while this action ran. Check the target by hand: the "
             "console will not run it again by itself."
@@ -147,11 +190,88 @@ def sweep_stale() -> int:
             else "The worker stopped before this probe finished; run it again."
         )
         with transaction.atomic():
-            if StepExecution.objects.filter(pk=execution.pk, state="running").update(
-                state=state, finished_at=timezone.now(), summary=summary
+            if StepExecution.objects.filter(
+                pk=execution.pk, state=State.RUNNING
+            ).update(state=state, finished_at=timezone.now(), summary=summary):
+                audit.append(
+                    f"execution.{state.value}",
+                    actor_name="sweeper",
+                    incident=execution.incident,
+                    obj=execution,
+                    data={**_event_data(execution), "summary": summary},
+                )
+                swept += 1
+    return swept
+
+
+def stale_queued_after() -> float:
+    """Seconds a queued run may wait for a worker before the sweeper treats its
+    message as lost: longer than a busy worker's backlog of runs at their limit."""
+    return float(
+        getattr(settings, "STALE_QUEUED_AFTER", settings.CELERY_TASK_TIME_LIMIT + 30)
+    )
+
+
+def sweep_unclaimed() -> int:
+    """Queued runs no worker claimed in time: their broker message was lost (a
+    broker restarted without persistence) and they would block their command for
+    ever. A probe is read-only, so it is sent once more; an action, or a probe
+    still unclaimed after its second chance, ends `dispatch_failed` with the
+    reason: never claimed means never started, and a late delivery finds it no
+    longer queued and does nothing. Both are audited."""
+    from .dispatch import dispatch
+
+    now = timezone.now()
+    bound = timedelta(seconds=stale_queued_after())
+    # An approved run is queued from its approval, not from its request.
+    unclaimed = (
+        StepExecution.objects.filter(state=State.QUEUED)
+        .annotate(queued_since=Coalesce("approved_at", "created_at"))
+        .filter(queued_since__lt=now - bound)
+        .select_related("command", "incident", "step", "requested_by")
+    )
+    swept = 0
+    for execution in unclaimed:
+        probe = execution.command and execution.command.kind == Command.Kind.PROBE
+        resent = execution.task_id.startswith(RESENT_PREFIX)
+        waited = int((now - execution.queued_since).total_seconds())
+        if probe and resent and execution.queued_since >= now - 2 * bound:
+            continue  # its second message gets a whole bound too
+        if probe and not resent:
+            task_id = f"{RESENT_PREFIX}{uuid.uuid4()}"
+            with transaction.atomic():
+                if not StepExecution.objects.filter(
+                    pk=execution.pk, state=State.QUEUED
+                ).update(task_id=task_id):
+                    continue  # claimed meanwhile
+                audit.append(
+                    "execution.resent",
+                    actor_name="sweeper",
+                    incident=execution.incident,
+                    obj=execution,
+                    data={
+                        **_event_data(execution),
+                        "summary": f"No worker picked it up in {waited} s; sent again.",
+                    },
+                )
+                transaction.on_commit(
+                    lambda pk=execution.pk, task_id=task_id: dispatch(
+                        pk, Command.Kind.PROBE, task_id
+                    )
+                )
+            swept += 1
+            continue
+        summary = (
+            f"Not run: no worker picked it up in {waited} s (the task queue lost it"
+            + (", twice" if resent else "")
+            + "). Nothing ran; press Run again."
+        )
+        with transaction.atomic():
+            if StepExecution.objects.filter(pk=execution.pk, state=State.QUEUED).update(
+                state=State.DISPATCH_FAILED, finished_at=now, summary=summary
             ):
                 audit.append(
-                    f"execution.{state}",
+                    f"execution.{State.DISPATCH_FAILED.value}",
                     actor_name="sweeper",
                     incident=execution.incident,
                     obj=execution,

@@ -34,4 +34,8 @@ def run_action(execution_id: int) -> str | None:
 
 @shared_task(ignore_result=True)
 def sweep_stale_executions() -> int:
-    return execution.sweep_stale() + execution.expire_approvals()
+    return (
+        execution.sweep_stale()
+        + execution.sweep_unclaimed()
+        + execution.expire_approvals()
+    )

@@ -1,4 +1,3 @@
-import uuid
 from datetime import timedelta
 
 from django import template
@@ -53,8 +52,12 @@ def duration(value: timedelta) -> str:
 
 @register.filter
 def fresh_key(command: Command) -> str:
-    """A one-time key for a Run form: a double click sends the same key twice."""
-    return uuid.uuid4().hex
+    """A one-time key for a Run form: a double click sends the same key twice.
+    A sentinel here, replaced per answer (incidents.fragments.personalise), so
+    cached HTML never carries one person's key to another."""
+    from incidents.fragments import REQUEST_KEY_SENTINEL
+
+    return REQUEST_KEY_SENTINEL
 
 
 @register.filter

@@ -82,6 +82,8 @@
     var flash = document.getElementById("flash");
     if (!flash) { return; }
     var status = event.detail.xhr.status;
+    // The console said why, in the panel that caused it: add nothing generic.
+    if (event.detail.xhr.getResponseHeader("X-Console-Explained")) { return; }
     var text = status === 403 ? "Not allowed: your role cannot do that (the refusal was recorded)."
       : status === 409 || status === 400 ? ""
       : "The console did not answer (" + status + "). Try again.";
