@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.validators import MaxLengthValidator
 
 from .models import Incident, Playbook
 
@@ -69,3 +71,15 @@ class TickForm(forms.Form):
 class NoteForm(forms.Form):
     text = forms.CharField(max_length=5000, widget=forms.Textarea(attrs={"rows": 2}))
     step = forms.IntegerField(required=False, min_value=1)
+
+
+class SignInForm(AuthenticationForm):
+    """Django's sign-in form with its username length enforced before anyone looks
+    the name up: AuthenticationForm sets max_length after the field is built (no
+    validator), so a 100,000-character name reached django-axes' 255-character
+    column and failed the request."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["username"]
+        field.validators.append(MaxLengthValidator(field.max_length or 150))

@@ -366,8 +366,8 @@ def tick_step(
             # The page saw a tick that is not there (a stale or hand-made form).
             return TickResult(
                 None,
-                f"Step {step.number} is not ticked any more (your page was out of "
-                "date); your change was not applied.",
+                f"Nobody has ticked step {step.number} yet: your page refers to a "
+                "tick that does not exist, so your change was not applied. Reload.",
             )
         who = (
             latest.requested_by.get_username()

@@ -199,10 +199,11 @@ MAX_SEQ = 2**63 - 1
 
 def _since(value: str | None) -> int | None:
     """The `since` event number a page sends, or None when it is not one."""
-    if value is None or not value.isascii() or not value.isdigit():
+    # isascii: str.isdigit() also accepts other scripts' digits and superscripts.
+    if not value or len(value) > 19 or not (value.isascii() and value.isdigit()):
         return None
-    number = int(value[:20])  # 20 digits bound the work; bigger is out of range
-    return number if len(value) <= 19 and number <= MAX_SEQ else None
+    number = int(value)
+    return number if number <= MAX_SEQ else None
 
 
 @permission_required(access.VIEW_INCIDENTS)
