@@ -121,7 +121,7 @@ def append(
 
 
 def _append_locked(verb, user, name, incident, obj, data, request) -> AuditEvent:  # noqa: ANN001
-    last = AuditEvent.objects.order_by("-seq").values_list("seq", "mac").first()
+    last = _head()
     seq, prev_mac = (last[0] + 1, last[1]) if last else (1, GENESIS)
     fields = {
         "seq": seq,
@@ -139,6 +139,26 @@ def _append_locked(verb, user, name, incident, obj, data, request) -> AuditEvent
     event = AuditEvent.objects.create(mac=compute_mac(**fields), **fields)
     anchor(event.seq, event.mac, event.created_at)
     return event
+
+
+# The newer of the two heads, in one round trip (two primary-key/unique-index
+# look-ups). Normally they are the same row. After a cut tail the checkpoint is
+# ahead: continuing from it keeps the console writing (an incident is no time for
+# every audited action to fail) and leaves the gap for verify_audit to name. After
+# a cut checkpoint table the log is ahead: continuing from it avoids reusing a seq.
+HEAD_SQL = (
+    "SELECT seq, mac FROM (SELECT seq, mac FROM incidents_auditevent "
+    "ORDER BY seq DESC LIMIT 1) AS e UNION ALL "
+    "SELECT seq, mac FROM (SELECT seq, mac FROM incidents_auditcheckpoint "
+    "ORDER BY seq DESC LIMIT 1) AS c ORDER BY seq DESC LIMIT 1"
+)
+
+
+def _head() -> tuple[int, str] | None:
+    with connection.cursor() as cursor:
+        cursor.execute(HEAD_SQL)
+        row = cursor.fetchone()
+    return (row[0], row[1]) if row else None
 
 
 def _storable(value: Any) -> Any:

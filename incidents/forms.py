@@ -8,6 +8,26 @@ from django.core.validators import MaxLengthValidator
 from .models import Incident, Playbook
 
 
+class RequestKeyField(forms.RegexField):
+    """A creating form's one-time key (generated per page load): a double submit
+    sends it twice and gets the first result. Optional, so scripts may leave it
+    out; when sent it must look like one (bounded, plain characters), so what is
+    stored is exactly what is looked up."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            regex=r"\A[A-Za-z0-9_-]{8,64}\Z",
+            required=False,
+            max_length=64,
+            error_messages={
+                "invalid": "This form's request key is malformed: reload the page.",
+                "max_length": "This form's request key is too long: reload the page.",
+                "null_characters_not_allowed": "This form's request key is "
+                "malformed: reload the page.",
+            },
+        )
+
+
 class OpenIncidentForm(forms.Form):
     playbook = forms.SlugField(
         help_text="The playbook to follow (its slug, as in /playbooks/<slug>/)."
@@ -15,6 +35,7 @@ class OpenIncidentForm(forms.Form):
     title = forms.CharField(
         max_length=200, help_text="What is happening, in a few words."
     )
+    request_key = RequestKeyField()
 
     def clean_playbook(self) -> Playbook:
         slug = self.cleaned_data["playbook"]
@@ -71,6 +92,7 @@ class TickForm(forms.Form):
 class NoteForm(forms.Form):
     text = forms.CharField(max_length=5000, widget=forms.Textarea(attrs={"rows": 2}))
     step = forms.IntegerField(required=False, min_value=1)
+    request_key = RequestKeyField()
 
 
 class SignInForm(AuthenticationForm):

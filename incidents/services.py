@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -10,7 +13,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.contenttypes.models import ContentType
 from django.core import signing
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Max
 from django.http import HttpRequest
 from django.utils import timezone
@@ -231,36 +234,86 @@ def _save_playbook(runbook: Runbook, parsed: rb.Playbook) -> Playbook:
 # --- incidents ------------------------------------------------------------------------
 
 
-@transaction.atomic
+# Serialises requests that carry the same one-time key (see `_once`): the class
+# half of PostgreSQL's two-key advisory lock, a key space apart from audit.append's.
+REQUEST_KEY_LOCK_CLASS = 0x594B  # "YK"
+_request_key_lock = threading.Lock()  # SQLite: one process, one writer at a time
+
+
+@contextmanager
+def _once(scope: str, by: AbstractBaseUser, request_key: str) -> Iterator[None]:
+    """A transaction in which a person's request carrying `request_key` is the only
+    one with that key: the look-up for an earlier result and the write that records
+    this one cannot interleave with a double submit's twin. PostgreSQL: an advisory
+    lock held until commit. SQLite (`make run`): a process lock held until commit
+    (its one process is the only writer)."""
+    if not request_key:
+        with transaction.atomic():
+            yield
+        return
+    if connection.vendor == "postgresql":
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
+                    [REQUEST_KEY_LOCK_CLASS, f"{scope}:{by.pk}:{request_key}"],
+                )
+            yield
+        return
+    with _request_key_lock, transaction.atomic():
+        yield
+
+
 def open_incident(
     *,
     playbook: Playbook,
     title: str,
     by: AbstractBaseUser,
     request: HttpRequest | None = None,
+    request_key: str = "",
 ) -> Incident:
-    incident = Incident.objects.create(
-        playbook=playbook,
-        title=title.strip(),
-        severity=playbook.severity,
-        opened_by=by,
-        commander=by,
-    )
-    audit.append(
-        "incident.opened",
-        actor=by,
-        incident=incident,
-        obj=incident,
-        data={
+    """Open an incident. With a `request_key` (the form's one-time key), a repeat
+    by the same person returns the incident the first submit opened."""
+    with _once("incident", by, request_key):
+        if request_key:
+            # The key lives in the opening event: the audit log is the record of
+            # who opened what, and this needs no column of its own.
+            first = (
+                AuditEvent.objects.filter(
+                    verb="incident.opened",
+                    actor_id=by.pk,
+                    data__request_key=request_key,
+                )
+                .values_list("incident_id", flat=True)
+                .first()
+            )
+            if first is not None:
+                return Incident.objects.get(pk=first)
+        incident = Incident.objects.create(
+            playbook=playbook,
+            title=title.strip(),
+            severity=playbook.severity,
+            opened_by=by,
+            commander=by,
+        )
+        data = {
             "title": incident.title,
             "playbook": playbook.number,
             "playbook_title": playbook.title,
             "runbook_revision": playbook.runbook.revision,
             "severity": incident.severity,
-        },
-        request=request,
-    )
-    return incident
+        }
+        if request_key:
+            data["request_key"] = request_key
+        audit.append(
+            "incident.opened",
+            actor=by,
+            incident=incident,
+            obj=incident,
+            data=data,
+            request=request,
+        )
+        return incident
 
 
 class TransitionError(ValueError):
@@ -404,7 +457,6 @@ def tick_step(
     return TickResult(execution)
 
 
-@transaction.atomic
 def add_note(
     *,
     incident: Incident,
@@ -412,17 +464,29 @@ def add_note(
     by: AbstractBaseUser,
     step: Step | None = None,
     request: HttpRequest | None = None,
-) -> None:
+    request_key: str = "",
+) -> AuditEvent:
+    """Add a note (an event of the incident). With a `request_key`, a repeat by
+    the same person returns the first note's event instead of a second note."""
     text = text.strip()
     if not text:
         raise ValueError("A note needs some text.")
-    audit.append(
-        "note.added",
-        actor=by,
-        incident=incident,
-        data={"text": text, "step": step.number if step else None},
-        request=request,
-    )
+    with _once("note", by, request_key):
+        if request_key:
+            first = AuditEvent.objects.filter(
+                incident=incident,
+                verb="note.added",
+                actor_id=by.pk,
+                data__request_key=request_key,
+            ).first()
+            if first is not None:
+                return first
+        data = {"text": text, "step": step.number if step else None}
+        if request_key:
+            data["request_key"] = request_key
+        return audit.append(
+            "note.added", actor=by, incident=incident, data=data, request=request
+        )
 
 
 # --- running commands ------------------------------------------------------------------

@@ -4,6 +4,7 @@ here on the server through incidents.access; templates only hide what is refused
 from __future__ import annotations
 
 import time
+import uuid
 
 from django.conf import settings
 from django.contrib import messages
@@ -142,6 +143,7 @@ def incident_new(request: HttpRequest) -> HttpResponse:
                 title=form.cleaned_data["title"],
                 by=request.user,
                 request=request,
+                request_key=form.cleaned_data["request_key"],
             )
             return HttpResponseRedirect(incident.get_absolute_url())
         status = 400
@@ -149,12 +151,9 @@ def incident_new(request: HttpRequest) -> HttpResponse:
         form = OpenIncidentForm(initial={"playbook": request.GET.get("playbook", "")})
         status = 200
     playbooks = Playbook.objects.current().order_by("number")
-    return render(
-        request,
-        "incidents/incident_new.html",
-        {"form": form, "playbooks": playbooks},
-        status=status,
-    )
+    # A new key for every page load: a double submit of this page sends it twice.
+    context = {"form": form, "playbooks": playbooks, "request_key": uuid.uuid4().hex}
+    return render(request, "incidents/incident_new.html", context, status=status)
 
 
 def _incident(pk: int) -> Incident:
@@ -378,9 +377,10 @@ def note_add(request: HttpRequest, pk: int) -> HttpResponse:
     incident = _incident(pk)
     form = NoteForm(request.POST)
     if not form.is_valid():
-        return _after_change(
-            request, incident, error="A note needs some text.", status=400
-        )
+        error = "; ".join(e for errors in form.errors.values() for e in errors)
+        if "text" in form.errors:
+            error = "A note needs some text (at most 5,000 characters)."
+        return _after_change(request, incident, error=error, status=400)
     step = None
     if form.cleaned_data["step"]:
         step = get_object_or_404(
@@ -392,6 +392,7 @@ def note_add(request: HttpRequest, pk: int) -> HttpResponse:
         step=step,
         by=request.user,
         request=request,
+        request_key=form.cleaned_data["request_key"],
     )
     return _after_change(request, incident, step=step.number if step else None)
 

@@ -81,6 +81,22 @@ def test_a_cut_tail_is_named_from_the_checkpoint(log):
     )
 
 
+def test_appends_after_a_cut_tail_keep_working_and_leave_the_gap_named(log):
+    raw(f"DELETE FROM {TABLE} WHERE seq > 8")
+    event = audit.append("test.event", actor_name="tester")
+    assert event.seq == 11 and event.prev_mac == log[-1].mac
+    code, message = verify_audit()
+    assert code == 1
+    assert message.startswith(
+        "Audit log broken at sequence 9: row 9 is missing (next is 11)"
+    )
+
+
+def test_appends_after_cut_checkpoints_do_not_reuse_a_number(log):
+    raw(f"DELETE FROM {CHECKPOINTS} WHERE seq > 8", table=CHECKPOINTS)
+    assert audit.append("test.event", actor_name="tester").seq == 11
+
+
 def test_a_cut_tail_is_named_from_the_log_stream(
     log, caplog, tmp_path, django_capture_on_commit_callbacks
 ):
