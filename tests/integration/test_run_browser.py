@@ -60,7 +60,12 @@ def test_a_commander_must_type_the_word_to_run_an_action(page, console, target_r
     )
     panel.get_by_placeholder("type “config”").fill("yes")
     panel.get_by_role("button", name="Run action").click()
-    expect(page.locator("#flash .error")).to_contain_text("Type “config” to confirm")
+    # The refusal is said in the panel that caused it, and the preview stays.
+    expect(panel.locator(".run-error .error")).to_contain_text(
+        "Type “config” to confirm"
+    )
+    expect(panel.locator(".preview")).to_contain_text("Will send to Redis")
+    expect(page.locator("#steps > li")).to_have_count(5)
     panel = page.locator("#step-4 .run-panel")
     panel.get_by_placeholder("type “config”").fill("config")
     panel.get_by_role("button", name="Run action").click()
