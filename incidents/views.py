@@ -594,9 +594,11 @@ def execution_decide(request: HttpRequest, pk: int, execution_id: int) -> HttpRe
 @permission_required(access.VIEW_INCIDENTS)
 @require_GET
 def approval_queue(request: HttpRequest) -> HttpResponse:
-    """Requests waiting for this person's second pair of eyes."""
+    """Requests waiting for this person's second pair of eyes (none on resolved
+    incidents: approving them is refused)."""
     waiting = list(
-        StepExecution.objects.filter(state="awaiting_approval")
+        StepExecution.objects.filter(state=StepExecution.State.AWAITING_APPROVAL)
+        .exclude(incident__status=Incident.Status.RESOLVED)
         .select_related("command__playbook", "incident", "step", "requested_by")
         .order_by("created_at")
     )

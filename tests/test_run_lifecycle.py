@@ -79,6 +79,17 @@ def test_an_approval_after_the_incident_is_resolved_is_refused(
     assert not AuditEvent.objects.filter(verb="execution.approved").exists()
 
 
+def test_the_approval_queue_leaves_out_resolved_incidents(world, waiting):
+    approvals = signed_in(world.people["approver"])
+    assert (
+        "SELECT pg_terminate_backend" in approvals.get("/approvals/").content.decode()
+    )
+    change_status(incident=world.pool, to="resolved", by=world.people["commander"])
+    page = approvals.get("/approvals/").content.decode()
+    assert "SELECT pg_terminate_backend" not in page
+    assert "Nothing is waiting for you" in page
+
+
 def test_the_worker_refuses_a_run_whose_incident_was_resolved_after_approval(
     world, waiting
 ):
@@ -513,3 +524,32 @@ def test_an_unclaimed_action_ends_not_run_and_a_late_delivery_does_nothing(world
     assert runner.execute(lost.pk) is None  # the message turns up late: no run
     lost.refresh_from_db()
     assert lost.state == State.DISPATCH_FAILED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_preview_confirmed_from_four_tabs_at_once_runs_once(world):
+    from tests.test_concurrency import run_together
+
+    gina = signed_in(world.people["granted"])
+    shown = gina.post(
+        f"/incidents/{world.incident.pk}/commands/{world.policy.pk}/preview",
+        HTTP_HX_REQUEST="true",
+    )
+    token = field(shown.content.decode(), "preview")
+    clients = [signed_in(world.people["granted"]) for _ in range(4)]
+    jobs = [
+        lambda c=c, key=f"tab-{i}": post_run(
+            c,
+            world.incident,
+            world.policy,
+            preview=token,
+            confirmation="config",
+            request_key=key,
+        )
+        for i, c in enumerate(clients)
+    ]
+    responses = run_together(*jobs)
+    assert sorted(r.status_code for r in responses) == [200, 400, 400, 400]
+    assert StepExecution.objects.filter(command=world.policy).count() == 1
+    refused = [r for r in responses if r.status_code == 400]
+    assert all("already confirmed a run" in r.content.decode() for r in refused)
