@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -12,9 +13,11 @@ from django.db.models import Min
 from django.http import HttpRequest, StreamingHttpResponse
 from django.utils import timezone
 
+from probes import redaction
+
 from . import audit
 from .models import AuditEvent, Incident, StepExecution, step_state
-from .timeline import describe
+from .timeline import Style, describe
 
 CONTENT_TYPES = {
     "postmortem.md": "text/markdown; charset=utf-8",
@@ -127,50 +130,137 @@ def timeline_csv(incident: Incident) -> Iterator[str]:
     )
     for e in events(incident):
         r = _event_record(e)
-        yield writer.writerow(
-            [
-                r["seq"],
-                r["time"],
-                r["actor"],
-                r["verb"],
-                r["step"] or "",
-                _cell(r["text"]),
-                json.dumps(e.data, ensure_ascii=False),
-            ]
-        )
+        row = [
+            r["seq"],
+            r["time"],
+            r["actor"],
+            r["verb"],
+            r["step"] or "",
+            r["text"],
+            json.dumps(e.data, ensure_ascii=False),
+        ]
+        # Every cell: an actor's name, a webhook source or a note can start one.
+        yield writer.writerow([_cell(str(value)) for value in row])
+
+
+# What makes a spreadsheet treat a cell as a formula (OWASP's CSV injection list).
+FORMULA_STARTS = frozenset("=+-@\t\r")
 
 
 def _cell(text: str) -> str:
-    """Spreadsheets run cells that start with = + - @ as formulas: defuse them."""
-    return "'" + text if text[:1] in {"=", "+", "-", "@"} else text
+    """Spreadsheets run cells that start with = + - @ (or a tab or carriage return
+    before one) as formulas: a leading quote makes them text."""
+    return "'" + text if text[:1] in FORMULA_STARTS else text
+
+
+# --- Markdown -----------------------------------------------------------------------
+# The post-mortem is read in Markdown viewers, many of which pass raw HTML through.
+# Everything that comes from a person or a target (titles, notes, reasons, names,
+# paths, summaries, command text) is escaped: no HTML tags, no link or image syntax
+# (so no javascript: or data: links), no code spans or table cells it could close.
+# Bare http(s) URLs stay links, written as autolinks.
+
+URL = re.compile(r"https?://[^\s<>\[\]()|`\"'\\]+", re.IGNORECASE)
+ESCAPES = str.maketrans({c: "\\" + c for c in "\\`[]|*_~"} | {"<": "&lt;", ">": "&gt;"})
+ENTITY = re.compile(r"&(?=#?[0-9A-Za-z]+;)")
+
+
+def _escape(text: str) -> str:
+    return ENTITY.sub("&amp;", text).translate(ESCAPES)
+
+
+def md(text: object) -> str:
+    """User text for one table cell or list item: one line, escaped, http(s) URLs
+    kept as links and nothing else a link."""
+    flat = " ".join(str(text).split())
+    out, pos = [], 0
+    for match in URL.finditer(flat):
+        out += [_escape(flat[pos : match.start()]), f"<{match.group(0)}>"]
+        pos = match.end()
+    out.append(_escape(flat[pos:]))
+    return "".join(out)
+
+
+def _fence_for(text: str) -> str:
+    """Backticks longer than any run inside the text, so the text cannot close it."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * (longest + 1)
+
+
+def md_code(text: object, *, in_table: bool = False) -> str:
+    """A code span (shown as written, nothing inside is Markdown or HTML)."""
+    flat = " ".join(str(text).split())
+    if in_table:
+        flat = flat.replace("|", "\\|")  # GFM: a pipe ends the cell, even in code
+    fence = _fence_for(flat)
+    pad = " " if flat.startswith("`") or flat.endswith("`") else ""
+    return f"{fence}{pad}{flat}{pad}{fence}"
+
+
+def md_block(text: str, indent: str) -> str:
+    """A fenced code block, every line indented so it stays in its list item."""
+    fence = _fence_for(text)
+    fence = fence if len(fence) >= 3 else "```"
+    lines = [fence, *text.splitlines(), fence]
+    return "".join(f"{indent}{line}\n" for line in lines)
+
+
+MARKDOWN_CELL = Style(text=md, code=lambda value: md_code(value, in_table=True))
+
+
+def _shown_command(run: StepExecution) -> str:
+    """What the runbook says (`${NAME}` as the name, its own hosts), not the text as
+    sent: the stored text of older runs carries hosts rewritten by TARGET_HOSTS."""
+    text = run.command.text if run.command_id else run.command_text
+    return redaction.redact(text or "")
+
+
+def _ran_at(run: StepExecution) -> datetime:
+    """When it ran (an approved run starts long after it was asked for)."""
+    return run.started_at or run.created_at
 
 
 def _run_line(run: StepExecution) -> str:
-    """`   - ran `redis-cli ping` by rita at … → succeeded: PING: PONG`"""
-    who = run.requested_by.get_username() if run.requested_by else "someone"
-    command = md(run.command_text.splitlines()[0] if run.command_text else "a command")
+    """`   - ran `redis-cli ping` with `pid=42` by rita at … → succeeded: PONG`,
+    with a multi-line command shown whole in a block below."""
+    who = md(run.requested_by.get_username() if run.requested_by else "someone")
+    text = _shown_command(run)
+    lines = text.splitlines()
+    command = md_code(lines[0]) if len(lines) == 1 else "the command below"
+    if not lines:
+        command = "a command"
+    used = ", ".join(
+        f"{name}={redaction.redact(str(value))}"
+        for name, value in sorted((run.parameters or {}).items())
+    )
+    used = f" with {md_code(used)}" if used else ""
     result = f"{run.state}" + (f": {md(run.summary)}" if run.summary else "")
     extra = ""
     if run.break_glass:
         extra = " **BREAK-GLASS**"
     elif run.approved_by_id:
-        extra = f" (approved by {run.approved_by.get_username()})"
-    return f"   - ran `{command}` by {who}{extra} at {utc(run.created_at)} → {result}\n"
-
-
-def md(text: str) -> str:
-    """One table cell or list item: no line breaks, no pipes that end the cell."""
-    return " ".join(str(text).split()).replace("|", "\\|")
+        extra = f" (approved by {md(run.approved_by.get_username())})"
+    line = (
+        f"   - ran {command}{used} by {who}{extra} at {utc(_ran_at(run))} → {result}\n"
+    )
+    return line + (md_block(text, " " * 5) if len(lines) > 1 else "")
 
 
 def postmortem(incident: Incident) -> Iterator[str]:
     playbook = incident.playbook
     steps = list(playbook.steps.all())
-    executions = list(incident.executions.select_related("requested_by", "approved_by"))
+    executions = sorted(
+        incident.executions.select_related("requested_by", "approved_by", "command"),
+        key=lambda run: (_ran_at(run), run.pk),
+    )
     # Everyone who did anything, in order of first appearance (grouped in SQL, so
-    # a 100k-event incident does not pull 100k names into memory).
+    # a 100k-event incident does not pull 100k names into memory). People only:
+    # the worker, the sweeper and alert sources act without an account; and
+    # exporting (this very export included) is not taking part.
     people = list(
         incident.events.exclude(actor_name="")
+        .exclude(verb="incident.exported")
+        .filter(actor_id__isnull=False)
         .values("actor_name")
         .annotate(first=Min("seq"))
         .order_by("first")
@@ -188,7 +278,9 @@ def postmortem(incident: Incident) -> Iterator[str]:
     yield f"- **Severity:** {incident.severity or 'unspecified'}\n"
     yield f"- **Status:** {incident.status}\n"
     yield f"- **Opened:** {utc(incident.opened_at)}"
-    yield f" by {incident.opened_by.get_username()}\n" if incident.opened_by else "\n"
+    yield (
+        f" by {md(incident.opened_by.get_username())}\n" if incident.opened_by else "\n"
+    )
     for label, moment in [
         ("Acknowledged", incident.acknowledged_at),
         ("Mitigated", incident.mitigated_at),
@@ -199,9 +291,11 @@ def postmortem(incident: Incident) -> Iterator[str]:
     yield (
         f"- **Duration:** {duration}" + ("" if ended else " so far (still open)") + "\n"
     )
-    commander = incident.commander.get_username() if incident.commander else "nobody"
+    commander = (
+        md(incident.commander.get_username()) if incident.commander else "nobody"
+    )
     yield f"- **Commander:** {commander}\n"
-    yield f"- **People involved:** {', '.join(people) or 'nobody yet'}\n\n"
+    yield f"- **People involved:** {', '.join(map(md, people)) or 'nobody yet'}\n\n"
 
     yield "## Summary\n\n_What happened, in two or three sentences._\n\n"
     yield "## Impact\n\n"
@@ -210,10 +304,7 @@ def postmortem(incident: Incident) -> Iterator[str]:
     yield "_Who was affected, how, and for how long._\n\n"
 
     yield "## Timeline (UTC)\n\n| Time (UTC) | Who | What |\n| --- | --- | --- |\n"
-    for e in events(incident):
-        if e.verb == "incident.exported":
-            continue  # exports are audited, but they are not part of the story
-        yield f"| {utc(e.created_at)} | {md(e.actor_name or 'system')} | {md(describe(e))} |\n"
+    yield from _timeline_rows(incident)
 
     yield "\n## Steps\n\n"
     by_step: dict[int, list[StepExecution]] = {}
@@ -250,11 +341,16 @@ def postmortem(incident: Incident) -> Iterator[str]:
         yield "Run without the second approval they normally need. Review each one.\n\n"
         for run in glass:
             who = run.requested_by.get_username() if run.requested_by else "someone"
-            yield (
-                f"- **BREAK-GLASS** {utc(run.created_at)} — {md(who)} ran "
-                f"`{md(run.command_text.splitlines()[0])}` → {run.state}. "
-                f"Reason: {md(run.reason)}\n"
+            text = _shown_command(run)
+            shown = (
+                md_code(text) if len(text.splitlines()) <= 1 else "the command below"
             )
+            yield (
+                f"- **BREAK-GLASS** {utc(_ran_at(run))} — {md(who)} ran "
+                f"{shown} → {run.state}. Reason: {md(run.reason)}\n"
+            )
+            if len(text.splitlines()) > 1:
+                yield md_block(text, "  ")
 
     yield "\n## Notes\n\n"
     notes = incident.events.filter(verb="note.added").order_by("seq")
@@ -269,3 +365,31 @@ def postmortem(incident: Incident) -> Iterator[str]:
 
     yield "\n## Follow-ups\n\n- [ ] _Action item_ — owner, due date\n- [ ] \n\n"
     yield f"_Exported {utc(timezone.now())}._\n"
+
+
+def _timeline_rows(incident: Incident) -> Iterator[str]:
+    """The timeline table's rows. Consecutive identical previews (a person checking
+    the blast radius again) are one row saying how many times, until when."""
+    held: tuple[str, str, datetime, datetime, int] | None = None  # a preview row
+
+    def row(who: str, what: str, first: datetime, last: datetime, times: int) -> str:
+        if times > 1:
+            what += f" ({times} times, the last at {utc(last)})"
+        return f"| {utc(first)} | {who} | {what} |\n"
+
+    for e in events(incident):
+        if e.verb == "incident.exported":
+            continue  # exports are audited, but they are not part of the story
+        who, what = md(e.actor_name or "system"), describe(e, MARKDOWN_CELL)
+        if held and e.verb == "execution.previewed" and (who, what) == held[:2]:
+            held = (who, what, held[2], e.created_at, held[4] + 1)
+            continue
+        if held:
+            yield row(*held)
+            held = None
+        if e.verb == "execution.previewed":
+            held = (who, what, e.created_at, e.created_at, 1)
+            continue
+        yield row(who, what, e.created_at, e.created_at, 1)
+    if held:
+        yield row(*held)

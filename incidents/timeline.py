@@ -2,39 +2,70 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from .models import AuditEvent
 
-STATE_WORDS = {"done": "marked step {step} done", "reopened": "reopened step {step}"}
+
+@dataclass(frozen=True)
+class Style:
+    """How the values inside a sentence are written. Everything an event carries
+    (notes, reasons, usernames, paths, a target's summary, command text) passes
+    through `text` or `code`; the sentence's own words do not need to. Plain for
+    the page (where the template escapes), JSON and CSV; the Markdown export
+    escapes (see incidents.exports)."""
+
+    text: Callable[[str], str]
+    code: Callable[[str], str]
 
 
-def describe(event: AuditEvent) -> str:
+def _plain_code(value: str) -> str:
+    return f"`{value}`"
+
+
+PLAIN = Style(text=str, code=_plain_code)
+
+
+def describe(event: AuditEvent, style: Style = PLAIN) -> str:
     """What happened, in words a post-mortem author can paste."""
     d = event.data or {}
+    t = style.text
     verb = event.verb
     if verb == "incident.opened":
-        return f"opened the incident from §{d.get('playbook')} {d.get('playbook_title', '')}"
+        return (
+            f"opened the incident from §{t(str(d.get('playbook')))} "
+            f"{t(str(d.get('playbook_title', '')))}"
+        )
     if verb == "incident.status_changed":
-        return f"changed the status from {d.get('from')} to {d.get('to')}"
+        return (
+            f"changed the status from {t(str(d.get('from')))} to {t(str(d.get('to')))}"
+        )
     if verb == "incident.reopened":
-        return f"reopened the incident (was {d.get('from')})"
+        return f"reopened the incident (was {t(str(d.get('from')))})"
     if verb == "incident.commander_changed":
-        return f"made {d.get('to') or 'nobody'} the commander"
+        return f"made {t(str(d.get('to') or 'nobody'))} the commander"
+    step = t(str(d.get("step")))
+    title = t(str(d.get("title", "")))
     if verb == "step.done":
-        return f"marked step {d.get('step')} done ({d.get('title', '')})"
+        return f"marked step {step} done ({title})"
     if verb == "step.skipped":
-        return f"skipped step {d.get('step')} ({d.get('title', '')}): {d.get('reason', '')}"
+        return f"skipped step {step} ({title}): {t(str(d.get('reason', '')))}"
     if verb == "step.reopened":
-        return f"reopened step {d.get('step')} ({d.get('title', '')})"
+        return f"reopened step {step} ({title})"
     if verb == "note.added":
-        where = f" on step {d['step']}" if d.get("step") else ""
-        return f"noted{where}: {d.get('text', '')}"
+        where = f" on step {step}" if d.get("step") else ""
+        return f"noted{where}: {t(str(d.get('text', '')))}"
     if verb.startswith("execution."):
-        return _execution(verb.split(".", 1)[1], d)
+        return _execution(verb.split(".", 1)[1], d, style)
     if verb == "incident.exported":
-        return f"exported the {d.get('format', '')}"
+        return f"exported the {t(str(d.get('format', '')))}"
     if verb == "permission.denied":
-        return f"was refused {d.get('permission', '')} ({d.get('method', '')} {d.get('path', '')})"
-    return verb.replace(".", " ")
+        return (
+            f"was refused {t(str(d.get('permission', '')))} "
+            f"({t(str(d.get('method', '')))} {t(str(d.get('path', '')))})"
+        )
+    return t(verb.replace(".", " "))
 
 
 def kind(event: AuditEvent) -> str:
@@ -53,26 +84,30 @@ RUN_WORDS = {
 }
 
 
-def _execution(state: str, d: dict) -> str:
-    where = f" (step {d['step']})" if d.get("step") else " (diagnosis)"
-    command = (
-        (d.get("command") or "").splitlines()[0][:120]
-        if d.get("command")
-        else "a command"
-    )
+def _execution(state: str, d: dict, style: Style) -> str:
+    t, c = style.text, style.code
+    where = f" (step {t(str(d['step']))})" if d.get("step") else " (diagnosis)"
+    text = d.get("command") or ""
+    command = c(text.splitlines()[0][:120]) if text.strip() else "a command"
     if state == "requested":
-        return f"asked to run {d.get('kind', '')} `{command}`{where}"
+        return f"asked to run {t(str(d.get('kind', '')))} {command}{where}"
     if state == "approval_requested":
-        return f"asked for approval to run `{command}`{where}"
+        return f"asked for approval to run {command}{where}"
     if state in {"approved", "rejected"}:
-        reason = f": {d['reason']}" if d.get("reason") else ""
-        return f"{state} `{command}`{where} asked by {d.get('requested_by')}{reason}"
+        reason = f": {t(str(d['reason']))}" if d.get("reason") else ""
+        asked = t(str(d.get("requested_by")))
+        return f"{state} {command}{where} asked by {asked}{reason}"
     if state == "break_glass":
-        return f"BROKE GLASS to run `{command}`{where} without approval: {d.get('reason', '')}"
+        reason = t(str(d.get("reason", "")))
+        return f"BROKE GLASS to run {command}{where} without approval: {reason}"
     if state == "previewed":
-        return f"previewed `{command}`{where}: {d.get('headline', '')}"
+        return f"previewed {command}{where}: {t(str(d.get('headline', '')))}"
     if state == "expired":
-        return f"approval request for `{command}`{where} expired"
-    word = RUN_WORDS.get(state, state)
-    summary = f" {d['summary']}" if d.get("summary") and word.endswith(":") else ""
-    return f"`{command}`{where} {word}{summary}"
+        return f"approval request for {command}{where} expired"
+    word = t(RUN_WORDS.get(state, state))
+    summary = (
+        f" {t(str(d['summary']))}"
+        if d.get("summary") and RUN_WORDS.get(state, "").endswith(":")
+        else ""
+    )
+    return f"{command}{where} {word}{summary}"

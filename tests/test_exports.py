@@ -155,3 +155,175 @@ def test_the_postmortem_says_which_commands_ran_and_what_they_said(
     text = body(viewer_client.get(f"/incidents/{incident.pk}/postmortem.md"))
     assert '   - ran `redis-cli -u "${REDIS_URL}" ping` by cole at ' in text
     assert "→ succeeded: PING: PONG" in text
+
+
+HOSTILE_TEXTS = [
+    "<script>alert('note')</script>",
+    '<img src=x onerror="alert(1)">',
+    "[click me](javascript:alert(document.cookie))",
+    "[sneaky](JaVaScRiPt:alert(1)) and ![img](data:text/html;base64,PHNjcmlwdD4=)",
+    "<javascript:alert(2)> and <a href='javascript:alert(3)'>a</a>",
+    "`code` then </code><script>alert(4)</script>",
+    "[ok](https://status.example.com/a_b) fine",
+]
+
+
+def rendered(markdown: str) -> str:
+    """The post-mortem as a Markdown viewer shows it (raw HTML allowed, as in many)."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark").enable("table").render(markdown)
+
+
+def test_user_text_in_the_postmortem_cannot_carry_html_or_script_links(
+    viewer_client, incident, responder, commander
+):
+    from incidents.models import Incident
+
+    Incident.objects.filter(pk=incident.pk).update(title="<script>t()</script>")
+    step = incident.playbook.steps.get(number=3)
+    for text in HOSTILE_TEXTS:
+        add_note(incident=incident, text=text, step=step, by=responder)
+    tick_step(
+        incident=incident,
+        step=step,
+        state="skipped",
+        expected=0,
+        by=commander,
+        reason="<img src=y onerror=alert(5)> [r](javascript:alert(6))",
+    )
+    text = body(viewer_client.get(f"/incidents/{incident.pk}/postmortem.md"))
+    html = rendered(text).lower()
+    assert "<script" not in html and "<img" not in html and "<a href='java" not in html
+    assert 'href="javascript:' not in html and 'src="data:' not in html
+    assert 'href="data:' not in html
+    # Still readable: the words are there, shown as text...
+    assert "&lt;script&gt;alert('note')&lt;/script&gt;" in html.replace("&#x27;", "'")
+    assert "click me" in html and "onerror" in html
+    # ...and a plain https link stays a link.
+    assert 'href="https://status.example.com/a_b"' in html
+
+
+def test_an_approved_run_is_stamped_when_it_ran_with_the_values_it_used(
+    viewer_client, incident, responder, commander
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from incidents.models import StepExecution
+
+    command = incident.playbook.commands.get(text__contains="ping")
+    early = timezone.now() - timedelta(hours=1)
+    approved = StepExecution.objects.create(
+        incident=incident,
+        step=command.step,
+        command=command,
+        state="succeeded",
+        requested_by=responder,
+        approved_by=commander,
+        approved_at=early + timedelta(minutes=20),
+        parameters={"pid": "4242"},
+        # Stored by an older console: the host as rewritten, not the runbook's.
+        command_text="redis-cli -u redis://10.0.0.5:6379 ping",
+        created_at=early,
+        started_at=early + timedelta(minutes=21),
+        finished_at=early + timedelta(minutes=22),
+        summary="PONG",
+    )
+    quick = StepExecution.objects.create(
+        incident=incident,
+        step=command.step,
+        command=command,
+        state="succeeded",
+        requested_by=commander,
+        command_text=command.text,
+        created_at=early + timedelta(minutes=10),
+        started_at=early + timedelta(minutes=10),
+        summary="PONG",
+    )
+    text = body(viewer_client.get(f"/incidents/{incident.pk}/postmortem.md"))
+    from incidents.exports import utc
+
+    ran = utc(approved.started_at)
+    line = next(row for row in text.splitlines() if "approved by cole" in row)
+    assert f"at {ran}" in line and utc(approved.created_at) not in line
+    assert "pid=4242" in line or "pid = 4242" in line
+    assert "10.0.0.5" not in text and "${REDIS_URL}" in line
+    runs = [row for row in text.splitlines() if row.startswith("   - ran")]
+    assert (
+        runs.index(line)
+        > [i for i, r in enumerate(runs) if utc(quick.started_at) in r][0]
+    )
+
+
+def test_a_multiline_command_is_shown_whole(viewer_client, incident, commander):
+    from incidents.models import Command, StepExecution
+
+    command = Command.objects.filter(playbook=incident.playbook).first()
+    Command.objects.filter(pk=command.pk).update(
+        text="redis-cli CONFIG SET maxmemory-policy allkeys-lru \\\n  && echo `done`"
+    )
+    command.refresh_from_db()
+    StepExecution.objects.create(
+        incident=incident,
+        step=command.step,
+        command=command,
+        state="succeeded",
+        requested_by=commander,
+        command_text=command.text,
+    )
+    text = body(viewer_client.get(f"/incidents/{incident.pk}/postmortem.md"))
+    assert "redis-cli CONFIG SET maxmemory-policy allkeys-lru \\" in text
+    assert "  && echo `done`" in text
+    html = rendered(text)
+    assert "&amp;&amp; echo `done`" in html  # inside the code block, as written
+
+
+def test_repeated_previews_are_one_line_and_the_worker_is_not_a_person(
+    viewer_client, incident, responder
+):
+    from incidents import audit
+
+    for _ in range(3):
+        audit.append(
+            "execution.previewed",
+            actor=responder,
+            incident=incident,
+            data={
+                "step": 3,
+                "command": "redis-cli FLUSHALL",
+                "headline": "Deletes all",
+            },
+        )
+    audit.append(
+        "execution.succeeded",
+        actor_name="worker",
+        incident=incident,
+        data={"step": 3, "command": "redis-cli ping", "summary": "PONG"},
+    )
+    text = body(viewer_client.get(f"/incidents/{incident.pk}/postmortem.md"))
+    previews = [row for row in text.splitlines() if "previewed" in row]
+    assert len(previews) == 1 and "(3 times" in previews[0]
+    people = next(row for row in text.splitlines() if "People involved" in row)
+    assert people == "- **People involved:** cole, rita"
+
+
+@pytest.mark.parametrize("name", ["=HYPERLINK(1)", "+cmd", "-2+3", "@SUM(1)"])
+def test_every_csv_cell_a_spreadsheet_would_run_is_defused(
+    viewer_client, incident, make_user, name
+):
+    from incidents import audit
+
+    who = make_user(name, "Responder")
+    audit.append("note.added", actor=who, incident=incident, data={"text": name})
+    rows = list(
+        csv.reader(
+            io.StringIO(
+                body(viewer_client.get(f"/incidents/{incident.pk}/timeline.csv"))
+            )
+        )
+    )
+    mine = next(r for r in rows if r[3] == "note.added")
+    assert mine[2] == "'" + name  # the actor cell starts with a quote, not a formula
+    assert not any(cell[:1] in "=+-@\t\r" for row in rows for cell in row if cell)
