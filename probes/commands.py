@@ -1,6 +1,6 @@
-"""What a person sees of a command before and after running it: the text as it
-would run (hosts rewritten, parameters filled, secrets masked), and the word an
-action asks them to type."""
+"""What a person sees of a command before and after running it: the runbook's text
+with parameters filled, `${NAME}` left as the name and secrets masked, and the word
+an action asks them to type."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ from .executors.base import substitute
 
 
 def display_text(command: Command, params: dict[str, str] | None = None) -> str:
-    """The command text as it would run, with every secret masked. `${NAME}` stays a
-    reference (never its value); runbook hosts show where TARGET_HOSTS sends them."""
+    """The runbook's text with the parameters filled in, every secret masked. It is
+    stored with the run and shown in the timeline and the exports, so nothing in it
+    comes from a target value: `${NAME}` stays the name, and the runbook's hosts stay
+    the runbook's (TARGET_HOSTS is where they are sent, not what was asked)."""
     params = params or {}
     text = substitute(command.text, params)
-    for host, base in targets.host_map().items():
-        text = re.sub(rf"https?://{re.escape(host)}(?=[/:\s\"']|$)", base, text)
     positional = {k: v for k, v in params.items() if k.startswith("$")}
     if positional:
         bound = ", ".join(f"{k} = {v!r}" for k, v in sorted(positional.items()))

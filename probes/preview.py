@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import psycopg
 
@@ -19,7 +20,7 @@ from incidents.runbook.split import split_sql
 
 from . import redaction, targets
 from .executors.base import Context, ParameterError, table
-from .executors.http import request_parts
+from .executors.http import request_parts, shown_parts
 from .executors.sql import _renumber, _values_for, bind, connect
 from .targets import TargetMissing
 
@@ -42,6 +43,17 @@ class Preview:
 
 
 def preview(command: Command, params: dict[str, str]) -> Preview:
+    """What the action would do. Every line of it passes through redaction here,
+    at the one way out: a preview is shown and its headline stored in the audit
+    log, so nothing derived from a target value may leave unmasked."""
+    shown = _preview(command, params)
+    shown.headline = redaction.redact(shown.headline)
+    shown.detail = redaction.redact(shown.detail)
+    shown.facts = [redaction.redact(f) for f in shown.facts]
+    return shown
+
+
+def _preview(command: Command, params: dict[str, str]) -> Preview:
     try:
         if command.executor == "sql":
             return _sql(command, params)
@@ -141,13 +153,24 @@ def _known_facts(conn, statements: list[str], values: list) -> Preview:  # noqa:
 
 
 def _http(command: Command, params: dict[str, str]) -> Preview:
-    method, url, headers, body = request_parts(command.spec, params)
+    """The request as the runbook writes it (`${NAME}` left as the name, the
+    runbook's host), and where TARGET_HOSTS sends it. The real request is built
+    only to check it can be (every target configured), and never shown."""
+    request_parts(command.spec, params)  # raises TargetMissing if one is unset
+    method, url, headers, body = shown_parts(command.spec, params)
     lines = [f"{method} {url}"] + [f"{k}: {v}" for k, v in headers.items()]
     if body is not None:
         lines += ["", body]
-    return Preview(
-        False, f"Will send {method} {url}", redaction.redact("\n".join(lines))
-    )
+    facts = []
+    runbook_host = urlsplit(url).hostname
+    if not command.spec.get("base_variable") and runbook_host:
+        base = targets.host_map().get(runbook_host.lower())
+        if base:
+            facts.append(f"{runbook_host} is reached at {base} (TARGET_HOSTS)")
+    elif command.spec.get("base_variable"):
+        name = command.spec["base_variable"]
+        facts.append(f"${{{name}}} is the base URL in TARGET_{name}")
+    return Preview(False, f"Will send {method} {url}", "\n".join(lines), facts=facts)
 
 
 def _migrate(command: Command) -> Preview:

@@ -1,45 +1,119 @@
 """Remove secrets from anything the console stores or shows: every configured
-target value, passwords in URLs, bearer tokens, AWS keys."""
+target value (and its base64, percent- and hex-encoded forms), passwords in URLs,
+bearer and basic credentials, AWS keys, `password=...`-shaped pairs.
+
+Every pattern here runs in time linear in the text: output is up to 64 KB of
+whatever a target sends, and redaction runs inside the worker's time limit."""
 
 from __future__ import annotations
 
+import base64
 import re
+from functools import lru_cache
+from urllib.parse import quote, quote_plus
 
 from . import targets
 
 MASK = "••••"
+# Encoded forms of shorter values would mask innocent text by chance.
+MIN_ENCODED = 6
+
+# The scheme may only start where a run of scheme characters starts (the
+# lookbehind), and every quantifier is possessive: without that, each position of
+# a long run of letters rescans the rest of the run (quadratic; 2 s on 16 KB).
 URL_PASSWORD = re.compile(
-    r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s/]+)@", re.I
-)
-BEARER = re.compile(r"(?P<lead>\bBearer\s+)[A-Za-z0-9._~+/=-]{6,}", re.I)
-AWS_ACCESS_KEY = re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b")
-AWS_SECRET = re.compile(
-    r"(?P<lead>aws_secret_access_key\s*[=:]\s*[\"']?)[A-Za-z0-9/+=]{30,}", re.I
-)
-GENERIC_SECRET = re.compile(
-    r"(?P<lead>\b(?:password|passwd|secret|token|api[_-]?key)\s*[=:]\s*[\"']?)[^\s\"',;]{4,}",
+    r"(?<![a-z0-9+.-])(?P<scheme>[a-z][a-z0-9+.-]*+://)"
+    r"(?P<user>[^:/@\s]*+):(?P<pw>[^@\s/]++)@",
     re.I,
 )
+BEARER = re.compile(r"(?P<lead>\bBearer\s++)[A-Za-z0-9._~+/=-]{6,}+", re.I)
+BASIC = re.compile(r"(?P<lead>\bBasic\s++)[A-Za-z0-9+/=]{8,}+", re.I)
+AWS_ACCESS_KEY = re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b")
+AWS_SECRET = re.compile(
+    r"(?P<lead>aws_secret_access_key[\"']?\s*+[=:]\s*+[\"']?)[A-Za-z0-9/+=]{30,}+",
+    re.I,
+)
+# `access_token=`, `DB_PASSWORD: "..."`, `"apiKey": "..."`: a key that names a
+# secret, in any case, then its value. The lookbehind (not \b) lets `_` and `-`
+# prefixes count, so `client_secret` is caught as well as `secret`.
+SECRET_KEY = r"(?:password|passwd|secret|token|api[_-]?key|apikey)"
+GENERIC_SECRET = re.compile(
+    rf"(?P<lead>(?<![A-Za-z0-9]){SECRET_KEY}[\"']?\s*+[=:]\s*+[\"']?)"
+    r"[^\s\"',;]{4,}+",
+    re.I,
+)
+SECRET_NAME = re.compile(rf"(?<![A-Za-z0-9]){SECRET_KEY}", re.I)
+
+
+def _base64_cores(raw: bytes) -> set[str]:
+    """The base64 characters that depend only on `raw`, for each of the three byte
+    alignments it can have inside a longer encoded text (a password inside an
+    echoed `Authorization: Basic base64(user:password)` header is at any offset)."""
+    cores = set()
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + raw).decode()
+        core = encoded[(8 * offset + 5) // 6 : (8 * (offset + len(raw))) // 6]
+        cores.add(core)
+        cores.add(core.translate(str.maketrans("+/", "-_")))  # urlsafe alphabet
+    return cores
+
+
+def encoded_forms(value: str) -> set[str]:
+    """The value as a target might echo it: literally, percent-encoded (both hex
+    cases, `+` or `%20` for spaces), hex (both cases) and base64 (standard and
+    urlsafe, padded or not, at any alignment)."""
+    forms = {value}
+    raw = value.encode("utf-8")
+    if len(raw) < MIN_ENCODED:
+        return forms
+    for escaped in {quote(value, safe=""), quote(value), quote_plus(value)}:
+        forms.add(escaped)
+        forms.add(re.sub(r"%[0-9A-F]{2}", lambda m: m[0].lower(), escaped))
+    forms.add(raw.hex())
+    forms.add(raw.hex().upper())
+    forms |= _base64_cores(raw)
+    return forms
+
+
+@lru_cache(maxsize=8)
+def _forms(values: tuple[str, ...]) -> tuple[str, ...]:
+    found: set[str] = set()
+    for value in values:
+        found |= encoded_forms(value)
+    # Longest first: a value that contains another is masked whole.
+    return tuple(sorted((f for f in found if len(f) >= 4), key=len, reverse=True))
 
 
 def redact(text: str) -> str:
+    """`text` with every secret masked. Each step is one linear pass (str.replace
+    or a pattern without nested or overlapping repetition)."""
     if not text:
         return text
-    for secret in targets.secret_values():
-        text = text.replace(secret, MASK)
+    for form in _forms(tuple(targets.secret_values())):
+        if form in text:
+            text = text.replace(form, MASK)
     text = URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
     text = BEARER.sub(lambda m: m["lead"] + MASK, text)
+    text = BASIC.sub(lambda m: m["lead"] + MASK, text)
     text = AWS_ACCESS_KEY.sub(MASK, text)
     text = AWS_SECRET.sub(lambda m: m["lead"] + MASK, text)
     return GENERIC_SECRET.sub(lambda m: m["lead"] + MASK, text)
 
 
 def redact_data(value: object) -> object:
-    """Redact every string inside a JSON-shaped value."""
+    """Redact every string inside a JSON-shaped value, keys included; a string
+    under a key that names a secret (`password`, `API_KEY`...) is masked whole."""
     if isinstance(value, str):
         return redact(value)
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return [redact_data(v) for v in value]
     if isinstance(value, dict):
-        return {k: redact_data(v) for k, v in value.items()}
+        return {
+            redact(str(k)): (
+                MASK
+                if isinstance(v, str) and v and SECRET_NAME.search(str(k))
+                else redact_data(v)
+            )
+            for k, v in value.items()
+        }
     return value

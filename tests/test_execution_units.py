@@ -67,11 +67,12 @@ def test_redaction_removes_every_kind_of_secret(env):
     assert redaction.redact_data({"a": ["tok-abcdef123456"]}) == {"a": ["••••"]}
 
 
-def test_display_text_rewrites_hosts_fills_parameters_and_masks(env, yomira):
+def test_display_text_keeps_runbook_hosts_fills_parameters_and_masks(env, yomira):
     revoke = Command.objects.get(playbook__number=12, executor="http")
     shown = display_text(revoke, {"userId": "u-42"})
+    # The runbook's text: its own host, not where TARGET_HOSTS sends it.
     assert shown.startswith(
-        "curl -X POST http://127.0.0.1:8001/api/v1/admin/users/u-42/sessions"
+        "curl -X POST https://api.yomira.app/api/v1/admin/users/u-42/sessions"
     )
     assert "${ADMIN_TOKEN}" in shown and "tok-abcdef" not in shown
     sql = Command.objects.get(

@@ -221,12 +221,26 @@ DEFAULT_RUNBOOK = env.path(
 # Password for the demo accounts `make run` creates (written to .env once).
 DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="")
 
+# Every handler redacts (yomira_console/logfilter.py): libraries log URLs and
+# connection strings with their passwords. httpx and httpcore log each request's
+# full URL at INFO (DEBUG for httpcore), so they speak only about problems.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "yomira_console.logfilter.RedactingFilter"}},
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact"],
+        }
+    },
+    "loggers": {
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }

@@ -3,11 +3,17 @@ Executors never raise past the task: a failure is a Result a tired responder can
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+
+from .. import redaction
 
 
 @dataclass
@@ -31,6 +37,68 @@ class Context:
     def remaining(self) -> float:
         return max(0.1, self.timeout - (time.monotonic() - self.started))
 
+    @property
+    def deadline(self) -> float:
+        """The monotonic time by which the whole call must be over."""
+        return self.started + self.timeout
+
+
+class Deadline:
+    """One wall-clock deadline for a whole call. Client libraries' timeouts are per
+    connect or per read (a target trickling a byte every 0.2 s never trips them),
+    so at the deadline a timer runs what each executor registered: shut a socket
+    down, cancel a query. The blocked call then fails at once, and the executor,
+    seeing `expired`, reports a timeout with whatever it already had.
+
+    with Deadline(ctx) as deadline:
+        deadline.on_expiry(lambda: shutdown(sock))
+    """
+
+    def __init__(self, ctx: Context, *, grace: float = 0.0) -> None:
+        # `grace`: when a library's own timeout is set to the same deadline, let it
+        # fire first (its message is clearer); the timer is the backstop.
+        self.at = ctx.deadline + grace
+        self.expired = False
+        self._actions: list[Callable[[], object]] = []
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+
+    def __enter__(self) -> Deadline:
+        self._timer = threading.Timer(max(0.0, self.at - time.monotonic()), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def on_expiry(self, action: Callable[[], object]) -> None:
+        """Run `action` at the deadline (at once if it has passed)."""
+        with self._lock:
+            if not self.expired:
+                self._actions.append(action)
+                return
+        _quietly(action)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.expired = True
+            actions, self._actions = self._actions, []
+        for action in actions:
+            _quietly(action)
+
+
+def _quietly(action: Callable[[], object]) -> None:
+    with contextlib.suppress(Exception):  # the socket may be closed already
+        action()
+
+
+def shutdown(sock: socket.socket | None) -> None:
+    """Make any call blocked on `sock` return now (close() alone does not)."""
+    if sock is not None:
+        _quietly(lambda: sock.shutdown(socket.SHUT_RDWR))
+
 
 @dataclass
 class Result:
@@ -45,13 +113,31 @@ class ParameterError(ValueError):
     """A responder's parameter that cannot be used as given."""
 
 
-def cap(text: str, limit: int) -> str:
-    """Trim to `limit` bytes (UTF-8), saying how much was cut."""
+TRIMMED = "\n… output trimmed"
+# Room kept for the note, so a capped text (note included) fits the cap and capping
+# it again changes nothing.
+NOTE_ROOM = 96
+
+
+def cap(text: str, limit: int, *, note: str | None = None) -> str:
+    """Trim to at most `limit` bytes (UTF-8) including a note saying how much was
+    cut. `note` forces the cut (the source was cut already, e.g. a response body
+    read only up to the cap) and replaces the note's text.
+
+    Redact *before* capping: a secret cut in two by the cap is not recognised."""
     raw = text.encode("utf-8", "replace")
-    if len(raw) <= limit:
+    if len(raw) <= limit and note is None:
         return text
-    kept = raw[:limit].decode("utf-8", "ignore")
-    return f"{kept}\n… output trimmed: {len(raw) - limit} more bytes not kept"
+    if note is not None and len(raw) + NOTE_ROOM <= limit:
+        return f"{text}{TRIMMED}: {note}"
+    kept = raw[: max(0, limit - NOTE_ROOM)].decode("utf-8", "ignore")
+    dropped = len(raw) - len(kept.encode("utf-8"))
+    return f"{kept}{TRIMMED}: {note or f'{dropped} more bytes not kept'}"
+
+
+def clip(text: str, ctx: Context, *, note: str | None = None) -> str:
+    """What an executor returns as output: redacted, then capped."""
+    return cap(redaction.redact(text), ctx.output_cap, note=note)
 
 
 def table(columns: list[str], rows: list[tuple], limit: int = 200) -> str:

@@ -6,7 +6,7 @@ import os
 import shutil
 import time
 
-from .base import Context, Result, cap, table
+from .base import Context, Result, clip, table
 
 REAL_FILESYSTEMS = {
     "ext2",
@@ -79,7 +79,7 @@ def _df(paths: list[str], ctx: Context) -> Result:
     return Result(
         True,
         f"fullest filesystem {worst:.0f}% used",
-        cap(text, ctx.output_cap),
+        clip(text, ctx),
         {"max_used_percent": round(worst, 1)},
     )
 

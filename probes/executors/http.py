@@ -2,91 +2,284 @@
 
 Only to hosts the runbook names (rewritten by TARGET_HOSTS) or a `${VAR}` base URL:
 no user-typed URLs, and redirects are never followed (a redirect to another host
-would make the console an open proxy); the Location is reported instead."""
+would make the console an open proxy); the Location is reported instead.
+
+The runbook's text is a template in which `${NAME}` is a target value and `{name}`
+or `/:name` a responder's parameter. Both are filled in one pass, so nothing put in
+is read again: a parameter value is data, never expanded, and is encoded for where
+it goes (percent-encoded in the URL, JSON-escaped in a JSON body, form-encoded in a
+form body). What a person sees is the same template with `${NAME}` left as the name
+and the runbook's own host (`shown_parts`)."""
 
 from __future__ import annotations
 
+import base64
+import bisect
+import json
+import re
 import time
-from urllib.parse import quote, urlsplit
+from collections.abc import Callable
+from urllib.parse import quote, quote_plus, urlsplit
 
 import httpx
 
 from .. import targets
-from .base import Context, Result, cap, substitute
+from .base import Context, Deadline, Result, clip, shutdown
+
+PLACE = re.compile(
+    r"\$\{(?P<var>[A-Za-z_][A-Za-z0-9_]*)\}"
+    r"|(?<![$\w{])\{(?P<brace>[A-Za-z_][\w.-]*)\}(?!\})"
+    r"|(?<=/):(?P<path>[A-Za-z_]\w*)"
+)
+JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
+# Read this much past the cap, so that a secret cut by the end of what was read
+# lies wholly past the cap once redacted, and is dropped rather than half-masked.
+READ_SLACK = 8 * 1024
+
+
+def _string_spans(text: str) -> list[int]:
+    """Start and end offsets of the JSON string literals in `text`, flattened:
+    an offset is inside a string when bisect puts it at an odd index."""
+    spans, inside, escaped = [], False, False
+    for i, ch in enumerate(text):
+        if inside and escaped:
+            escaped = False
+        elif inside and ch == "\\":
+            escaped = True
+        elif ch == '"':
+            spans.append(i)
+            inside = not inside
+    return spans
+
+
+def render(
+    template: str,
+    params: dict[str, str],
+    *,
+    param: Callable[[str, bool], str],
+    target: Callable[[str, bool], str],
+    json_body: bool = False,
+) -> str:
+    """Fill `${NAME}` with `target(name, in_json_string)` and parameters with
+    `param(value, in_json_string)`, in one pass (see the module docstring)."""
+    spans = _string_spans(template) if json_body else []
+
+    def fill(m: re.Match) -> str:
+        in_string = bisect.bisect_right(spans, m.start()) % 2 == 1
+        if m["var"]:
+            return target(m["var"], in_string)
+        name = m["brace"] or m["path"]
+        if name not in params:
+            return m.group(0)
+        return param(params[name], in_string)
+
+    return PLACE.sub(fill, template)
+
+
+def _json_value(value: str, in_string: bool) -> str:
+    if in_string:
+        return json.dumps(value)[1:-1]
+    # A bare `{n}` where JSON wants a value: a number stays a number, anything
+    # else becomes a JSON string (never raw JSON from a responder).
+    return value if JSON_NUMBER.fullmatch(value) else json.dumps(value)
+
+
+def _body_kind(headers: dict[str, str], body: str) -> str:
+    content_type = next(
+        (v.lower() for k, v in headers.items() if k.lower() == "content-type"), ""
+    )
+    if "json" in content_type or (
+        not content_type and body.lstrip().startswith(("{", "["))
+    ):
+        return "json"
+    if not content_type or "x-www-form-urlencoded" in content_type:
+        return "form"  # curl -d sends a form unless told otherwise
+    return "text"
+
+
+def _fill_body(
+    body: str,
+    headers: dict[str, str],
+    params: dict[str, str],
+    target: Callable[[str, bool], str],
+) -> str:
+    kind = _body_kind(headers, body)
+    if kind == "json":
+        return render(body, params, param=_json_value, target=target, json_body=True)
+    if kind == "form":
+        return render(body, params, param=lambda v, _: quote_plus(v), target=target)
+    return render(body, params, param=lambda v, _: v, target=target)
+
+
+def _url_param(value: str, _in_string: bool) -> str:
+    return quote(value, safe="")  # cannot add a path segment, a query or a host
 
 
 def request_parts(
     spec: dict, params: dict[str, str]
 ) -> tuple[str, str, dict, str | None]:
     """(method, URL, headers, body) exactly as they will be sent (secrets included:
-    never show this; see preview for the masked form)."""
-    url = substitute(spec["url"], params, quote=lambda v: quote(v, safe=""))
-    url = targets.expand(url) if spec.get("base_variable") else targets.rewrite(url)
-    headers = {k: targets.expand(v) for k, v in (spec.get("headers") or {}).items()}
+    never show or store this; `shown_parts` is what a person sees)."""
+    absent = targets.missing(
+        targets.VARIABLE.findall(
+            " ".join(
+                [spec["url"], spec.get("body") or "", spec.get("basic_auth") or ""]
+                + list((spec.get("headers") or {}).values())
+            )
+        )
+    )
+    if absent:
+        raise targets.TargetMissing(absent)
+
+    def value(name: str, in_string: bool) -> str:
+        found = targets.value(name) or ""
+        return json.dumps(found)[1:-1] if in_string else found
+
+    url = render(spec["url"], params, param=_url_param, target=value)
+    if not spec.get("base_variable"):
+        url = targets.rewrite(url)
+    headers = {
+        k: render(v, {}, param=lambda v, _: v, target=value)
+        for k, v in (spec.get("headers") or {}).items()
+    }
     body = spec.get("body")
     if body is not None:
-        body = targets.expand(substitute(body, params))
+        body = _fill_body(body, headers, params, value)
         if body.lstrip().startswith(("{", "[")):
             headers.setdefault("Content-Type", "application/json")
     if spec.get("basic_auth"):
-        user, _, password = targets.expand(spec["basic_auth"]).partition(":")
+        auth = render(spec["basic_auth"], {}, param=lambda v, _: v, target=value)
+        user, _, password = auth.partition(":")
         headers["Authorization"] = "Basic " + _basic(user, password)
     return spec["method"], url, headers, body
 
 
-def _basic(user: str, password: str) -> str:
-    import base64
+def shown_parts(
+    spec: dict, params: dict[str, str]
+) -> tuple[str, str, dict, str | None]:
+    """The request as a person sees it: the runbook's text with parameters filled
+    (encoded as they will be sent) and `${NAME}` left as the name. Nothing in it
+    comes from a target value."""
 
+    def name(var: str, _in_string: bool) -> str:
+        return "${" + var + "}"
+
+    url = render(spec["url"], params, param=_url_param, target=name)
+    headers = dict(spec.get("headers") or {})
+    body = spec.get("body")
+    if body is not None:
+        body = _fill_body(body, headers, params, name)
+    if spec.get("basic_auth"):
+        headers["Authorization"] = f"Basic ({spec['basic_auth']})"
+    return spec["method"], url, headers, body
+
+
+def _basic(user: str, password: str) -> str:
     return base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 def run(command, params: dict[str, str], ctx: Context) -> Result:  # noqa: ANN001
+    """Send the request; read the answer as a stream, up to the output cap and
+    within one deadline for the whole call. Whatever happens, a Result."""
     method, url, headers, body = request_parts(command.spec, params)
+    shown = shown_parts(command.spec, params)[1]
     if urlsplit(url).scheme not in {"http", "https"}:
         return Result(
-            False, f"Refused: {urlsplit(url).scheme or 'no'} scheme in {url!r}."
+            False,
+            f"Refused: {urlsplit(url).scheme or 'no'} scheme in {shown!r} "
+            "(only http and https).",
         )
-    timeout = httpx.Timeout(ctx.remaining(), connect=ctx.connect_timeout)
+    # A compressed answer could expand far past the cap inside a single chunk.
+    headers.setdefault("Accept-Encoding", "identity")
+    timeout = httpx.Timeout(
+        ctx.remaining(), connect=min(ctx.connect_timeout, ctx.remaining())
+    )
     started = time.monotonic()
-    try:
-        with httpx.Client(
-            timeout=timeout, follow_redirects=False, trust_env=False
-        ) as client:
-            response = client.request(method, url, headers=headers, content=body)
-            text = response.text
-    except httpx.ConnectTimeout:
-        return Result(
-            False,
-            f"{method} {url}: no connection within {ctx.connect_timeout:g} s.",
-            timed_out=True,
-        )
-    except httpx.TimeoutException:
-        return Result(
-            False,
-            f"{method} {url}: no answer within {ctx.remaining():.0f} s.",
-            timed_out=True,
-        )
-    except httpx.ConnectError as exc:
-        return Result(False, f"{method} {url}: cannot connect ({_reason(exc)}).")
-    except httpx.HTTPError as exc:
-        return Result(False, f"{method} {url}: {type(exc).__name__}: {exc}.")
+    limit = ctx.output_cap + READ_SLACK
+    received = bytearray()
+    response: httpx.Response | None = None
+    cut = finished = False
+    with Deadline(ctx) as deadline:
+
+        def trace(event: str, info: dict) -> None:
+            if event == "connection.connect_tcp.complete" and info.get("return_value"):
+                sock = info["return_value"].get_extra_info("socket")
+                deadline.on_expiry(lambda: shutdown(sock))
+
+        try:
+            with (
+                httpx.Client(
+                    timeout=timeout, follow_redirects=False, trust_env=False
+                ) as client,
+                client.stream(
+                    method,
+                    url,
+                    headers=headers,
+                    content=body,
+                    extensions={"trace": trace},
+                ) as response,
+            ):
+                for chunk in response.iter_bytes():
+                    received += chunk
+                    if len(received) >= limit:
+                        cut = True  # stop reading: the rest is never kept
+                        break
+                else:
+                    finished = True
+        except httpx.ConnectTimeout:
+            return Result(
+                False,
+                f"{method} {shown}: no connection within {ctx.connect_timeout:g} s.",
+                timed_out=True,
+            )
+        except httpx.ConnectError as exc:
+            if not deadline.expired:
+                return Result(
+                    False, f"{method} {shown}: cannot connect ({_reason(exc)})."
+                )
+        except httpx.TimeoutException:
+            pass  # reported below, with what was read
+        except httpx.HTTPError as exc:
+            if not deadline.expired:
+                return Result(False, f"{method} {shown}: {type(exc).__name__}: {exc}.")
+        # Read once: the timer may still fire after the call is over.
+        complete = (cut or finished) and not deadline.expired
     elapsed = (time.monotonic() - started) * 1000
+    if response is None or (not complete and not received):
+        return Result(
+            False,
+            f"{method} {shown}: no answer within {ctx.timeout:g} s.",
+            timed_out=True,
+            data={"elapsed_ms": round(elapsed, 1)},
+        )
     status = f"{response.status_code} {response.reason_phrase}"
-    summary = f"{method} {url} → {status} in {elapsed:.0f} ms"
+    head = "\n".join(f"{k}: {v}" for k, v in response.headers.items())
+    text = received.decode(response.encoding or "utf-8", "replace")
+    output = f"HTTP {status}\n{head}\n\n{text}"
+    data = {"status": response.status_code, "elapsed_ms": round(elapsed, 1)}
+    if not complete:
+        return Result(
+            False,
+            f"{method} {shown} → {status}, but the body did not finish within "
+            f"{ctx.timeout:g} s",
+            clip(output, ctx, note=f"the answer did not finish in {ctx.timeout:g} s"),
+            {**data, "truncated": True},
+            timed_out=True,
+        )
+    summary = f"{method} {shown} → {status} in {elapsed:.0f} ms"
     if response.is_redirect:
         summary += (
             f" (redirect to {response.headers.get('location', '?')} not followed)"
         )
-    head = "\n".join(f"{k}: {v}" for k, v in response.headers.items())
-    output = cap(
-        f"HTTP {response.status_code} {response.reason_phrase}\n{head}\n\n{text}",
-        ctx.output_cap,
-    )
+    if cut:
+        summary += f" (body cut at {ctx.output_cap // 1024} KB)"
+        data["truncated"] = True
+    note = f"read only the first {ctx.output_cap // 1024} KB" if cut else None
     return Result(
         ok=response.status_code < 400,
         summary=summary,
-        output=output,
-        data={"status": response.status_code, "elapsed_ms": round(elapsed, 1)},
+        output=clip(output, ctx, note=note),
+        data=data,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import psycopg
 
 from .. import targets
-from .base import Context, ParameterError, Result
+from .base import Context, Deadline, ParameterError, Result
 
 TABLE = "schema_migrations"
 
@@ -24,10 +24,15 @@ def run(command, params: dict[str, str], ctx: Context) -> Result:  # noqa: ANN00
             "from a checkout (the console runs `version` and `force`).",
         )
     dsn = targets.require(spec.get("target") or "DATABASE_URL")
+    deadline = Deadline(ctx, grace=0.5)  # statement_timeout first
     try:
-        with psycopg.connect(
-            dsn, connect_timeout=max(1, int(ctx.connect_timeout))
-        ) as conn:
+        with (
+            deadline,
+            psycopg.connect(
+                dsn, connect_timeout=max(1, int(ctx.connect_timeout))
+            ) as conn,
+        ):
+            deadline.on_expiry(conn.cancel_safe)  # one deadline for the whole call
             conn.execute(f"SET statement_timeout = {int(ctx.remaining() * 1000)}")
             if sub == "version":
                 row = conn.execute(
@@ -60,7 +65,11 @@ def run(command, params: dict[str, str], ctx: Context) -> Result:  # noqa: ANN00
             )
     except psycopg.errors.UndefinedTable:
         return Result(False, f"No {TABLE} table in the target database.")
+    except psycopg.errors.QueryCanceled:
+        return Result(False, f"No result within {ctx.timeout:g} s.", timed_out=True)
     except psycopg.OperationalError as exc:
+        if deadline.expired:
+            return Result(False, f"No result within {ctx.timeout:g} s.", timed_out=True)
         return Result(
             False, f"Cannot reach the target database: {str(exc).splitlines()[0]}"
         )

@@ -11,7 +11,7 @@ import time
 import redis
 
 from .. import targets
-from .base import Context, Result, cap, substitute
+from .base import Context, Deadline, Result, clip, substitute
 
 _clients: dict[tuple, redis.Redis] = {}
 
@@ -58,29 +58,44 @@ def _format(value: object) -> str:
 
 def run(command, params: dict[str, str], ctx: Context) -> Result:  # noqa: ANN001
     spec = command.spec
+    deadline = Deadline(ctx)
     try:
         conn = client(spec, ctx)
-        if spec.get("mode", "").startswith("latency"):
-            return _latency(conn, spec, ctx)
-        args = [substitute(a, params) for a in spec["args"]]
-        name = spec["command"]
-        if name == "INFO":
-            text = _format(conn.info(*args[1:2]) if len(args) > 1 else conn.info())
-        elif name == "PING":
-            text = "PONG" if conn.ping() else "no PONG"
-        else:
-            text = _format(conn.execute_command(*args))
-        text = apply_filter(text, spec.get("filter"))
-        first = text.splitlines()[0] if text else "(empty)"
-        return Result(True, f"{name}: {first[:200]}", cap(text, ctx.output_cap))
+        # socket_timeout is per read; at the deadline the pool's sockets are shut,
+        # so a reply trickling in cannot hold the worker past it.
+        deadline.on_expiry(conn.connection_pool.disconnect)
+        with deadline:
+            return _run(conn, spec, params, ctx)
     except redis.TimeoutError:
         return Result(False, "Redis did not answer in time.", timed_out=True)
     except redis.ConnectionError as exc:
+        if deadline.expired:
+            return Result(
+                False, f"Redis did not answer within {ctx.timeout:g} s.", timed_out=True
+            )
         return Result(False, f"Cannot reach Redis: {exc}")
     except redis.ResponseError as exc:
         return Result(False, f"Redis refused the command: {exc}")
     except redis.RedisError as exc:
         return Result(False, f"{type(exc).__name__}: {exc}")
+
+
+def _run(conn: redis.Redis, spec: dict, params: dict[str, str], ctx: Context) -> Result:
+    if spec.get("mode", "").startswith("latency"):
+        return _latency(conn, spec, ctx)
+    # Each argument is sent as one argument: a parameter's value is data (never
+    # split, never expanded as a ${NAME}).
+    args = [substitute(a, params) for a in spec["args"]]
+    name = spec["command"]
+    if name == "INFO":
+        text = _format(conn.info(*args[1:2]) if len(args) > 1 else conn.info())
+    elif name == "PING":
+        text = "PONG" if conn.ping() else "no PONG"
+    else:
+        text = _format(conn.execute_command(*args))
+    text = apply_filter(text, spec.get("filter"))
+    first = text.splitlines()[0] if text else "(empty)"
+    return Result(True, f"{name}: {first[:200]}", clip(text, ctx))
 
 
 def _latency(conn: redis.Redis, spec: dict, ctx: Context) -> Result:

@@ -14,7 +14,7 @@ from botocore.exceptions import (
 )
 
 from .. import targets
-from .base import Context, Result, cap
+from .base import Context, Result, clip
 
 
 def client(spec: dict, ctx: Context):  # noqa: ANN201
@@ -55,7 +55,7 @@ def run(command, params: dict[str, str], ctx: Context) -> Result:  # noqa: ANN00
         return Result(
             True,
             f"{len(keys)} objects in {bucket}{more}",
-            cap("\n".join(keys), ctx.output_cap),
+            clip("\n".join(keys), ctx),
         )
     except (ConnectTimeoutError, ReadTimeoutError):
         return Result(False, "The object store did not answer in time.", timed_out=True)

@@ -9,7 +9,7 @@ import time
 from urllib.parse import urlsplit
 
 from .. import targets
-from .base import Context, Result
+from .base import Context, Deadline, Result, shutdown
 
 
 def address(spec: dict) -> tuple[str, int]:
@@ -25,8 +25,11 @@ def run(command, params: dict[str, str], ctx: Context) -> Result:  # noqa: ANN00
     host, port = address(command.spec)
     lines = []
     started = time.monotonic()
+    deadline = Deadline(ctx)
     try:
-        with smtplib.SMTP(host, port, timeout=ctx.connect_timeout) as smtp:
+        with deadline, smtplib.SMTP(host, port, timeout=ctx.connect_timeout) as smtp:
+            # The socket timeout is per read: the deadline bounds the whole talk.
+            deadline.on_expiry(lambda: shutdown(smtp.sock))
             smtp.sock.settimeout(ctx.remaining())
             code, banner = smtp.ehlo()
             lines.append(
@@ -48,6 +51,13 @@ def run(command, params: dict[str, str], ctx: Context) -> Result:  # noqa: ANN00
             timed_out=True,
         )
     except (ConnectionRefusedError, OSError, smtplib.SMTPException) as exc:
+        if deadline.expired:
+            return Result(
+                False,
+                f"{host}:{port} did not finish within {ctx.timeout:g} s.",
+                "\n".join(lines),
+                timed_out=True,
+            )
         return Result(False, f"{host}:{port}: {exc}", "\n".join(lines))
     elapsed = (time.monotonic() - started) * 1000
     return Result(True, f"{host}:{port} answers ({elapsed:.0f} ms)", "\n".join(lines))

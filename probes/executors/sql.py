@@ -17,7 +17,7 @@ from incidents.runbook.recognise import SIDE_EFFECT_CALL
 from incidents.runbook.split import split_sql
 
 from .. import targets
-from .base import Context, ParameterError, Result, cap, table
+from .base import Context, Deadline, ParameterError, Result, clip, table
 
 INTEGER_ARGS = {"pg_cancel_backend", "pg_terminate_backend"}
 
@@ -65,18 +65,24 @@ def run(command, params: dict[str, str], ctx: Context) -> Result:  # noqa: ANN00
     sql, values = bind(spec["sql"], command.parameters, params)
     timeout_ms = int(ctx.remaining() * 1000)
     statements = [p.text for p in split_sql(sql).pieces]
+    # The grace lets statement_timeout (the clearer message) fire first.
+    deadline = Deadline(ctx, grace=0.5)
     try:
-        with connect(spec, ctx) as conn:
+        with deadline, connect(spec, ctx) as conn:
+            # statement_timeout bounds each statement; the deadline bounds the call
+            # (several statements, or rows trickling back after the statement ran).
+            deadline.on_expiry(conn.cancel_safe)
             conn.autocommit = True  # transactions below are explicit
             conn.execute(f"SET statement_timeout = {timeout_ms}")
             conn.execute("SET lock_timeout = 5000")
             if spec.get("transaction") is False:
                 return _run_outside_transaction(conn, statements, values, ctx)
             return _run_in_transaction(conn, statements, values, command.kind, ctx)
-    except errors.QueryCanceled:
+    except errors.QueryCanceled as exc:
+        by = "statement_timeout" if "statement timeout" in str(exc) else "the deadline"
         return Result(
             False,
-            f"Cancelled by statement_timeout after {timeout_ms / 1000:.0f} s.",
+            f"Cancelled by {by} after {timeout_ms / 1000:.0f} s.",
             timed_out=True,
         )
     except errors.LockNotAvailable:
@@ -86,6 +92,8 @@ def run(command, params: dict[str, str], ctx: Context) -> Result:  # noqa: ANN00
             False, "Refused: this probe tried to write inside a read-only transaction."
         )
     except psycopg.OperationalError as exc:
+        if deadline.expired:
+            return Result(False, f"No result within {ctx.timeout:g} s.", timed_out=True)
         return Result(False, f"Cannot reach the target database: {_first_line(exc)}")
     except psycopg.Error as exc:
         return Result(False, f"{type(exc).__name__}: {_first_line(exc)}")
@@ -113,9 +121,7 @@ def _run_in_transaction(conn, statements, values, kind, ctx) -> Result:  # noqa:
                 plural = "s" if cur.rowcount != 1 else ""
                 summary = f"{cur.statusmessage} ({cur.rowcount} row{plural} affected)"
     data = {"rows_affected": affected} if kind == "action" else {}
-    return Result(
-        True, summary or "done", cap("\n\n".join(outputs), ctx.output_cap), data
-    )
+    return Result(True, summary or "done", clip("\n\n".join(outputs), ctx), data)
 
 
 def _run_outside_transaction(conn, statements, values, ctx) -> Result:  # noqa: ANN001
@@ -124,7 +130,7 @@ def _run_outside_transaction(conn, statements, values, ctx) -> Result:  # noqa: 
         cur = psycopg.RawCursor(conn)
         cur.execute(_renumber(statement), _values_for(statement, values) or None)
         outputs.append(cur.statusmessage or "done")
-    return Result(True, outputs[-1], cap("\n".join(outputs), ctx.output_cap))
+    return Result(True, outputs[-1], clip("\n".join(outputs), ctx))
 
 
 def _values_for(statement: str, values: list) -> list:

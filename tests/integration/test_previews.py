@@ -99,8 +99,11 @@ def test_http_and_redis_actions_show_the_exact_request_with_secrets_masked(
     yomira_commands,
 ):
     pause = preview(yomira_commands.get(text__contains="crawler/pause"), {})
-    assert pause.headline.startswith("Will send POST http://127.0.0.1:")
-    assert pause.detail.endswith("Authorization: Bearer ••••")
+    # The runbook's request, `${NAME}` left as the name; where it really goes is a
+    # fact beside it.
+    assert pause.headline.startswith("Will send POST https://api.yomira.app/")
+    assert pause.detail.endswith("Authorization: Bearer ${ADMIN_TOKEN}")
+    assert pause.facts[0].startswith("api.yomira.app is reached at http://127.0.0.1:")
     revoke = preview(
         yomira_commands.get(text__contains="revoke-all"), {"userId": "u/../x"}
     )

@@ -59,7 +59,10 @@ EXPECTED = {
     ),
     (6, "UPDATE crawler.job"): ("succeeded", "UPDATE 2 (2 rows affected)"),
     (6, "SELECT log.level"): ("succeeded", "row"),
-    (6, "PATCH /admin/crawler/sources/:id"): ("succeeded", "PATCH http://127.0.0.1"),
+    (6, "PATCH /admin/crawler/sources/:id"): (
+        "succeeded",
+        "PATCH https://api.yomira.app/api/v1/admin/crawler/sources/",
+    ),
     (7, "curl -X POST https://api.yomira.app/api/v1/admin/mail/send"): (
         "succeeded",
         "200",
