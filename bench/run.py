@@ -66,6 +66,73 @@ def bench_importer() -> None:
     print(f"markdown-it alone: p50 {f50 * 1000:.1f} ms; ratio {p50 / f50:.1f}x")
 
 
+def bench_redaction() -> None:
+    """Redaction of a 64 KB output (the cap), as a ratio to one plain `str.replace`
+    pass and to one `re.escape`d search over the same text, in the same run: a
+    linear redaction is a small constant multiple of them, whatever the text."""
+    import base64
+    import re
+
+    from probes import redaction
+
+    section("Redaction of a 64 KB output")
+    secrets = {
+        "TARGET_BENCH_DATABASE_URL": "postgres://app:bench-pw-41c9@db.internal:5432/y",
+        "TARGET_BENCH_TOKEN": "bench-token-0d5e77aa",
+        "TARGET_BENCH_SECRET": "s3cr3t/bench+key=",
+    }
+    os.environ.update(secrets)
+    size = 64 * 1024
+    line = (
+        '{"id": 42, "path": "/api/v1/users/7", "auth": "Bearer bench-token-0d5e77aa",'
+        f' "echo": "{base64.b64encode(b"bench-token-0d5e77aa").decode()}",'
+        ' "dsn": "postgres://app:other@db:5432/x", "note": "all good here"}\n'
+    )
+    texts = {
+        "JSON log lines": (line * (size // len(line) + 1))[:size],
+        "letters, no spaces": "a" * size,  # the old URL pattern's worst case
+        "'a://b:' repeated": ("a://b:" * (size // 6 + 1))[:size],
+        "'password=' repeated": ("password=" * (size // 9 + 1))[:size],
+    }
+    needle = re.compile(re.escape("bench-token-0d5e77aa"))
+    for name, text in texts.items():
+        redact = statistics.median(timed(lambda t=text: redaction.redact(t), 30))
+        replace = statistics.median(
+            timed(lambda t=text: t.replace("bench-token-0d5e77aa", "••••"), 30)
+        )
+        search = statistics.median(
+            timed(lambda t=text: needle.sub("••••", t), 30)  # a whole pass
+        )
+        print(
+            f"{name}: redact p50 {redact * 1000:.2f} ms; "
+            f"{redact / replace:.0f}x one str.replace, "
+            f"{redact / search:.0f}x one re.escape search-and-replace"
+        )
+    # Linear: four times the text, about four times the time (quadratic: 16x).
+    for name in ("letters, no spaces", "'a://b:' repeated"):
+        whole = texts[name]
+        quarter = whole[: size // 4]
+        # Best of 30: the least disturbed by other work on a shared machine.
+        big = min(timed(lambda t=whole: redaction.redact(t), 30))
+        small = min(timed(lambda t=quarter: redaction.redact(t), 30))
+        print(f"{name}: 64 KB / 16 KB time {big / small:.1f}x (linear is about 4x)")
+    # The URL-password pattern before issue 8, once, on 16 KB (64 KB took ~30 s).
+    old = re.compile(
+        r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s/]+)@", re.I
+    )
+    quarter = texts["letters, no spaces"][: size // 4]
+    start = time.perf_counter()
+    old.sub("", quarter)
+    before = time.perf_counter() - start
+    now = min(timed(lambda: redaction.URL_PASSWORD.sub("", quarter), 10))
+    print(
+        f"old URL-password pattern on 16 KB of letters: {before * 1000:.0f} ms; "
+        f"now {now * 1000:.2f} ms ({before / now:.0f}x faster)"
+    )
+    for key in secrets:
+        os.environ.pop(key, None)
+
+
 def fresh_database() -> None:
     import psycopg
 
@@ -420,13 +487,22 @@ def bench_click_to_result(user, incident, worker) -> None:  # noqa: ANN001
 
 
 def main() -> None:
-    """`python bench/run.py [importer] [checklist] [exports] [execution]`: all by default."""
+    """`python bench/run.py [importer] [redaction] [checklist] [exports] [execution]`:
+    all by default."""
     import logging
 
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    wanted = set(sys.argv[1:]) or {"importer", "checklist", "exports", "execution"}
+    wanted = set(sys.argv[1:]) or {
+        "importer",
+        "redaction",
+        "checklist",
+        "exports",
+        "execution",
+    }
     if "importer" in wanted:
         bench_importer()
+    if "redaction" in wanted:
+        bench_redaction()
     if not wanted & {"checklist", "exports", "execution"}:
         return
     fresh_database()

@@ -42,6 +42,7 @@ GENERIC_SECRET = re.compile(
     r"[^\s\"',;]{4,}+",
     re.I,
 )
+SECRET_WORDS = ("password", "passwd", "secret", "token", "key")
 SECRET_NAME = re.compile(rf"(?<![A-Za-z0-9]){SECRET_KEY}", re.I)
 
 
@@ -92,12 +93,22 @@ def redact(text: str) -> str:
     for form in _forms(tuple(targets.secret_values())):
         if form in text:
             text = text.replace(form, MASK)
-    text = URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
-    text = BEARER.sub(lambda m: m["lead"] + MASK, text)
-    text = BASIC.sub(lambda m: m["lead"] + MASK, text)
-    text = AWS_ACCESS_KEY.sub(MASK, text)
-    text = AWS_SECRET.sub(lambda m: m["lead"] + MASK, text)
-    return GENERIC_SECRET.sub(lambda m: m["lead"] + MASK, text)
+    # A pattern runs only if its keyword is in the text: a substring test is
+    # many times faster than a case-insensitive scan that finds nothing.
+    lowered = text.lower()
+    if "://" in text:
+        text = URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
+    if "bearer" in lowered:
+        text = BEARER.sub(lambda m: m["lead"] + MASK, text)
+    if "basic" in lowered:
+        text = BASIC.sub(lambda m: m["lead"] + MASK, text)
+    if "AKIA" in text or "ASIA" in text:
+        text = AWS_ACCESS_KEY.sub(MASK, text)
+    if "aws_secret_access_key" in lowered:
+        text = AWS_SECRET.sub(lambda m: m["lead"] + MASK, text)
+    if any(word in lowered for word in SECRET_WORDS):
+        text = GENERIC_SECRET.sub(lambda m: m["lead"] + MASK, text)
+    return text
 
 
 def redact_data(value: object) -> object:

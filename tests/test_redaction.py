@@ -219,3 +219,35 @@ def test_log_handlers_redact_and_httpx_is_quiet(caplog):
         )
     RedactingFilter().filter(record)
     assert SECRET not in logging.Formatter().format(record)
+
+
+def test_the_workers_log_handlers_redact(tmp_path):
+    # A real Celery logging set-up in its own process: the worker replaces the
+    # root handlers settings configured, so its handlers need the filter too.
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    script = (
+        "import logging\n"
+        "import django\n"
+        "from yomira_console.celery import app\n"
+        "django.setup()  # as the worker's Django fix-up does\n"
+        "app.log.setup(loglevel='INFO', logfile=None, colorize=False)\n"
+        f"logging.getLogger('probes.execution').error('cannot reach %s', "
+        f"'postgres://app:{SECRET}@db/x')\n"
+        f"logging.getLogger('httpx').info('HTTP Request: POST http://u:{SECRET}@h/')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={**os.environ, "TARGET_HOOK_SECRET": SECRET},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    logged = done.stdout + done.stderr
+    assert "cannot reach postgres://app:" in logged, logged
+    assert SECRET not in logged and "HTTP Request" not in logged

@@ -3,9 +3,19 @@
 import os
 
 from celery import Celery
+from celery.signals import after_setup_logger, after_setup_task_logger
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "yomira_console.settings")
 
 app = Celery("yomira_console")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _redact_worker_logs(logger, **kwargs):  # noqa: ANN001, ANN003, ANN202
+    """The worker's own log handlers redact too (yomira_console/logfilter.py)."""
+    from yomira_console.logfilter import redact_handlers
+
+    redact_handlers(logger)

@@ -29,3 +29,12 @@ class RedactingFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = redaction.redact(record.stack_info)
         return True
+
+
+def redact_handlers(logger: logging.Logger, **_: object) -> None:
+    """Put the filter on every handler of `logger`. For Celery's
+    `after_setup_logger`: the worker replaces the root handlers that settings
+    configured with its own, and the worker is where executors log their errors."""
+    for handler in logger.handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
