@@ -56,6 +56,38 @@ def test_a_changed_row_is_named(log):
     assert message.startswith("Audit log broken at sequence 4: row 4 was changed")
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        "verb = 'test.other'",
+        "ip = '10.9.8.7'",
+        "actor_id = 424242",
+        "incident_id = 424242",
+        "object_type = 'incident'",
+        "object_id = '99'",
+        "created_at = created_at + interval '1 second'",
+        'data = \'{"n": 5, "text": "ünïcode ✓", "extra": 1}\'',
+    ],
+)
+def test_every_column_is_covered_by_the_mac(log, change):
+    """Leaving any column out of the MAC would let it be rewritten unnoticed."""
+    raw(f"UPDATE {TABLE} SET {change} WHERE seq = 5")
+    code, message = verify_audit()
+    assert code == 1
+    assert message.startswith("Audit log broken at sequence 5: row 5 was changed")
+
+
+def test_the_ip_is_signed_as_recorded(db, rf):
+    request = rf.get("/", REMOTE_ADDR="192.0.2.7")
+    event = audit.append("test.event", actor_name="tester", request=request)
+    assert event.ip == "192.0.2.7"
+    assert verify_audit()[0] == 0
+    raw(f"UPDATE {TABLE} SET ip = '192.0.2.8' WHERE seq = {event.seq}")
+    assert verify_audit()[1].startswith(
+        f"Audit log broken at sequence {event.seq}: row {event.seq} was changed"
+    )
+
+
 def test_a_changed_actor_or_time_is_named(log):
     raw(f"UPDATE {TABLE} SET actor_name = 'someone-else' WHERE seq = 7")
     assert verify_audit()[1].startswith("Audit log broken at sequence 7")

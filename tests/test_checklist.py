@@ -233,10 +233,20 @@ def test_cached_fragments_carry_each_persons_own_csrf_token(
     url = f"/incidents/{incident.pk}/steps/1/tick"
     data = {"state": "done", "expected": 0, "csrfmiddlewaretoken": csrf_of(cole_page)}
     assert cole.post(url, data).status_code == 302
-    # ...and one person's token is no good in another's session.
-    data = {"state": "done", "expected": 0, "csrfmiddlewaretoken": csrf_of(cole_page)}
-    rita.cookies.pop("csrftoken", None)
-    assert rita.post(f"/incidents/{incident.pk}/steps/2/tick", data).status_code == 403
+    # ...and one person's token is no good in another's session: Rita keeps her
+    # own cookie and sends Cole's token.
+    assert rita.cookies.get("csrftoken") and cole.cookies.get("csrftoken")
+    crossed = {
+        "state": "done",
+        "expected": 0,
+        "csrfmiddlewaretoken": csrf_of(cole_page),
+    }
+    url = f"/incidents/{incident.pk}/steps/2/tick"
+    assert rita.post(url, crossed).status_code == 403
+    assert not incident.executions.filter(step__number=2).exists()
+    # Her own token, same cookie, same request otherwise: accepted.
+    own = {**crossed, "csrfmiddlewaretoken": csrf_of(rita_page)}
+    assert rita.post(url, own).status_code == 302
 
 
 def test_the_cached_page_changes_as_soon_as_the_incident_does(

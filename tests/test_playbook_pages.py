@@ -156,3 +156,35 @@ def test_health_ready_reports_database_and_broker(client, db):
     assert body["database"] == "ok"
     assert body["broker"] == "ok"
     assert response.status_code == 200
+
+
+def _runbook(title: str, playbook: str) -> bytes:
+    return (
+        f"# {title}\n\n## 1. {playbook}\n\n**Severity:** Warning\n\n### Steps\n\n"
+        "1. **Look** at it\n"
+    ).encode()
+
+
+def test_a_slug_is_refused_only_while_another_current_runbook_holds_it(
+    responder_client, db
+):
+    """Playbook URLs are by slug: two current runbooks cannot share one, the same
+    runbook's next revision can keep its own, and a slug freed by a new revision
+    can be taken."""
+    from incidents.models import Playbook, Runbook
+    from incidents.runbook import RunbookError
+
+    import_runbook(source=_runbook("First", "Shared Name"))
+    with pytest.raises(RunbookError, match="same slug as one in the runbook 'First'"):
+        import_runbook(source=_runbook("Second", "Shared Name"))
+    assert Runbook.objects.filter(key="second").count() == 0
+    # The same runbook, changed: a new revision keeps its slug.
+    import_runbook(source=_runbook("First", "Shared Name") + b"\nMore.\n")
+    assert Runbook.objects.filter(key="first").count() == 2
+    # First renames its playbook: the old revision's slug is free for Second.
+    import_runbook(source=_runbook("First", "Another Name"))
+    import_runbook(source=_runbook("Second", "Shared Name"))
+    owner = Playbook.objects.current().get(slug="shared-name").runbook.key
+    assert owner == "second"
+    page = responder_client.get("/playbooks/shared-name/")
+    assert page.status_code == 200

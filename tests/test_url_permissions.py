@@ -7,6 +7,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from incidents.models import AuditEvent
+from tests.conftest import signed_in
 
 # Open to anyone (or to anyone signed in): the way in, the way out, health checks.
 PUBLIC = {"login", "health_ready", "health_live"}
@@ -92,14 +93,15 @@ def test_the_admin_is_for_staff_only(nobody_client, client):
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
 
 
+READABLE = {"incident_list", "incident_detail", "playbook_list", "export_csv"}
+
+
 @pytest.mark.parametrize(
     ("persona", "allowed"),
     [
-        ("viewer", {"incident_list", "incident_detail", "playbook_list", "export_csv"}),
-        (
-            "responder",
-            {"incident_list", "incident_detail", "playbook_list", "export_csv"},
-        ),
+        ("viewer", READABLE),
+        ("responder", READABLE | {"incident_new"}),
+        ("nobody", set()),
     ],
 )
 def test_roles_read_what_their_role_allows(request, persona, allowed, incident):
@@ -109,9 +111,46 @@ def test_roles_read_what_their_role_allows(request, persona, allowed, incident):
         "incident_detail": f"/incidents/{incident.pk}/",
         "playbook_list": "/playbooks/",
         "export_csv": f"/incidents/{incident.pk}/timeline.csv",
+        "incident_new": "/incidents/new/",
     }
+    refused = 0
     for name, url in pages.items():
-        assert client.get(url).status_code == (200 if name in allowed else 403), name
+        status = client.get(url).status_code
+        assert status == (200 if name in allowed else 403), (name, status)
+        refused += status == 403
+    # The viewer and nobody are refused pages here: the 403 branch runs.
+    assert refused == len(pages) - len(allowed)
+
+
+def test_exports_need_the_export_permission_not_just_view(make_user, incident):
+    """Seeing an incident is not exporting it (and each refusal is audited)."""
+    from django.contrib.auth.models import Permission
+
+    reader = make_user("rhea")
+    reader.user_permissions.add(
+        Permission.objects.get(codename="view_incident"),
+        Permission.objects.get(codename="view_playbook"),
+    )
+    client = signed_in(reader)
+    assert client.get(f"/incidents/{incident.pk}/").status_code == 200
+    for name in ("postmortem.md", "timeline.json", "timeline.csv"):
+        assert client.get(f"/incidents/{incident.pk}/{name}").status_code == 403
+    denials = AuditEvent.objects.filter(verb="permission.denied", actor_id=reader.pk)
+    assert [d.data["permission"] for d in denials] == ["incidents.export_incident"] * 3
+    assert not incident.events.filter(verb="incident.exported").exists()
+
+
+def test_only_commanders_hand_over_command(
+    responder_client, commander_client, incident, responder, commander
+):
+    url = f"/incidents/{incident.pk}/commander"
+    assert responder_client.post(url, {"commander": responder.pk}).status_code == 403
+    incident.refresh_from_db()
+    assert incident.commander == commander
+    assert not incident.events.filter(verb="incident.commander_changed").exists()
+    assert commander_client.post(url, {"commander": responder.pk}).status_code == 302
+    incident.refresh_from_db()
+    assert incident.commander == responder
 
 
 def test_only_commanders_change_status_and_only_responders_tick(
