@@ -8,9 +8,10 @@ whatever a target sends, and redaction runs inside the worker's time limit."""
 from __future__ import annotations
 
 import base64
+import os
 import re
 from functools import lru_cache
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 from . import targets
 
@@ -85,12 +86,26 @@ def _forms(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(sorted((f for f in found if len(f) >= 4), key=len, reverse=True))
 
 
+# The console's own secrets, should a library put one in a message (a broker or
+# database error quoting its URL): the keys whole, the URLs' passwords.
+CONSOLE_KEYS = ("SECRET_KEY", "AUDIT_HMAC_KEY")
+CONSOLE_URLS = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")
+
+
+def _console_secrets() -> tuple[str, ...]:
+    found = [os.environ.get(k, "") for k in CONSOLE_KEYS]
+    for key in CONSOLE_URLS:
+        password = urlsplit(os.environ.get(key, "")).password
+        found += [password or "", unquote(password or "")]
+    return tuple(v for v in found if len(v) >= 4)
+
+
 def redact(text: str) -> str:
     """`text` with every secret masked. Each step is one linear pass (str.replace
     or a pattern without nested or overlapping repetition)."""
     if not text:
         return text
-    for form in _forms(tuple(targets.secret_values())):
+    for form in _forms(tuple(targets.secret_values()) + _console_secrets()):
         if form in text:
             text = text.replace(form, MASK)
     # A pattern runs only if its keyword is in the text: a substring test is

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 PREFIX = "TARGET_"
@@ -80,4 +80,6 @@ def secret_values() -> list[str]:
             parts = urlsplit(val)
             if parts.password and len(parts.password) >= 3:
                 values.append(parts.password)
+                # A URL's password is percent-encoded; the target may echo it plain.
+                values.append(unquote(parts.password))
     return sorted(set(values), key=len, reverse=True)

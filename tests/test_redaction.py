@@ -251,3 +251,14 @@ def test_the_workers_log_handlers_redact(tmp_path):
     logged = done.stdout + done.stderr
     assert "cannot reach postgres://app:" in logged, logged
     assert SECRET not in logged and "HTTP Request" not in logged
+
+
+def test_the_consoles_own_secrets_and_decoded_url_passwords_are_masked(monkeypatch):
+    monkeypatch.setenv("AUDIT_HMAC_KEY", "audit-key-for-this-test")
+    monkeypatch.setenv("REDIS_URL", "redis://:broker-pw-77@127.0.0.1:6379/0")
+    monkeypatch.setenv("TARGET_OTHER_DB", "postgres://app:p%40ss-word@db/x")
+    clean = redaction.redact(
+        "key audit-key-for-this-test; AUTH broker-pw-77 failed; pw p@ss-word"
+    )
+    assert "audit-key" not in clean and "broker-pw" not in clean
+    assert "p@ss-word" not in clean

@@ -190,7 +190,8 @@ def run(command, params: dict[str, str], ctx: Context) -> Result:  # noqa: ANN00
             "(only http and https).",
         )
     # A compressed answer could expand far past the cap inside a single chunk.
-    headers.setdefault("Accept-Encoding", "identity")
+    if not any(k.lower() == "accept-encoding" for k in headers):
+        headers["Accept-Encoding"] = "identity"
     timeout = httpx.Timeout(
         ctx.remaining(), connect=min(ctx.connect_timeout, ctx.remaining())
     )
