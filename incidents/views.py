@@ -43,12 +43,22 @@ from .presenters import present_checklist, present_playbook
 
 # --- the playbook library ---------------------------------------------------------------
 
+MAX_SEARCH = 200
+
 
 @permission_required(access.VIEW_PLAYBOOKS)
 @require_GET
 @vary_on_headers("HX-Request")
 def playbook_list(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()
+    # Titles and alert names are short: a longer search is a mistake (or a probe).
+    search_error = (
+        f"Search for at most {MAX_SEARCH} characters."
+        if len(query) > MAX_SEARCH
+        else ""
+    )
+    if search_error:
+        query = ""
     playbooks = (
         Playbook.objects.current()
         .select_related("runbook")
@@ -72,13 +82,14 @@ def playbook_list(request: HttpRequest) -> HttpResponse:
     if request.htmx:
         template += "#results"
     context = {
-        "playbooks": shown,
+        "playbooks": [] if search_error else shown,
         "query": query,
+        "search_error": search_error,
         "total": len(everything),
         "runbooks": runbooks,
         "can_open": access.can(request.user, access.OPEN_INCIDENTS),
     }
-    return render(request, template, context)
+    return render(request, template, context, status=400 if search_error else 200)
 
 
 @permission_required(access.VIEW_PLAYBOOKS)
@@ -113,6 +124,13 @@ def incident_list(request: HttpRequest) -> HttpResponse:
             incidents = incidents.filter(severity=form.cleaned_data["severity"].lower())
         if form.cleaned_data["playbook"]:
             incidents = incidents.filter(playbook__slug=form.cleaned_data["playbook"])
+    filter_error = ""
+    if form.is_bound and not form.is_valid():
+        # Say so rather than quietly showing everything as if it had matched.
+        filter_error = "That filter is not valid: " + "; ".join(
+            f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()
+        )
+        incidents = incidents.none()
     severities = (
         Incident.objects.order_by("severity")
         .values_list("severity", flat=True)
@@ -125,11 +143,13 @@ def incident_list(request: HttpRequest) -> HttpResponse:
         template,
         {
             "incidents": incidents[:500],
+            "filter_error": filter_error,
             "form": form,
             "severities": [s for s in severities if s],
             "playbooks": playbooks,
             "can_open": access.can(request.user, access.OPEN_INCIDENTS),
         },
+        status=400 if filter_error else 200,
     )
 
 

@@ -206,3 +206,18 @@ def test_a_tick_expecting_a_tick_nobody_made_is_refused_in_words(
     assert response.status_code == 200
     assert "Nobody has ticked step 2 yet" in response.content.decode()
     assert counts() == before
+
+
+def test_a_bad_list_filter_is_a_400_in_words_not_everything(viewer_client, incident):
+    response = viewer_client.get("/incidents/", {"status": "abc"})
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert "That filter is not valid: status: Select a valid choice" in page
+    assert incident.title not in page  # not quietly the unfiltered list
+    assert viewer_client.get("/incidents/", {"status": "open"}).status_code == 200
+
+
+def test_an_over_long_search_is_a_400_in_words(viewer_client, yomira):
+    response = viewer_client.get("/playbooks/", {"q": "redis " * 100})
+    assert response.status_code == 400
+    assert "Search for at most 200 characters." in response.content.decode()
