@@ -154,6 +154,12 @@ HEAD_SQL = (
 )
 
 
+CHECKPOINT_SQL = (
+    f"INSERT INTO {AuditCheckpoint._meta.db_table} (seq, mac, created_at) "
+    "VALUES (%s, %s, %s)"
+)
+
+
 def _head() -> tuple[int, str] | None:
     with connection.cursor() as cursor:
         cursor.execute(HEAD_SQL)
@@ -179,7 +185,11 @@ def anchor(seq: int, mac: str, when: datetime | None = None) -> None:
     transaction (one primary-key INSERT, already under the append lock), and a log
     line once that transaction commits, so the stream never names a head that was
     rolled back. Anything that writes audit rows in bulk must call this after."""
-    AuditCheckpoint.objects.create(seq=seq, mac=mac, created_at=when or timezone.now())
+    # Plain SQL: the ORM's model round (instance, signals, save) cost more than
+    # the INSERT itself on this path, which every audited action takes.
+    stamp = connection.ops.adapt_datetimefield_value(when or timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(CHECKPOINT_SQL, [seq, mac, stamp])
     transaction.on_commit(lambda: logger.info(HEAD_LINE, seq, mac))
 
 
