@@ -94,6 +94,31 @@ def _quietly(action: Callable[[], object]) -> None:
         action()
 
 
+def within_deadline(
+    ctx: Context, call: Callable[[], Result], on_late: Callable[[], Result]
+) -> Result:
+    """`call()` on a helper thread, its Result if it is back by the deadline, else
+    `on_late()`. For clients that offer no socket to shut (boto3): the thread
+    finishes by itself, within the client's own per-read timeout. Only for
+    read-only probes: an action must not go on after its result was written."""
+    outcome: list[Result | BaseException] = []
+
+    def work() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+            outcome.append(exc)
+
+    helper = threading.Thread(target=work, daemon=True, name="executor-call")
+    helper.start()
+    helper.join(max(0.0, ctx.deadline - time.monotonic()))
+    if not outcome:
+        return on_late()
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
+
+
 def shutdown(sock: socket.socket | None) -> None:
     """Make any call blocked on `sock` return now (close() alone does not)."""
     if sock is not None:

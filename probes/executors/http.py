@@ -255,6 +255,7 @@ def run(command, params: dict[str, str], ctx: Context) -> Result:  # noqa: ANN00
         )
     status = f"{response.status_code} {response.reason_phrase}"
     head = "\n".join(f"{k}: {v}" for k, v in response.headers.items())
+    # httpx's encoding is one Python knows (an unknown charset falls back to utf-8).
     text = received.decode(response.encoding or "utf-8", "replace")
     output = f"HTTP {status}\n{head}\n\n{text}"
     data = {"status": response.status_code, "elapsed_ms": round(elapsed, 1)}

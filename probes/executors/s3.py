@@ -14,7 +14,7 @@ from botocore.exceptions import (
 )
 
 from .. import targets
-from .base import Context, Result, clip
+from .base import Context, Result, clip, within_deadline
 
 
 def client(spec: dict, ctx: Context):  # noqa: ANN201
@@ -35,7 +35,21 @@ def client(spec: dict, ctx: Context):  # noqa: ANN201
 
 
 def run(command, params: dict[str, str], ctx: Context) -> Result:  # noqa: ANN001
-    spec = command.spec
+    # botocore's timeouts are per connect and per read: a store trickling its
+    # answer would hold the worker. These calls are read-only probes, so the
+    # result is given at the deadline and the call left to end on its own.
+    return within_deadline(
+        ctx,
+        lambda: _run(command.spec, ctx),
+        lambda: Result(
+            False,
+            f"The object store did not answer within {ctx.timeout:g} s.",
+            timed_out=True,
+        ),
+    )
+
+
+def _run(spec: dict, ctx: Context) -> Result:
     bucket = spec.get("bucket", "")
     try:
         s3 = client(spec, ctx)

@@ -354,6 +354,31 @@ def test_headers_trickling_in_stop_at_the_deadline_too():
         slow_head.close()
 
 
+def test_an_object_store_trickling_its_answer_stops_at_the_deadline(monkeypatch):
+    from probes.executors import s3 as s3_executor
+
+    store = StreamServer(
+        b"HTTP/1.1 200 OK\r\nX-Pad: " + b"p" * 300 + b"\r\n\r\n",
+        b"",
+        0,
+        0.2,
+        trickle_head=True,  # about 13 s at 5 bytes every 0.2 s
+    )
+    monkeypatch.setenv("TARGET_S3_ENDPOINT_URL", f"http://127.0.0.1:{store.port}")
+    monkeypatch.setenv("TARGET_AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+    monkeypatch.setenv("TARGET_AWS_SECRET_ACCESS_KEY", "canary/secret/key/wJalrXUtn")
+    try:
+        command = SimpleNamespace(
+            spec={"operation": "head_bucket", "bucket": "media"}, parameters=[]
+        )
+        result = s3_executor.run(command, {}, Context(timeout=1.5))
+        assert result.timed_out and not result.ok
+        assert result.summary == "The object store did not answer within 1.5 s."
+        assert not store.finished.is_set()  # answered before the store was done
+    finally:
+        store.close()
+
+
 # --- point 17: what `finish` stores ----------------------------------------------------
 
 
