@@ -64,15 +64,22 @@ def run(command, params: dict[str, str], ctx: Context) -> Result:  # noqa: ANN00
         # socket_timeout is per read; at the deadline the pool's sockets are shut,
         # so a reply trickling in cannot hold the worker past it.
         deadline.on_expiry(conn.connection_pool.disconnect)
-        with deadline:
-            return _run(conn, spec, params, ctx)
+        try:
+            with deadline:
+                return _run(conn, spec, params, ctx)
+        except Exception:
+            # Cut off at the deadline: redis-py fails in whatever way its torn-down
+            # connection makes it (ConnectionError, or ValueError from its buffer).
+            if deadline.expired:
+                return Result(
+                    False,
+                    f"Redis did not answer within {ctx.timeout:g} s.",
+                    timed_out=True,
+                )
+            raise
     except redis.TimeoutError:
         return Result(False, "Redis did not answer in time.", timed_out=True)
     except redis.ConnectionError as exc:
-        if deadline.expired:
-            return Result(
-                False, f"Redis did not answer within {ctx.timeout:g} s.", timed_out=True
-            )
         return Result(False, f"Cannot reach Redis: {exc}")
     except redis.ResponseError as exc:
         return Result(False, f"Redis refused the command: {exc}")

@@ -27,9 +27,12 @@ def run(command, params: dict[str, str], ctx: Context) -> Result:  # noqa: ANN00
     started = time.monotonic()
     deadline = Deadline(ctx)
     try:
-        with deadline, smtplib.SMTP(host, port, timeout=ctx.connect_timeout) as smtp:
-            # The socket timeout is per read: the deadline bounds the whole talk.
+        # No host here, so no connection yet: the deadline is armed before the
+        # connection and its banner (a socket timeout is per read, and a server
+        # can trickle its banner for ever).
+        with deadline, smtplib.SMTP(timeout=ctx.connect_timeout) as smtp:
             deadline.on_expiry(lambda: shutdown(smtp.sock))
+            smtp.connect(host, port)
             smtp.sock.settimeout(ctx.remaining())
             code, banner = smtp.ehlo()
             lines.append(

@@ -79,12 +79,11 @@ def run(command, params: dict[str, str], ctx: Context) -> Result:  # noqa: ANN00
                 return _run_outside_transaction(conn, statements, values, ctx)
             return _run_in_transaction(conn, statements, values, command.kind, ctx)
     except errors.QueryCanceled as exc:
-        by = "statement_timeout" if "statement timeout" in str(exc) else "the deadline"
-        return Result(
-            False,
-            f"Cancelled by {by} after {timeout_ms / 1000:.0f} s.",
-            timed_out=True,
-        )
+        if "statement timeout" in str(exc):
+            message = f"Cancelled by statement_timeout after {timeout_ms / 1000:.0f} s."
+        else:  # our deadline: the statements together took too long
+            message = f"Cancelled: the statements took more than {ctx.timeout:g} s."
+        return Result(False, message, timed_out=True)
     except errors.LockNotAvailable:
         return Result(False, "Gave up waiting 5 s for a lock (lock_timeout).")
     except errors.ReadOnlySqlTransaction:

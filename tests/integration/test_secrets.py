@@ -74,9 +74,10 @@ class StreamServer:
         pause: float,
         *,
         trickle_head: bool = False,
+        speaks_first: bool = False,
     ) -> None:
         self.head, self.piece, self.chunks, self.pause = head, piece, chunks, pause
-        self.trickle_head = trickle_head
+        self.trickle_head, self.speaks_first = trickle_head, speaks_first
         self.sent_chunks = 0
         self.finished = threading.Event()  # the client stopped or all was sent
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -95,7 +96,8 @@ class StreamServer:
     def _answer(self, conn: socket.socket) -> None:
         with conn:
             try:
-                conn.recv(65536)
+                if not self.speaks_first:  # SMTP servers greet first
+                    conn.recv(65536)
                 step = 5 if self.trickle_head else len(self.head)
                 for i in range(0, len(self.head), step):
                     conn.sendall(self.head[i : i + step])
@@ -377,6 +379,68 @@ def test_an_object_store_trickling_its_answer_stops_at_the_deadline(monkeypatch)
         assert not store.finished.is_set()  # answered before the store was done
     finally:
         store.close()
+
+
+def test_statements_together_past_the_deadline_are_cancelled(
+    target_database, monkeypatch
+):
+    from probes.executors import sql as sql_executor
+
+    monkeypatch.setenv("TARGET_DATABASE_URL", target_database)
+    # Each statement is well inside statement_timeout; together they are not.
+    command = SimpleNamespace(
+        spec={"sql": "SELECT pg_sleep(0.8);\n" * 6},
+        parameters=[],
+        kind="probe",
+    )
+    result = sql_executor.run(command, {}, Context(timeout=1.5))
+    assert result.timed_out and not result.ok
+    assert result.summary == "Cancelled: the statements took more than 1.5 s."
+
+
+def test_a_redis_reply_trickling_in_stops_at_the_deadline(monkeypatch):
+    # A bulk reply of 100,000 bytes, 5 bytes every 0.2 s: every read succeeds.
+    slow = StreamServer(b"$100000\r\n", b"abcde", 200, 0.2)
+    monkeypatch.setenv("TARGET_SLOW_REDIS_URL", f"redis://127.0.0.1:{slow.port}/0")
+    try:
+        command = SimpleNamespace(
+            spec={
+                "command": "GET",
+                "args": ["GET", "big"],
+                "target": "SLOW_REDIS_URL",
+            },
+            parameters=[],
+            kind="probe",
+        )
+        result = redis_executor.run(command, {}, Context(timeout=1.5))
+        assert result.timed_out and not result.ok
+        assert result.summary == "Redis did not answer within 1.5 s."
+        slow.finished.wait(10)
+        assert slow.sent_chunks < slow.chunks // 2
+    finally:
+        slow.close()
+
+
+def test_an_smtp_banner_trickling_in_stops_at_the_deadline(monkeypatch):
+    from probes.executors import smtp as smtp_executor
+
+    slow = StreamServer(
+        b"220 " + b"x" * 300 + b"\r\n",
+        b"",
+        0,
+        0.2,
+        trickle_head=True,
+        speaks_first=True,
+    )
+    monkeypatch.setenv("TARGET_HOSTS", f"smtp.slow.test=smtp://127.0.0.1:{slow.port}")
+    try:
+        command = SimpleNamespace(spec={"host": "smtp.slow.test"}, parameters=[])
+        result = smtp_executor.run(command, {}, Context(timeout=1.5, connect_timeout=1))
+        assert result.timed_out and not result.ok
+        assert "did not finish within 1.5 s" in result.summary
+        assert slow.finished.wait(10)  # the console hung up: the server stopped early
+    finally:
+        slow.close()
 
 
 # --- point 17: what `finish` stores ----------------------------------------------------
