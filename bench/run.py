@@ -1,6 +1,8 @@
 """Benchmarks (not tests): print figures and ratios. Run with `make bench`.
 
-1. The runbook importer's parse time, against markdown-it parsing the same text.
+1. The runbook importer's parse time, against markdown-it parsing the same text;
+   at scale (`importer-scale`), 100 and 999 playbooks parsed and imported (cost per
+   playbook at 999 vs 100: ~1.0x when linear) and a 20,000-character word.
 2. The checklist page's throughput under gunicorn, as a ratio to a trivial view
    (`/health/live`) on the same server (budget: at least 0.15x).
 3. Timeline export of an incident with 10,000 events (budget: under 0.5 s), and the
@@ -131,6 +133,92 @@ def bench_redaction() -> None:
     )
     for key in secrets:
         os.environ.pop(key, None)
+
+
+def scale_playbook(number: int) -> str:
+    """One playbook of a generated runbook: header fields, a curl probe on its own
+    host, a path-only HTTP action, SQL with parameters and a cross-reference."""
+    return f"""## {number}. Service {number} Down
+
+**Alert:** `ServiceDown{number}` — up == 0 for 2m
+**Severity:** Critical → PagerDuty + Slack (pages at night)
+
+### Diagnosis
+
+```bash
+curl https://svc{number}.example.com/api/v1/health
+```
+
+### Steps
+
+1. **Check health** of service {number}
+   ```bash
+   curl -H "Authorization: Bearer ${{TOKEN}}" https://svc{number}.example.com/api/v1/jobs/{{jobId}}
+   ```
+2. **Pause it** with `PATCH /admin/services/{number} {{"active": false}}`
+3. **Look at its queries**
+   ```sql
+   -- the slow ones
+   SELECT pid, state FROM pg_stat_activity WHERE datname = $1 AND usename = $2;
+   SELECT pg_cancel_backend(pid);
+   ```
+4. **Escalate** — see §1
+"""
+
+
+def scale_runbook(playbooks: int, run: int = 0) -> bytes:
+    body = "\n".join(scale_playbook(n) for n in range(1, playbooks + 1))
+    return f"# Scale Runbook\n\nVersion: 1.0.{run}\n\n{body}".encode()
+
+
+def bench_importer_scale() -> None:
+    """Importing 100 and 999 playbooks (numbers have at most three digits): the cost
+    per playbook at 999 against 100 is ~1.0x when the importer is linear (it was
+    ~2.6x for parsing alone before issue 8). Also one 20,000-character word in an
+    SQL block (was 8-10 s). Parse alone, then parse + database (import_runbook)."""
+    from incidents.runbook import parse_runbook
+    from incidents.services import import_runbook
+
+    section("Runbook importer at scale")
+    sizes = (100, 999)
+    per_playbook: dict[str, dict[int, float]] = {"parse": {}, "import": {}}
+    for count in sizes:
+        source = scale_runbook(count)
+        assert len(parse_runbook(source).playbooks) == count
+        best = min(timed(lambda source=source: parse_runbook(source), 5))
+        per_playbook["parse"][count] = best / count
+        print(
+            f"parse {count} playbooks ({len(source) // 1024} KB): {best * 1000:.0f} ms, "
+            f"{best / count * 1000:.2f} ms per playbook"
+        )
+    runs = iter(range(1, 100))
+    for count in sizes:
+        # A new version each run, so each import writes a new revision.
+        samples = timed(
+            lambda count=count: import_runbook(
+                source=scale_runbook(count, next(runs)), source_name="scale.md"
+            ),
+            2,
+        )
+        best = min(samples)
+        per_playbook["import"][count] = best / count
+        print(
+            f"import {count} playbooks (parse + database): {best * 1000:.0f} ms, "
+            f"{best / count * 1000:.2f} ms per playbook"
+        )
+    for what, costs in per_playbook.items():
+        ratio = costs[sizes[1]] / costs[sizes[0]]
+        print(
+            f"{what}: cost per playbook at {sizes[1]} vs {sizes[0]}: {ratio:.2f}x "
+            "(linear: ~1.0x)"
+        )
+    word = (
+        "# W\n\n## 1. Word\n\n### Steps\n\n1. **Run**\n   ```sql\n   SELECT "
+        + "a" * 20_000
+        + " FROM t WHERE id = $1;\n   ```\n"
+    )
+    best = min(timed(lambda: parse_runbook(word), 3))
+    print(f"one 20,000-character word in an SQL block: parse {best * 1000:.1f} ms")
 
 
 def fresh_database() -> None:
@@ -487,13 +575,14 @@ def bench_click_to_result(user, incident, worker) -> None:  # noqa: ANN001
 
 
 def main() -> None:
-    """`python bench/run.py [importer] [redaction] [checklist] [exports] [execution]`:
-    all by default."""
+    """`python bench/run.py [importer] [importer-scale] [redaction] [checklist]
+    [exports] [execution]`: all by default."""
     import logging
 
     logging.getLogger("httpx").setLevel(logging.WARNING)
     wanted = set(sys.argv[1:]) or {
         "importer",
+        "importer-scale",
         "redaction",
         "checklist",
         "exports",
@@ -503,13 +592,15 @@ def main() -> None:
         bench_importer()
     if "redaction" in wanted:
         bench_redaction()
-    if not wanted & {"checklist", "exports", "execution"}:
+    if not wanted & {"importer-scale", "checklist", "exports", "execution"}:
         return
     fresh_database()
     import django
 
     django.setup()
     user, incident = seed()
+    if "importer-scale" in wanted:
+        bench_importer_scale()
     if "checklist" in wanted:
         bench_checklist(user, incident)
     if "execution" in wanted:

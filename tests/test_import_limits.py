@@ -170,6 +170,7 @@ def test_a_slug_taken_by_another_runbook_is_refused_by_the_dry_run_too(tmp_path)
 
 # --- random malformed runbooks -----------------------------------------------------
 
+# Pieces of runbooks, good and bad; `{word}` is random text, sometimes very long.
 PIECES = [
     "## {n}. {word}\n",
     "### Steps\n",
@@ -202,36 +203,50 @@ CODE = [
     "$ {word}",
     'PATCH /admin/{word} {{"x": {word}}}',
 ]
+LANGS = ["", "bash", "sql", "console", "yaml", "bash", "sql", "{word}"]
 
 
 def random_word(rng: random.Random) -> str:
     kind = rng.random()
-    if kind < 0.55:
+    if kind < 0.5:
         return rng.choice(["Disk", "db", "API", "pid", "Critical", "High", "x.y", "é"])
-    if kind < 0.8:
+    if kind < 0.75:
         alphabet = "aZ09 _-.$:;'\"`()[]{}#§→*\\/\t"
         return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
-    if kind < 0.95:
-        return rng.choice("aé ﬀ-") * rng.randint(25, 700)
+    if kind < 0.95:  # long enough to pass a column's limit, or close to it
+        return rng.choice(["a", "é", " a", "\ufb00", "-", "Critical"]) * rng.randint(
+            4, 120
+        )
     return "".join(chr(rng.randint(1, 0x2FFF)) for _ in range(rng.randint(1, 30)))
 
 
+def fill(piece: str, rng: random.Random) -> str:
+    piece = piece.replace("{lang}", rng.choice(LANGS))
+    piece = piece.replace("{code}", rng.choice(CODE).format(word=random_word(rng)))
+    piece = piece.replace("{n}", str(rng.choice([1, 1, 2, 3, 999, 0, 12345])))
+    while "{word}" in piece:
+        piece = piece.replace("{word}", random_word(rng), 1)
+    return piece
+
+
 def random_runbook(rng: random.Random) -> str:
-    out = ["# ", random_word(rng), "\n\n"]
-    for _ in range(rng.randint(1, 30)):
-        piece = rng.choice(PIECES)
-        values = {
-            "n": rng.choice([1, 1, 2, 3, 999, 0, 12345]),
-            "lang": rng.choice(["", "bash", "sql", "console", "x" * 40, "yaml"]),
-        }
-        code = rng.choice(CODE).format(word=random_word(rng))
-        out.append(
-            piece.replace("{code}", code)
-            .replace("{n}", str(values["n"]))
-            .replace("{lang}", values["lang"])
-            .replace("{word}", random_word(rng))
-        )
-    return "".join(out)
+    """A runbook of one to three playbooks with random fields, then a few random
+    pieces inserted at random lines (most inputs still look like runbooks)."""
+    lines = [fill("# {word}", rng), "", fill("Version: {word}", rng), ""]
+    for number in range(1, rng.randint(2, 4)):
+        lines += [fill(f"## {number}. {{word}}", rng), ""]
+        if rng.random() < 0.7:
+            lines += [fill("**Severity:** {word} → {word} ({word})", rng), ""]
+        lines += ["### Steps", ""]
+        for step in range(1, rng.randint(2, 4)):
+            lines.append(fill(f"{step}. **{{word}}** {{word}}", rng))
+            lang, code = rng.choice(LANGS), rng.choice(CODE)
+            block = fill(f"```{lang}\n{code}\n```", rng).split("\n")
+            lines += ["   " + line for line in block] + [""]
+    for _ in range(rng.randint(0, 3)):
+        at = rng.randint(0, len(lines))
+        lines[at:at] = fill(rng.choice(PIECES), rng).rstrip("\n").split("\n")
+    return "\n".join(lines) + "\n"
 
 
 def test_random_malformed_runbooks_never_give_a_traceback_and_both_modes_agree(

@@ -37,18 +37,33 @@ from .types import (
     Step,
 )
 
-NUMBERED_HEADING = re.compile(r"^(?:§\s*)?(\d{1,3})\s*[.):\-–—]?\s+(\S.*)$")
+# Possessive quantifiers (`*+`, `++`) never give back what they took: where two
+# runs of spaces meet, a regex that may split a run either way tries every split of
+# a long run before failing (quadratic). Patterns are compiled here, at module
+# level, where tests/test_runbook_linear.py checks them all for such shapes.
+NUMBERED_HEADING = re.compile(r"^(?:§\s*+)?(\d{1,3})(?:\s*+[.):\-–—])?\s++(\S.*)$")
 STEPS_HEADING = re.compile(r"^(immediate\s+)?steps\b", re.I)
 DIAGNOSIS_HEADING = re.compile(r"^diagnos", re.I)
 TOC_HEADING = re.compile(r"^(table\s+of\s+)?contents$", re.I)
 FIELD_LINE = re.compile(
-    r"^\s*(?:[-*+]\s+)?(?:\*\*|__)?\s*(alerts?|severity|escalation|escalate\s+to)\s*"
-    r"(?::\s*(?:\*\*|__)|(?:\*\*|__)\s*:|:)\s*(.*)$",
+    r"^\s*+(?:[-*+]\s++)?(?:\*\*|__)?\s*+(alerts?|severity|escalation|escalate\s+to)"
+    r"\s*+(?::\s*+(?:\*\*|__)|(?:\*\*|__)\s*+:|:)\s*+(.*)$",
     re.I,
 )
-ARROW = re.compile(r"\s*(?:→|->|=>|⇒|➜)\s*")
+# The spaces around an arrow or a separator are stripped from the pieces after the
+# split: a pattern that starts with `\s*` rescans a run of spaces from each of its
+# characters.
+ARROW = re.compile(r"→|->|=>|⇒|➜")
+ESCALATION_SEPARATOR = re.compile(r"\+|,|&|\band\b|/")
 SECTION_REF = re.compile(r"§\s*(\d{1,3})")
-ANCHOR_LINK = re.compile(r"\]\(#([^)\s]+)\)")
+# `]` is not part of an anchor: a search starting at each `](#` of a long run of
+# them would otherwise rescan the rest of the run.
+ANCHOR_LINK = re.compile(r"\]\(#([^()\s\]]+)\)")
+LINK = re.compile(rf"{SECTION_REF.pattern}|{ANCHOR_LINK.pattern}")
+ANCHOR_NUMBER = re.compile(r"^(\d+)-")
+BOLD_TITLE = re.compile(r"^(\*\*|__)(.+?)\1\s*+(.*)$")
+ALERT_SPAN = re.compile(r"`([^`]+)`")
+WORD_END = re.compile(r"[\s—–,+]")
 ALERT_CODE = re.compile(r"^[A-Za-z_][A-Za-z0-9_:]*$")
 ALERT_WORD = re.compile(r"^[A-Z][a-z0-9]*[A-Z][A-Za-z0-9_]*$")
 LIST_MARKER = re.compile(r"^(\s*)(\d{1,9})([.)])([ \t]+|$)")
@@ -129,6 +144,11 @@ class _Parser:
         self.warnings.append(f"line {line}: {message}")
 
     def check_fences(self) -> None:
+        # Lines of the text, trailing newlines not counted: computed once (it was
+        # once per code block, which made 1,000 playbooks take 35 s).
+        text_lines = len(self.lines)
+        while text_lines > 1 and not self.lines[text_lines - 1]:
+            text_lines -= 1
         for node in _walk(self.root):
             if node.type != "fence" or not node.map:
                 continue
@@ -143,7 +163,7 @@ class _Parser:
             )
             # The fence runs to the end of the text: closed only if its last line is
             # a closing marker (trailing newlines do not count as lines).
-            if node.map[1] >= len(self.text.rstrip("\n").split("\n")) and not closed:
+            if node.map[1] >= text_lines and not closed:
                 raise RunbookError(
                     f"the code block opened here with {marker} is never closed",
                     _line(node),
@@ -323,10 +343,10 @@ class _Parser:
             playbook.context.insert(0, Section("Overview", overview, _line(nodes[0])))
 
     def severity(self, playbook: Playbook, value: str, line: int) -> None:
-        value = re.sub(r"~~.*?~~", "", value)  # a struck-out old value
-        level, *targets = ARROW.split(value, maxsplit=1)
-        notes = re.findall(r"\(([^)]*)\)", level)
-        level = re.sub(r"\([^)]*\)", "", level).strip(" *_`.")
+        value = _struck_out(value)  # a struck-out old value
+        level, *targets = [part.strip() for part in ARROW.split(value, maxsplit=1)]
+        level, notes = _parenthesised(level)
+        level = level.strip(" *_`.")
         playbook.severity = level.split()[0].lower() if level else ""
         if targets:
             escalation, more = _escalation(targets[0])
@@ -416,7 +436,7 @@ class _Parser:
                 f"step {number} of playbook {playbook.number} is empty", _line(item)
             )
         first = raw.split("\n", 1)
-        m = re.match(r"^(\*\*|__)(.+?)\1\s*(.*)$", first[0])
+        m = BOLD_TITLE.match(first[0])
         if m:
             title = m.group(2).strip().rstrip(":").strip()
             remainder = m.group(3).lstrip(":").strip()
@@ -461,13 +481,13 @@ class _Parser:
 
     def links(self, raw: str, own: int, line: int) -> list[int]:
         found: list[int] = []
-        for m in re.finditer(rf"{SECTION_REF.pattern}|{ANCHOR_LINK.pattern}", raw):
+        for m in LINK.finditer(raw):
             if m.group(1):
                 number = int(m.group(1))
             else:
                 anchor = m.group(2)
                 number = self.anchors.get(anchor)
-                if number is None and (num := re.match(r"(\d+)-", anchor)):
+                if number is None and (num := ANCHOR_NUMBER.match(anchor)):
                     number = int(num.group(1))
                 if number is None:
                     continue  # a link to a heading that is not a playbook
@@ -617,10 +637,10 @@ def _guess_language(code: str) -> str:
 def _alert_names(value: str) -> list[str]:
     """Alert names are the identifiers in code spans (`HighErrorRate`), or a leading
     CamelCase word; metric expressions and conditions are not names."""
-    spans = re.findall(r"`([^`]+)`", value)
+    spans = ALERT_SPAN.findall(value)
     names = [s for s in spans if ALERT_CODE.match(s) and any(ch.isupper() for ch in s)]
     if not spans:
-        word = re.split(r"[\s—–,+]", value.strip(), maxsplit=1)[0].strip("*_")
+        word = WORD_END.split(value.strip(), maxsplit=1)[0].strip("*_")
         if ALERT_WORD.match(word):
             names = [word]
     return list(dict.fromkeys(names))
@@ -629,10 +649,41 @@ def _alert_names(value: str) -> list[str]:
 def _escalation(value: str) -> tuple[list[str], list[str]]:
     """`PagerDuty + Security team` -> targets; `Slack (critical at < 5%)` keeps the
     parenthesis as a note."""
-    notes = re.findall(r"\(([^)]*)\)", value)
-    value = re.sub(r"\([^)]*\)", "", value)
-    parts = re.split(r"\s*(?:\+|,|&|\band\b|/)\s*", value)
-    return [p.strip(" *_`.") for p in parts if p.strip(" *_`.")], notes
+    value, notes = _parenthesised(value)
+    parts = [p.strip().strip(" *_`.") for p in ESCALATION_SEPARATOR.split(value)]
+    return [p for p in parts if p], notes
+
+
+def _struck_out(value: str) -> str:
+    """`~~High~~ Critical` -> ` Critical`: each `~~` up to the next `~~` removed."""
+    kept: list[str] = []
+    at = 0
+    while (start := value.find("~~", at)) != -1:
+        end = value.find("~~", start + 2)
+        if end == -1:
+            break
+        kept.append(value[at:start])
+        at = end + 2
+    kept.append(value[at:])
+    return "".join(kept)
+
+
+def _parenthesised(value: str) -> tuple[str, list[str]]:
+    """`High (paged at night)` -> (`High `, [`paged at night`]): each `(` up to the
+    next `)`, left to right. Found with str.find: the regex `\\(([^)]*)\\)` scanned
+    to the end of the text again for each `(` never closed."""
+    kept: list[str] = []
+    notes: list[str] = []
+    at = 0
+    while (start := value.find("(", at)) != -1:
+        end = value.find(")", start + 1)
+        if end == -1:
+            break  # no `)` after this `(`, so none after any later one either
+        kept.append(value[at:start])
+        notes.append(value[start + 1 : end])
+        at = end + 1
+    kept.append(value[at:])
+    return "".join(kept), notes
 
 
 def parse_runbook(source: str | bytes) -> Runbook:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from urllib.parse import urlsplit
+from collections import Counter
+from urllib.parse import SplitResult, urlsplit
 
-from .split import split_sql, split_top_level
+from .split import HEREDOC, _is_escape_string, split_sql, split_top_level
 from .types import ACTION, MANUAL, PROBE, Binding
 
 SHELL_LANGUAGES = {
@@ -27,7 +28,7 @@ BRACE_PARAM = re.compile(r"(?<![$\w{])\{([A-Za-z_][\w.-]*)\}(?!\})")
 PATH_PARAM = re.compile(r"(?:^|/):([A-Za-z_]\w*)")
 SQL_POSITIONAL = re.compile(r"\$(\d+)")
 HTTP_LINE = re.compile(
-    r"^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS)\s+((?:https?://|/)\S*)(?:\s+(.+))?$",
+    r"^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS)\s+((?:https?://|/)\S*)(?:\s+(\S.*))?$",
     re.S,
 )
 
@@ -105,8 +106,10 @@ SIDE_EFFECT_FUNCTIONS = {
     "set_config",
     "setval",
 }
+# Group 2 is the argument list with its spaces: users strip it. (A lazy `*?` between
+# two `\s*` re-split long runs of spaces every way before failing: quadratic.)
 SIDE_EFFECT_CALL = re.compile(
-    r"\b(" + "|".join(sorted(SIDE_EFFECT_FUNCTIONS)) + r")\s*\(\s*([^()]*?)\s*\)", re.I
+    r"\b(" + "|".join(sorted(SIDE_EFFECT_FUNCTIONS)) + r")\s*+\(([^()]*+)\)", re.I
 )
 # Statements PostgreSQL refuses inside a transaction block.
 NO_TRANSACTION = re.compile(
@@ -115,6 +118,28 @@ NO_TRANSACTION = re.compile(
     r"REINDEX\b.*\bCONCURRENTLY|CREATE\s+TABLESPACE|DROP\s+TABLESPACE)\b",
     re.I | re.S,
 )
+# What `$n` is compared with (`userid = $1` -> `userid`). The lookbehind starts a
+# match only at the start of a name, and nothing gives back what it took: without
+# them, one 20,000-character word took 8-10 s (every suffix of it was tried).
+SQL_HINT = re.compile(
+    r"(?<![\w.])([A-Za-z_][\w.]*+)\s*+(?:=|<>|!=|<=|>=|<|>|\bIN\b)\s*+\(?\s*+\$(\d+)"
+)
+# Comments, quoted literals and dollar-quoted bodies, found in one pass.
+SQL_SPECIAL = re.compile(r"--|/\*|\$\w*\$|'")
+SQL_DOLLAR_TAG = re.compile(r"\$\w*\$")
+SQL_LOCKING = re.compile(
+    r"\bFOR\s+(UPDATE|SHARE|NO\s+KEY\s+UPDATE|KEY\s+SHARE)\b", re.I
+)
+SQL_INTO = re.compile(r"\bINTO\b", re.I)
+SQL_EXPLAIN_ANALYZE = re.compile(
+    r"^EXPLAIN\s*(\([^)]*\bANALY[SZ]E\b|ANALY[SZ]E\b)", re.I
+)
+SQL_WRITE = re.compile(r"\b(INSERT|UPDATE|DELETE|MERGE)\b", re.I)
+SQL_FROM = re.compile(r"\bFROM\b", re.I)
+IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+BASE_VARIABLE = re.compile(r"^\$\{([A-Za-z_]\w*)\}")
+CURL_URL = re.compile(r"^(?:https?://|\$\{[A-Za-z_]\w*\})")
+ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_]\w*=.*")
 SQL_KEYWORDS = {"null", "true", "false", "default", "current_user", "session_user"}
 SQL_STATEMENT_START = re.compile(
     r"^(SELECT|SHOW|EXPLAIN|WITH|UPDATE|INSERT|DELETE|VACUUM|ANALYZE|DROP|ALTER|CREATE|"
@@ -253,12 +278,55 @@ def _tokens(text: str) -> list[str] | None:
 
 
 def _strip_sql_literals(sql: str) -> str:
-    """SQL with comments and string literals blanked, for keyword checks."""
-    sql = re.sub(r"--[^\n]*", " ", sql)
-    sql = re.sub(r"/\*.*?\*/", " ", sql, flags=re.S)
-    sql = re.sub(r"\$(\w*)\$.*?\$\1\$", "''", sql, flags=re.S)
-    sql = re.sub(r"(?<![\w])[eE]'(?:[^'\\]|\\.|'')*'", "''", sql, flags=re.S)
-    return re.sub(r"'(?:[^']|'')*'", "''", sql)
+    """SQL with comments and string literals blanked, for keyword checks.
+
+    One pass, left to right, as PostgreSQL's lexer reads it (a `--` inside a string
+    is not a comment, a `/* */` inside one hides nothing). From a literal or comment
+    that is never closed on, the text is kept as it is: PostgreSQL refuses such a
+    statement, and keeping the words visible can only make a command an action, never
+    a probe. Each character is looked at a bounded number of times (one regex per
+    kind of literal, applied one after the other, rescanned the rest of the text for
+    every unclosed opener: quadratic)."""
+    out: list[str] = []
+    at = 0
+    while (m := SQL_SPECIAL.search(sql, at)) is not None:
+        start, token = m.start(), m.group(0)
+        if token == "--":
+            end = sql.find("\n", m.end())
+            end, blank = (len(sql) if end == -1 else end), " "
+        elif token == "/*":
+            end = sql.find("*/", m.end())
+            end, blank = (-1 if end == -1 else end + 2), " "
+        elif token == "'":
+            escapes = _is_escape_string(sql, start)
+            if escapes:
+                start -= 1  # E'...': the E belongs to the literal
+            end, blank = _literal_end(sql, m.start(), escapes), "''"
+        else:  # $tag$ ... $tag$
+            end = sql.find(token, m.end())
+            end, blank = (-1 if end == -1 else end + len(token)), "''"
+        if end == -1:
+            break  # never closed: keep the rest as it is
+        out += [sql[at:start], blank]
+        at = end
+    out.append(sql[at:])
+    return "".join(out)
+
+
+def _literal_end(sql: str, start: int, escapes: bool) -> int:
+    """Index just past the quoted literal opened at `start`, or -1 if never closed."""
+    i, n = start + 1, len(sql)
+    while i < n:
+        ch = sql[i]
+        if escapes and ch == "\\":
+            i += 2
+        elif ch != "'":
+            i += 1
+        elif sql.startswith("''", i):
+            i += 2
+        else:
+            return i + 1
+    return -1
 
 
 def sql_is_read_only(statement: str) -> bool:
@@ -268,18 +336,16 @@ def sql_is_read_only(statement: str) -> bool:
     first = bare.split(None, 1)[0].upper() if bare else ""
     if SIDE_EFFECT_CALL.search(bare):
         return False
-    if re.search(r"\bFOR\s+(UPDATE|SHARE|NO\s+KEY\s+UPDATE|KEY\s+SHARE)\b", bare, re.I):
+    if SQL_LOCKING.search(bare):
         return False
     if first == "SELECT":
-        return not re.search(r"\bINTO\b", bare, re.I)  # SELECT INTO makes a table
+        return not SQL_INTO.search(bare)  # SELECT INTO makes a table
     if first == "EXPLAIN":
-        return not re.match(
-            r"EXPLAIN\s*(\([^)]*\bANALY[SZ]E\b|ANALY[SZ]E\b)", bare, re.I
-        )
+        return not SQL_EXPLAIN_ANALYZE.match(bare)
     if first in {"SHOW", "VALUES", "TABLE"}:
         return True
     if first == "WITH":
-        return not re.search(r"\b(INSERT|UPDATE|DELETE|MERGE)\b", bare, re.I)
+        return not SQL_WRITE.search(bare)
     return False
 
 
@@ -290,20 +356,15 @@ def sql_parameters(sql: str) -> tuple[list[str], dict[str, str]]:
     bare = _strip_sql_literals(sql)
     params = [f"${n}" for n in sorted(set(SQL_POSITIONAL.findall(bare)), key=int)]
     hints: dict[str, str] = {}
-    for m in re.finditer(
-        r"([A-Za-z_][\w.]*)\s*(?:=|<>|!=|<=|>=|<|>|\bIN\b)\s*\(?\s*\$(\d+)", bare
-    ):
+    for m in SQL_HINT.finditer(bare):
         hints.setdefault(f"${m.group(2)}", m.group(1).split(".")[-1])
     for statement in split_sql(bare).pieces:
-        if re.search(r"\bFROM\b", statement.text, re.I):
+        if SQL_FROM.search(statement.text):
             continue
         for m in SIDE_EFFECT_CALL.finditer(statement.text):
             for arg in m.group(2).split(","):
                 arg = arg.strip()
-                if (
-                    re.fullmatch(r"[A-Za-z_]\w*", arg)
-                    and arg.lower() not in SQL_KEYWORDS
-                ):
+                if IDENTIFIER.fullmatch(arg) and arg.lower() not in SQL_KEYWORDS:
                     params.append(arg)
     return _unique(params), hints
 
@@ -361,7 +422,7 @@ def _http_binding(
     spec.update({k: v for k, v in extra.items() if v})
     if url.startswith("/"):
         spec["path"] = url
-    elif base := re.match(r"\$\{([A-Za-z_]\w*)\}", url):
+    elif base := BASE_VARIABLE.match(url):
         spec["base_variable"] = base.group(1)  # `${ES_URL}/_cluster/health`
     else:
         spec["host"] = (
@@ -441,7 +502,7 @@ def recognise_curl(tokens: list[str], text: str) -> Binding:
             continue
         elif url is None:
             url = tok
-    if not url or not re.match(r"https?://|\$\{[A-Za-z_]\w*\}", url):
+    if not url or not CURL_URL.match(url):
         return Binding(
             kind=MANUAL, variables=variables_in(text), parameters=brace_parameters(text)
         )
@@ -610,7 +671,7 @@ def _unwrap(tokens: list[str]) -> tuple[list[str], str | None]:
     """Strip `sudo`, `VAR=value` and `docker compose exec SERVICE` wrappers."""
     service = None
     while tokens:
-        if tokens[0] == "sudo" or re.fullmatch(r"[A-Za-z_]\w*=.*", tokens[0]):
+        if tokens[0] == "sudo" or ENV_ASSIGNMENT.fullmatch(tokens[0]):
             tokens = tokens[1:]
             continue
         if tokens[:3] == ["docker", "compose", "exec"] or tokens[:2] in (
@@ -671,15 +732,26 @@ def _psql(tokens: list[str], text: str, service: str | None) -> Binding:
             next(it, "")
         elif not tok.startswith("-"):
             target = target_of(tok, target)
-    if sql is None and (
-        m := re.search(r"<<-?\s*(['\"]?)(\w+)\1\n(.*)\n\s*\2\s*$", text, re.S)
-    ):
-        sql = m.group(3)
+    if sql is None:
+        sql = _heredoc_body(text)
     if not sql or not sql.strip():
         return Binding(MANUAL, None, brace_parameters(text), variables_in(text), {})
     binding = recognise_sql(sql, target, user=user or "", service=service or "")
     binding.variables = _unique([*binding.variables, *variables_in(text)])
     return binding
+
+
+def _heredoc_body(text: str) -> str | None:
+    """The body of `psql <<EOF ... EOF` when the text ends with its closing tag.
+    Read by lines (a regex with `.*` then `\\s*` rescanned runs of blank lines)."""
+    m = HEREDOC.search(text)
+    if m is None or not text.startswith("\n", m.end()):
+        return None
+    rest = text[m.end() + 1 :].rstrip()
+    cut = rest.rfind("\n")
+    if cut == -1 or rest[cut + 1 :].strip() != m.group(2):
+        return None
+    return rest[:cut]
 
 
 def recognise_shell(text: str) -> Binding:
@@ -773,24 +845,30 @@ def resolve_http_paths(bindings: list[Binding]) -> None:
         (b, urlsplit(b.spec["url"].replace("{", "%7B").replace("}", "%7D")))
         for b in sources
     ]
-    common = max(
-        {(p.scheme, p.netloc) for _, p in parsed},
-        key=lambda h: sum((p.scheme, p.netloc) == h for _, p in parsed),
-    )
+    # The most used host; on a tie, the first one the runbook uses.
+    common = Counter((p.scheme, p.netloc) for _, p in parsed).most_common(1)[0][0]
+    # Each `/segment/` of a source's path -> the first source (in runbook order)
+    # whose path has it after a prefix, and where its first occurrence starts. One
+    # pass over the sources instead of one per path-only command: 1,000 playbooks
+    # made that a million path searches.
+    by_segment: dict[str, tuple[Binding, SplitResult, int]] = {}
+    for candidate, parts in parsed:
+        slashes = [i for i, ch in enumerate(parts.path) if ch == "/"]
+        first_seen: dict[str, int] = {}
+        for start, end in zip(slashes, slashes[1:], strict=False):
+            first_seen.setdefault(parts.path[start + 1 : end], start)
+        for segment, at in first_seen.items():
+            if at > 0:
+                by_segment.setdefault(segment, (candidate, parts, at))
     for binding in bindings:
         path = binding.spec.get("path") if binding.executor == "http" else None
         if not path:
             continue
         base, source = f"{common[0]}://{common[1]}", None
-        first_segment = "/" + path.strip("/").split("/", 1)[0] + "/"
-        for candidate, parts in parsed:
-            at = parts.path.find(first_segment)
-            if at > 0:
-                base, source = (
-                    f"{parts.scheme}://{parts.netloc}{parts.path[:at]}",
-                    candidate,
-                )
-                break
+        found = by_segment.get(path.strip("/").split("/", 1)[0])
+        if found is not None:
+            source, parts, at = found
+            base = f"{parts.scheme}://{parts.netloc}{parts.path[:at]}"
         binding.spec["url"] = base + path
         binding.spec["host"] = urlsplit(base).hostname or ""
         auth = (

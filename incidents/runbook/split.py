@@ -7,7 +7,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-HEREDOC = re.compile(r"<<-?\s*(['\"]?)([A-Za-z_][A-Za-z0-9_]*)\1")
+HEREDOC = re.compile(r"<<-?\s*+(['\"]?)([A-Za-z_][A-Za-z0-9_]*)\1")
+DOLLAR_TAG = re.compile(r"\$([A-Za-z_]\w*)?\$")
 
 
 @dataclass
@@ -183,9 +184,18 @@ def split_sql(code: str) -> Split:
     i, n = 0, len(code)
     stmt_start: int | None = None
     last_end_line = -1
+    # Line numbers are counted forward from the last one asked for (positions only
+    # grow): counting from the start for each statement was quadratic.
+    counted_to, counted = 0, 0
 
     def line_of(pos: int) -> int:
-        return code.count("\n", 0, pos)
+        nonlocal counted_to, counted
+        if pos >= counted_to:
+            counted += code.count("\n", counted_to, pos)
+        else:
+            counted -= code.count("\n", pos, counted_to)
+        counted_to = pos
+        return counted
 
     while i < n:
         ch = code[i]
@@ -219,7 +229,7 @@ def split_sql(code: str) -> Split:
         if ch == "'" or ch == '"':
             i = _end_of_quoted(code, i, escapes=_is_escape_string(code, i))
             continue
-        if ch == "$" and (m := re.match(r"\$([A-Za-z_]\w*)?\$", code[i:])):
+        if ch == "$" and (m := DOLLAR_TAG.match(code, i)):
             tag = m.group(0)
             close = code.find(tag, i + len(tag))
             i = n if close == -1 else close + len(tag)

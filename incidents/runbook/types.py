@@ -7,7 +7,7 @@ from typing import Any
 
 # Bump when the parser reads the same file differently: re-importing an unchanged
 # file then makes a new revision instead of keeping the old reading.
-PARSER_VERSION = 2
+PARSER_VERSION = 3
 
 PROBE = "probe"
 ACTION = "action"
