@@ -124,6 +124,8 @@ class _Watchdog:
 
 
 _WATCHDOG = _Watchdog()
+# A child must not inherit the parent's lock, possibly held by a thread it lacks.
+os.register_at_fork(after_in_child=_WATCHDOG.__init__)
 
 
 def _quietly(action: Callable[[], object]) -> None:
