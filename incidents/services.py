@@ -152,25 +152,24 @@ def carry_grants(previous: Runbook, playbooks: list[Playbook]) -> None:
     from guardian.models import GroupObjectPermission, UserObjectPermission
 
     old = dict(previous.playbooks.values_list("slug", "pk"))
+    # Old playbook pk -> its successor's pk; one query per kind of holder, not one
+    # per playbook (a 1,000-playbook runbook made 2,000 queries).
+    successor = {str(old[p.slug]): str(p.pk) for p in playbooks if p.slug in old}
     content_type = ContentType.objects.get_for_model(Playbook)
     for model in (UserObjectPermission, GroupObjectPermission):
         holder = "user_id" if model is UserObjectPermission else "group_id"
-        copies = []
-        for playbook in playbooks:
-            if playbook.slug not in old:
-                continue
-            grants = model.objects.filter(
-                content_type=content_type, object_pk=str(old[playbook.slug])
+        grants = model.objects.filter(
+            content_type=content_type, object_pk__in=list(successor)
+        ).values_list("object_pk", "permission_id", holder)
+        copies = [
+            model(
+                content_type=content_type,
+                object_pk=successor[object_pk],
+                permission_id=permission_id,
+                **{holder: who},
             )
-            for permission_id, who in grants.values_list("permission_id", holder):
-                copies.append(
-                    model(
-                        content_type=content_type,
-                        object_pk=str(playbook.pk),
-                        permission_id=permission_id,
-                        **{holder: who},
-                    )
-                )
+            for object_pk, permission_id, who in grants
+        ]
         model.objects.bulk_create(copies, ignore_conflicts=True)
 
 

@@ -271,3 +271,57 @@ def test_random_malformed_runbooks_never_give_a_traceback_and_both_modes_agree(
 
 def test_the_bundled_runbook_still_imports_in_both_modes():
     assert run(YOMIRA_RUNBOOK, "--dry-run") == run(YOMIRA_RUNBOOK) == ("ok", "")
+
+
+# --- the command as a user runs it ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["severity-word", "runbook-key", "code-block-language"]
+)
+def test_the_command_exits_1_with_path_and_line_never_a_traceback(tmp_path, name):
+    from tests.test_import_command import dry_run_json
+
+    text, line, words = OVER_LONG[name]
+    path = tmp_path / f"{name}.md"
+    path.write_text(text)
+    proc = dry_run_json(path)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert f"{path}:{line}: " in proc.stderr and words in proc.stderr
+    assert proc.stdout == ""
+
+
+# --- grants carried into a new revision ---------------------------------------------
+
+
+def runbook_of(playbooks: int, version: str) -> bytes:
+    body = "".join(
+        playbook(title=f"Thing {n}").replace("## 1.", f"## {n}.")
+        for n in range(1, playbooks + 1)
+    )
+    return f"# Grants\n\nVersion: {version}\n\n{body}".encode()
+
+
+@pytest.mark.parametrize("playbooks", [2, 40])
+def test_grants_are_carried_in_a_constant_number_of_queries(
+    playbooks, make_user, django_assert_max_num_queries
+):
+    from guardian.shortcuts import assign_perm, get_perms
+
+    from incidents.services import carry_grants, import_runbook
+
+    first = import_runbook(source=runbook_of(playbooks, "1.0.0")).runbook
+    person = make_user("gina")
+    for old in first.playbooks.all():
+        assign_perm("run_actions", person, old)
+    second = import_runbook(source=runbook_of(playbooks, "1.0.1")).runbook
+    new = list(second.playbooks.all())
+    # Throw away what import_runbook already carried, then carry again, counted.
+    from guardian.models import UserObjectPermission
+
+    UserObjectPermission.objects.filter(object_pk__in=[str(p.pk) for p in new]).delete()
+    # Before: two queries per playbook (one per kind of holder).
+    with django_assert_max_num_queries(6):
+        carry_grants(first, new)
+    assert all(get_perms(person, p) == ["run_actions"] for p in new)

@@ -127,3 +127,48 @@ def test_sql_split_keeps_dollar_quotes_and_escape_strings_whole():
         "SELECT E'it\\'s; fine';",
     ]
     assert split.trailing == ["tail"]
+
+
+@pytest.mark.parametrize(
+    ("sql", "read_only"),
+    [
+        # Comment markers inside a string hide nothing (they used to hide the call).
+        ("SELECT '/*', pg_terminate_backend(1), '*/';", False),
+        ("SELECT '--', pg_cancel_backend(7);", False),
+        # Words inside literals and comments are not keywords.
+        ("SELECT 'pg_terminate_backend(1)' AS note;", True),
+        ("SELECT 1; -- pg_cancel_backend(1)", True),
+        ("SELECT $body$ DELETE FROM t $body$;", True),
+        ("SELECT E'it\\'s', 'a''b' /* DROP */;", True),
+        # A literal never closed keeps the rest visible: an action, not a probe.
+        ("SELECT 'oops, pg_cancel_backend(1);", False),
+        ("SELECT $x$ never closed, pg_cancel_backend(1);", False),
+    ],
+)
+def test_literals_and_comments_are_read_as_postgresql_reads_them(sql, read_only):
+    assert sql_is_read_only(sql) is read_only
+
+
+def test_parameter_hints_name_what_a_positional_parameter_is_compared_with():
+    binding = recognise(
+        "SELECT * FROM users.session WHERE s.userid = $1 AND kind IN ($2);", "sql"
+    )
+    assert binding.parameters == ["$1", "$2"]
+    assert binding.spec["parameter_hints"] == {"$1": "userid", "$2": "kind"}
+
+
+def test_a_long_word_or_run_of_spaces_in_sql_still_binds_its_parameters():
+    word = "a" * 20_000
+    binding = recognise(f"SELECT {word} FROM t WHERE id =   $1;", "sql")
+    assert binding.spec["parameter_hints"] == {"$1": "id"}
+    spaces = " " * 20_000
+    binding = recognise(f"SELECT pg_cancel_backend({spaces}pid{spaces});", "sql")
+    assert (binding.kind, binding.parameters) == ("action", ["pid"])
+
+
+def test_a_psql_heredoc_body_is_the_sql_between_its_tags():
+    text = "psql ${DATABASE_URL} <<'EOF'\nSELECT 1;\n\n\nSELECT 2;\n  EOF  "
+    binding = recognise(text, "bash")
+    assert (binding.kind, binding.executor) == ("probe", "sql")
+    assert binding.spec["sql"] == "SELECT 1;\n\n\nSELECT 2;"
+    assert recognise("psql <<EOF\nSELECT 1;\nNOT_THE_TAG", "bash").kind == "manual"
