@@ -152,9 +152,9 @@ def test_hostile_64kb_outputs_redact_in_linear_time(text):
     # The bench line measures the real speed (about 1 ms per 64 KB here). This
     # bound is only a sanity check, thousands of times the expected time, so it
     # cannot flake; the quadratic URL pattern took about 30 s on the first input.
-    started = time.process_time()
+    started = time.thread_time()  # this thread's CPU only
     clean = redaction.redact(text)
-    assert time.process_time() - started < 10
+    assert time.thread_time() - started < 10
     assert len(clean) <= len(text)
 
 
