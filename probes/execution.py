@@ -261,10 +261,10 @@ def sweep_unclaimed() -> int:
                 )
             swept += 1
             continue
+        sent = "though it was sent twice " if resent else ""
         summary = (
-            f"Not run: no worker picked it up in {waited} s (the task queue lost it"
-            + (", twice" if resent else "")
-            + "). Nothing ran; press Run again."
+            f"Not run: no worker picked it up in {waited} s, {sent}(no worker is "
+            "running, or the task queue lost it). Nothing ran; press Run again."
         )
         with transaction.atomic():
             if StepExecution.objects.filter(pk=execution.pk, state=State.QUEUED).update(

@@ -76,7 +76,9 @@ def test_an_approval_after_the_incident_is_resolved_is_refused(
     assert "The incident is resolved: nothing runs on it" in response.content.decode()
     waiting.refresh_from_db()
     assert waiting.state == State.AWAITING_APPROVAL and targets_and_no_broker == []
-    assert not AuditEvent.objects.filter(verb="execution.approved").exists()
+    assert not AuditEvent.objects.filter(
+        incident=world.pool, verb="execution.approved"
+    ).exists()
 
 
 def test_the_approval_queue_leaves_out_resolved_incidents(world, waiting):
@@ -101,7 +103,7 @@ def test_the_worker_refuses_a_run_whose_incident_was_resolved_after_approval(
         waiting.summary == "Not run: the incident was resolved before the run started."
     )
     assert AuditEvent.objects.filter(
-        verb="permission.denied", object_id=str(waiting.pk)
+        incident=world.pool, verb="permission.denied", object_id=str(waiting.pk)
     ).exists()
 
 
@@ -134,8 +136,12 @@ def test_a_preview_confirms_one_run_and_cannot_be_replayed(world):
     # Once that run is over, the same preview runs nothing again.
     replay = confirm("k2")
     assert replay.status_code == 400
+    confirmed = AuditEvent.objects.get(
+        incident=world.incident, verb="execution.requested", object_id=str(run.pk)
+    )
+    assert confirmed.data["preview"]  # the run records the preview it used
     assert (
-        f"That preview already confirmed a run at {run.created_at:%H:%M:%S} UTC"
+        f"That preview already confirmed a run at {confirmed.created_at:%H:%M:%S} UTC"
         in replay.content.decode()
     )
     assert StepExecution.objects.filter(command=world.policy).count() == 1
@@ -167,7 +173,9 @@ def test_the_requester_is_told_four_eyes_in_the_panel(world, waiting):
     assert f'id="run-error-{world.terminate.pk}"' in html
     waiting.refresh_from_db()
     assert waiting.state == State.AWAITING_APPROVAL
-    denial = AuditEvent.objects.filter(verb="permission.denied").last()
+    denial = AuditEvent.objects.filter(
+        incident=world.pool, verb="permission.denied"
+    ).last()
     assert denial.data["why"] == "the requester cannot approve"
 
 
@@ -372,7 +380,7 @@ def test_a_second_person_with_the_first_ones_key_gets_a_run_of_their_own(
     runs = StepExecution.objects.filter(command=world.ping).order_by("pk")
     assert [r.requested_by.username for r in runs] == ["rita", "ralph"]
     assert AuditEvent.objects.filter(
-        verb="execution.requested", actor_name="ralph"
+        incident=world.incident, verb="execution.requested", actor_name="ralph"
     ).exists()
 
 
@@ -401,7 +409,9 @@ def test_a_request_no_longer_waiting_is_never_decided_again(
         decide_approval(execution=waiting, approve=True, by=world.people["approver"])
     waiting.refresh_from_db()
     assert waiting.state == finished and targets_and_no_broker == []
-    assert not AuditEvent.objects.filter(verb="execution.approved").exists()
+    assert not AuditEvent.objects.filter(
+        incident=world.pool, verb="execution.approved"
+    ).exists()
 
 
 def test_only_overdue_approval_requests_expire(world, waiting, make_user):
@@ -453,7 +463,10 @@ def test_the_sweeper_leaves_live_runs_alone_and_fails_stale_probes(world):
     )
     assert action.state == State.OUTCOME_UNKNOWN
     assert AuditEvent.objects.filter(
-        verb="execution.failed", object_id=str(stale.pk), actor_name="sweeper"
+        incident=world.incident,
+        verb="execution.failed",
+        object_id=str(stale.pk),
+        actor_name="sweeper",
     ).exists()
 
 
@@ -485,7 +498,8 @@ def test_an_unclaimed_probe_is_sent_again_once_then_ended(
     lost.refresh_from_db()
     assert lost.state == State.QUEUED and lost.task_id.startswith("resent-")
     assert sent == [(lost.pk, Command.Kind.PROBE, lost.task_id)]
-    assert AuditEvent.objects.filter(verb="execution.resent").count() == 1
+    resent = AuditEvent.objects.filter(incident=world.incident, verb="execution.resent")
+    assert resent.count() == 1
     # Its second message gets a whole bound as well...
     with django_capture_on_commit_callbacks(execute=True):
         assert runner.sweep_unclaimed() == 0
@@ -519,7 +533,9 @@ def test_an_unclaimed_action_ends_not_run_and_a_late_delivery_does_nothing(world
     assert lost.summary.startswith("Not run: no worker picked it up in 12")
     assert "Nothing ran" in lost.summary
     assert approved.state == State.QUEUED
-    event = AuditEvent.objects.get(verb="execution.dispatch_failed")
+    event = AuditEvent.objects.get(
+        incident=world.incident, verb="execution.dispatch_failed"
+    )
     assert event.actor_name == "sweeper" and event.object_id == str(lost.pk)
     assert runner.execute(lost.pk) is None  # the message turns up late: no run
     lost.refresh_from_db()
