@@ -176,6 +176,9 @@ def _http(command: Command, params: dict[str, str]) -> Preview:
 def _migrate(command: Command) -> Preview:
     dsn = targets.require(command.spec.get("target") or "DATABASE_URL")
     with psycopg.connect(dsn, connect_timeout=3) as conn:
+        # A preview runs in the web request: a table locked by a migration must
+        # not hold it.
+        conn.execute("SET statement_timeout = 3000")
         row = conn.execute(
             "SELECT version, dirty FROM schema_migrations LIMIT 1"
         ).fetchone()

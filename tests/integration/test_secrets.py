@@ -443,6 +443,29 @@ def test_an_smtp_banner_trickling_in_stops_at_the_deadline(monkeypatch):
         slow.close()
 
 
+def test_a_migrate_preview_does_not_wait_on_a_locked_table(
+    target_database, monkeypatch
+):
+    import psycopg
+
+    monkeypatch.setenv("TARGET_DATABASE_URL", target_database)
+    command = SimpleNamespace(
+        executor="migrate", spec={"subcommand": "force", "argument": "7"}
+    )
+    shown: list = []
+    with psycopg.connect(target_database) as migration:
+        migration.execute("LOCK TABLE schema_migrations IN ACCESS EXCLUSIVE MODE")
+        # A helper thread only so that a regression fails instead of hanging.
+        helper = threading.Thread(target=lambda: shown.append(preview(command, {})))
+        helper.start()
+        helper.join(60)
+        waited = helper.is_alive()
+        migration.rollback()
+    helper.join()
+    assert not waited, "the preview waited on the lock"
+    assert shown[0].headline.startswith("No preview: the database said canceling")
+
+
 # --- point 17: what `finish` stores ----------------------------------------------------
 
 
