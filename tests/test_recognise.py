@@ -172,3 +172,10 @@ def test_a_psql_heredoc_body_is_the_sql_between_its_tags():
     assert (binding.kind, binding.executor) == ("probe", "sql")
     assert binding.spec["sql"] == "SELECT 1;\n\n\nSELECT 2;"
     assert recognise("psql <<EOF\nSELECT 1;\nNOT_THE_TAG", "bash").kind == "manual"
+
+
+def test_a_shell_command_too_long_to_tokenise_is_kept_as_a_manual_command():
+    # shlex is quadratic in a token's length: a giant argument is not tokenised.
+    text = "curl -d '" + "x" * 70_000 + "' https://api.example.com/v1/things"
+    assert recognise(text, "bash").kind == "manual"
+    assert recognise(text.replace("x" * 70_000, "x" * 1_000), "bash").kind == "action"

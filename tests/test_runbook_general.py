@@ -876,3 +876,9 @@ def test_empty_file_is_an_error_on_line_one(source):
 def test_empty_step_is_an_error_naming_its_line():
     error = error_of("# R\n\n## 1. Api Down\n\n### Steps\n\n1. x\n2.\n3. z\n")
     assert (error.line, error.message) == (8, "step 2 of playbook 1 is empty")
+
+
+def test_text_with_a_lone_surrogate_names_its_line():
+    error = error_of("# R\n\n## 1. Broken \ud800 title\n")
+    assert error.line == 3
+    assert "U+D800" in error.message

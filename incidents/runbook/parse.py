@@ -71,7 +71,15 @@ VERSION = re.compile(r"version\W{0,6}\s*v?(\d[\w.+-]*)", re.I)
 
 
 def _decode(source: str | bytes) -> tuple[str, str]:
-    raw = source.encode("utf-8") if isinstance(source, str) else source
+    try:
+        raw = source.encode("utf-8") if isinstance(source, str) else source
+    except UnicodeEncodeError as exc:  # a lone surrogate: text that is not Unicode
+        line = source.count("\n", 0, exc.start) + 1
+        raise RunbookError(
+            f"this text cannot be stored (character U+{ord(source[exc.start]):04X} "
+            "is half of a UTF-16 pair)",
+            line,
+        ) from None
     sha = hashlib.sha256(raw).hexdigest()
     if b"\x00" in raw:
         line = raw[: raw.index(b"\x00")].count(b"\n") + 1

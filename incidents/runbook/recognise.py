@@ -267,7 +267,15 @@ def target_of(value: str | None, default: str) -> str:
     return default
 
 
+# shlex builds each token one character at a time by string concatenation, which is
+# quadratic in a token's length (a 320 KB quoted argument took 0.75 s, a megabyte
+# several seconds). Longer commands are not tokenised: they stay manual (copyable).
+SHELL_TOKENS_MAX = 64 * 1024
+
+
 def _tokens(text: str) -> list[str] | None:
+    if len(text) > SHELL_TOKENS_MAX:
+        return None
     try:
         return shlex.split(text.replace("\\\n", " "), comments=False, posix=True)
     except ValueError:
