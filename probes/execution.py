@@ -53,9 +53,13 @@ def execute(execution_id: int) -> str | None:
             execution_id,
         )
         return None
-    execution = StepExecution.objects.select_related(
-        "command__playbook", "incident", "step", "requested_by", "approved_by"
-    ).get(pk=execution_id)
+    # Claimed: from here on a lost connection must not strand the run `running`.
+    execution = with_reconnect(
+        lambda: StepExecution.objects.select_related(
+            "command__playbook", "incident", "step", "requested_by", "approved_by"
+        ).get(pk=execution_id),
+        f"loading execution {execution_id}",
+    )
     command = execution.command
     # No "started" event: it would cost a commit on the hot path, and the row's
     # started_at (shown with the result and in the exports) already says when.
