@@ -11,7 +11,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/yomira
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test install migrate bench lint format clean
+.PHONY: run test install migrate bench lint format clean mutate
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ run: $(STAMP) .env
 test: $(STAMP)
 	@$(BIN)/python tests/stack.py $(PYTEST_ARGS)
 
+# Mutation testing of the safety-critical code (slow, so not part of `make test`):
+# which functions, and which tests judge them, are in pyproject's [tool.mutmut].
+MUTATE ?= $(shell $(BIN)/python -c "import tomllib; print(' '.join(tomllib.load(open('pyproject.toml','rb'))['tool']['yomira']['mutate']))")
+mutate: $(STAMP)
+	@$(BIN)/python tests/stack.py --mutate $(MUTATE)
+
 # Benchmarks run with production settings against the shared local services.
 BENCH_ENV := DEBUG=false SECRET_KEY=test-only-secret AUDIT_HMAC_KEY=test-only-audit-key \
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL)
@@ -54,4 +60,4 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache
+	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache mutants

@@ -16,6 +16,8 @@ one command works everywhere `.ci/run` does:
   and YOMIRA_INSTALL_CHROMIUM is not 0); otherwise the one command to run is printed.
 
 Arguments are passed to pytest. Exit code: pytest's (5, "no tests", is a failure).
+`tests/stack.py --mutate PATTERN...` runs mutmut over the mutants named by the
+patterns instead (`make mutate`), then prints the score per module.
 """
 
 from __future__ import annotations
@@ -228,12 +230,14 @@ def ensure_chromium() -> None:
 
 
 def main(pytest_args: list[str]) -> int:
+    mutate = pytest_args[:1] == ["--mutate"]
     base_url = os.environ.get(
         "TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/yomira"
     )
     ensure_postgres(base_url)
     drop_dead_runs_databases(base_url)
-    ensure_chromium()
+    if not mutate:
+        ensure_chromium()
     database_url = with_database(
         base_url, f"{urlsplit(base_url).path.lstrip('/')}_{RUN_ID}"
     )
@@ -260,15 +264,32 @@ def main(pytest_args: list[str]) -> int:
                 env=env,
                 check=True,
             )
-            rc = subprocess.run(
-                [PYTHON, "-m", "pytest", *pytest_args], cwd=ROOT, env=env
-            ).returncode
+            if mutate:
+                rc = mutation_run(pytest_args[1:], env)
+            else:
+                rc = subprocess.run(
+                    [PYTHON, "-m", "pytest", *pytest_args], cwd=ROOT, env=env
+                ).returncode
         finally:
             if redis_process is not None:
                 os.killpg(redis_process.pid, signal.SIGTERM)
                 redis_process.wait(10)
     if rc == 5:
         say("pytest collected no tests")
+    return rc
+
+
+def mutation_run(patterns: list[str], env: dict[str, str]) -> int:
+    """mutmut 3 (settings in pyproject's [tool.mutmut]): one child at a time, since
+    the children share this run's test database (--reuse-db)."""
+    mutmut = str(Path(PYTHON).with_name("mutmut"))
+    shutil.rmtree(ROOT / "mutants", ignore_errors=True)  # no verdicts of old code
+    rc = subprocess.run(
+        [mutmut, "run", "--max-children", "1", *patterns], cwd=ROOT, env=env
+    ).returncode
+    subprocess.run(
+        [PYTHON, "tests/mutation_score.py", *patterns], cwd=ROOT, env=env, check=False
+    )
     return rc
 
 
