@@ -21,7 +21,10 @@ class Style:
 
 
 def _plain_code(value: str) -> str:
-    return f"`{value}`"
+    """The page's timeline is a glance: a command's first line, at most 120
+    characters (the run panel shows it whole)."""
+    first = value.splitlines()[0] if value.strip() else value
+    return f"`{first[:120]}`"
 
 
 PLAIN = Style(text=str, code=_plain_code)
@@ -88,7 +91,7 @@ def _execution(state: str, d: dict, style: Style) -> str:
     t, c = style.text, style.code
     where = f" (step {t(str(d['step']))})" if d.get("step") else " (diagnosis)"
     text = d.get("command") or ""
-    command = c(text.splitlines()[0][:120]) if text.strip() else "a command"
+    command = c(text) if text.strip() else "a command"
     if state == "requested":
         return f"asked to run {t(str(d.get('kind', '')))} {command}{where}"
     if state == "approval_requested":

@@ -327,3 +327,19 @@ def test_every_csv_cell_a_spreadsheet_would_run_is_defused(
     mine = next(r for r in rows if r[3] == "note.added")
     assert mine[2] == "'" + name  # the actor cell starts with a quote, not a formula
     assert not any(cell[:1] in "=+-@\t\r" for row in rows for cell in row if cell)
+
+
+def test_the_postmortem_timeline_keeps_a_multiline_command_whole(
+    viewer_client, incident, responder
+):
+    from incidents import audit
+
+    audit.append(
+        "execution.requested",
+        actor=responder,
+        incident=incident,
+        data={"step": 2, "kind": "action", "command": "first line \\\n  second line"},
+    )
+    text = body(viewer_client.get(f"/incidents/{incident.pk}/postmortem.md"))
+    row = next(r for r in text.splitlines() if "asked to run action" in r)
+    assert "`first line \\ second line`" in row
