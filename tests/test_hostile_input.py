@@ -8,9 +8,12 @@ log exactly as they were: nothing half-written."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 
 from incidents.models import AuditEvent, Command, Incident, StepExecution
 from incidents.services import tick_step
@@ -110,6 +113,21 @@ def counts() -> tuple[int, int, int]:
     )
 
 
+def awaiting(incident, requester) -> StepExecution:  # noqa: ANN001
+    """A fresh action request waiting for a second person's approval."""
+    action = Command.objects.filter(playbook=incident.playbook, kind="action").first()
+    return StepExecution.objects.create(
+        incident=incident,
+        step=action.step,
+        command=action,
+        state=StepExecution.State.AWAITING_APPROVAL,
+        requested_by=requester,
+        command_text=action.text,
+        fingerprint=action.fingerprint({}),
+        approval_expires_at=timezone.now() + timedelta(minutes=15),
+    )
+
+
 @pytest.fixture
 def world(incident, admin_user, settings):
     settings.RUN_WAIT_SECONDS = 0  # no waiting for a worker that is not there
@@ -137,7 +155,7 @@ def fill(text: str, world: dict[str, str]) -> str:
 
 
 def test_every_view_answers_hostile_values_without_a_500_or_a_half_write(
-    world, admin_user
+    world, admin_user, incident, commander
 ):
     routes = sorted(set(walk(get_resolver().url_patterns)))
     assert {name for name, _ in routes} == set(FIELDS), "say what each view reads"
@@ -149,6 +167,14 @@ def test_every_view_answers_hostile_values_without_a_500_or_a_half_write(
         client = Client(raise_request_exception=False)
         if name not in ANONYMOUS:
             client.force_login(admin_user)
+        if name == "execution_decide":
+            # A decision ends a request: each attempt decides a fresh one, so
+            # every value reaches the code that reads it.
+            fresh = awaiting(incident, commander)
+            url = url.replace(
+                f"/executions/{world['<int:execution_id>']}/",
+                f"/executions/{fresh.pk}/",
+            )
         before = counts()
         headers = {"HX-Request": "true"} if htmx else {}
         response = getattr(client, method)(url, data, headers=headers)
@@ -182,6 +208,9 @@ def test_every_view_answers_hostile_values_without_a_500_or_a_half_write(
                 attempt(name, method, bad, valid, htmx, "execution_id")
     assert tried > 500
     assert not failures, "\n".join(failures)
+    # The decisions reached the service (not just a 404 in front of it).
+    rejected = StepExecution.objects.filter(state=StepExecution.State.REJECTED)
+    assert rejected.count() > 10
 
 
 def test_a_poll_with_a_bad_since_is_a_400_in_words(viewer_client, incident):
