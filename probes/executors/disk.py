@@ -6,7 +6,7 @@ import os
 import shutil
 import time
 
-from .base import Context, Result, clip, table
+from .base import Context, Result, clip, table, within_deadline
 
 REAL_FILESYSTEMS = {
     "ext2",
@@ -50,6 +50,21 @@ def mounts() -> list[str]:
 
 def run(command, params: dict[str, str], ctx: Context) -> Result:  # noqa: ANN001
     spec = command.spec
+    # statvfs or a directory listing on a hung network mount blocks in the kernel,
+    # where nothing can interrupt it: answer at the deadline (both are read-only).
+    return within_deadline(
+        ctx,
+        lambda: _run(spec, ctx),
+        lambda: Result(
+            False,
+            f"The filesystem did not answer within {ctx.timeout:g} s "
+            "(a hung network mount?).",
+            timed_out=True,
+        ),
+    )
+
+
+def _run(spec: dict, ctx: Context) -> Result:
     if spec["tool"] == "df":
         return _df(spec.get("paths") or mounts(), ctx)
     return _du(spec.get("paths") or ["."], ctx)

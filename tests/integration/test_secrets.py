@@ -443,6 +443,36 @@ def test_an_smtp_banner_trickling_in_stops_at_the_deadline(monkeypatch):
         slow.close()
 
 
+def test_a_call_with_no_socket_to_shut_is_answered_at_the_deadline():
+    # What disk (statvfs on a hung mount) and S3 rely on: the result comes at the
+    # deadline, and the blocked call ends on its own later.
+    from probes.executors.base import within_deadline
+
+    release = threading.Event()
+
+    def blocked() -> Result:
+        release.wait(30)
+        return Result(True, "late")
+
+    try:
+        result = within_deadline(
+            Context(timeout=0.5), blocked, lambda: Result(False, "cut", timed_out=True)
+        )
+    finally:
+        release.set()
+    assert result.summary == "cut" and result.timed_out
+    assert (
+        within_deadline(
+            Context(timeout=5),
+            lambda: Result(True, "on time"),
+            lambda: Result(False, "x"),
+        ).summary
+        == "on time"
+    )
+    with pytest.raises(ZeroDivisionError):  # an error is the caller's to handle
+        within_deadline(Context(timeout=5), lambda: 1 / 0, lambda: Result(False, "x"))
+
+
 def test_a_migrate_preview_does_not_wait_on_a_locked_table(
     target_database, monkeypatch
 ):
