@@ -211,9 +211,7 @@ def sweep_stale() -> int:
 def stale_queued_after() -> float:
     """Seconds a queued run may wait for a worker before the sweeper treats its
     message as lost: longer than a busy worker's backlog of runs at their limit."""
-    return float(
-        getattr(settings, "STALE_QUEUED_AFTER", settings.CELERY_TASK_TIME_LIMIT + 30)
-    )
+    return float(settings.STALE_QUEUED_AFTER)
 
 
 def sweep_unclaimed() -> int:

@@ -204,6 +204,11 @@ CELERY_TASK_TIME_LIMIT = EXECUTION_TIMEOUT + 20
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 STALE_RUNNING_AFTER = CELERY_TASK_TIME_LIMIT + 30  # seconds
+# A queued run no worker claimed within this bound lost its broker message: the
+# sweeper sends a probe once more, and ends an action as never started.
+STALE_QUEUED_AFTER = env.float(
+    "STALE_QUEUED_AFTER", default=CELERY_TASK_TIME_LIMIT + 30
+)
 # Test-only: see probes.tasks.forget_content_types.
 WORKER_FORGETS_CONTENT_TYPES = env.bool("WORKER_FORGETS_CONTENT_TYPES", default=False)
 CELERY_BEAT_SCHEDULE = {
