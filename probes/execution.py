@@ -193,19 +193,28 @@ def sweep_stale() -> int:
             if action
             else "The worker stopped before this probe finished; run it again."
         )
-        with transaction.atomic():
-            if StepExecution.objects.filter(
-                pk=execution.pk, state=State.RUNNING
-            ).update(state=state, finished_at=timezone.now(), summary=summary):
-                audit.append(
-                    f"execution.{state.value}",
-                    actor_name="sweeper",
-                    incident=execution.incident,
-                    obj=execution,
-                    data={**_event_data(execution), "summary": summary},
-                )
-                swept += 1
+        swept += _end_swept(execution, was=State.RUNNING, state=state, summary=summary)
     return swept
+
+
+def _end_swept(
+    execution: StepExecution, *, was: State, state: State, summary: str
+) -> bool:
+    """End a run the sweeper found `was` (one conditional UPDATE: a worker that
+    moved it on meanwhile wins), with its audit event in the same transaction."""
+    with transaction.atomic():
+        ended = StepExecution.objects.filter(pk=execution.pk, state=was).update(
+            state=state, finished_at=timezone.now(), summary=summary
+        )
+        if ended:
+            audit.append(
+                f"execution.{state.value}",
+                actor_name="sweeper",
+                incident=execution.incident,
+                obj=execution,
+                data={**_event_data(execution), "summary": summary},
+            )
+    return bool(ended)
 
 
 def stale_queued_after() -> float:
@@ -268,16 +277,7 @@ def sweep_unclaimed() -> int:
             f"Not run: no worker picked it up in {waited} s, {sent}(no worker is "
             "running, or the task queue lost it). Nothing ran; press Run again."
         )
-        with transaction.atomic():
-            if StepExecution.objects.filter(pk=execution.pk, state=State.QUEUED).update(
-                state=State.DISPATCH_FAILED, finished_at=now, summary=summary
-            ):
-                audit.append(
-                    f"execution.{State.DISPATCH_FAILED.value}",
-                    actor_name="sweeper",
-                    incident=execution.incident,
-                    obj=execution,
-                    data={**_event_data(execution), "summary": summary},
-                )
-                swept += 1
+        swept += _end_swept(
+            execution, was=State.QUEUED, state=State.DISPATCH_FAILED, summary=summary
+        )
     return swept
