@@ -11,7 +11,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/yomira
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test install migrate bench lint format clean mutate
+.PHONY: run test install migrate bench lint format clean mutate mutate-again
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,10 +25,12 @@ install: $(STAMP)
 	$(BIN)/python -c "import secrets; print(f'DEBUG=true\nSECRET_KEY={secrets.token_urlsafe(48)}\nAUDIT_HMAC_KEY={secrets.token_urlsafe(48)}\nDEMO_PASSWORD={secrets.token_urlsafe(9)}')" > .env
 	@echo "Wrote .env with fresh local secrets (DEBUG=true, SQLite unless DATABASE_URL is set)."
 
+# The set-up steps log at WARNING only, so the demo logins are not buried under
+# the audit log's head lines.
 run: $(STAMP) .env
-	$(BIN)/python manage.py migrate --no-input
-	$(BIN)/python manage.py import_runbook
-	$(BIN)/python manage.py seed_demo
+	LOG_LEVEL=WARNING $(BIN)/python manage.py migrate --no-input
+	LOG_LEVEL=WARNING $(BIN)/python manage.py import_runbook
+	LOG_LEVEL=WARNING $(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py runconsole --host $(HOST) --port $(PORT)
 
 # tests/stack.py brings up what the suite needs (PostgreSQL started if installed
@@ -42,6 +44,10 @@ test: $(STAMP)
 MUTATE ?= $(shell $(BIN)/python -c "import tomllib; print(' '.join(tomllib.load(open('pyproject.toml','rb'))['tool']['yomira']['mutate']))")
 mutate: $(STAMP)
 	@$(BIN)/python tests/stack.py --mutate $(MUTATE)
+
+# Only the last run's survivors, after adding the tests that should kill them.
+mutate-again: $(STAMP)
+	@$(BIN)/python tests/stack.py --mutate-again $(MUTATE)
 
 # Benchmarks run with production settings against the shared local services.
 BENCH_ENV := DEBUG=false SECRET_KEY=test-only-secret AUDIT_HMAC_KEY=test-only-audit-key \

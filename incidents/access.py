@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 
 from . import audit
@@ -154,3 +156,22 @@ def permissions_for(user, playbook: Playbook | None = None) -> dict[str, bool]: 
         "probes": on(RUN_PROBES),
         "actions": on(RUN_ACTIONS),
     }
+
+
+def people_who_can(permission: str) -> QuerySet:
+    """Active people holding a model-level permission through their role, a direct
+    grant or superuser status: e.g. who may be handed command of an incident (a
+    commander who cannot change the status would leave the incident stuck)."""
+    app_label, codename = permission.split(".", 1)
+    held = {"permissions__codename": codename}
+    held["permissions__content_type__app_label"] = app_label
+    return (
+        get_user_model()
+        .objects.filter(is_active=True)
+        .filter(
+            Q(is_superuser=True)
+            | Q(**{f"groups__{k}": v for k, v in held.items()})
+            | Q(**{f"user_{k}": v for k, v in held.items()})
+        )
+        .distinct()
+    )

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.validators import MaxLengthValidator
 
+from .access import COMMAND_INCIDENTS, people_who_can
 from .models import Incident, Playbook
 
 
@@ -70,8 +70,9 @@ class StatusForm(forms.Form):
 
 
 class CommanderForm(forms.Form):
+    # Only people who may command: the status buttons are theirs.
     commander = forms.ModelChoiceField(
-        queryset=get_user_model().objects.filter(is_active=True), required=False
+        queryset=people_who_can(COMMAND_INCIDENTS), required=False
     )
 
 

@@ -518,6 +518,11 @@ def clean_parameters(command: Command, given: dict[str, str]) -> dict[str, str]:
                 f"{name} must be one line of at most {MAX_PARAMETER_LENGTH} characters."
             )
         values[name] = value
+    from probes.commands import parameter_problem
+
+    problem = parameter_problem(command, values)
+    if problem:
+        raise RunRefused(problem)
     return values
 
 
@@ -631,6 +636,7 @@ def request_run(
     confirmation: str = "",
     preview: str | None = None,
     break_glass_reason: str = "",
+    break_glass: bool = False,
     request_key: str = "",
     request: HttpRequest | None = None,
 ) -> RunResult:
@@ -649,6 +655,11 @@ def request_run(
 
     request_key = clean_request_key(request_key)
     break_glass_reason = clean_reason(break_glass_reason)
+    if break_glass and not break_glass_reason:
+        raise RunRefused(
+            "Breaking glass needs a reason: say why this cannot wait for a second "
+            "person. Nothing was run or requested."
+        )
     if command.playbook_id != incident.playbook_id:
         raise RunRefused("That command is not part of this incident's playbook.")
     if not command.is_runnable:

@@ -198,8 +198,8 @@ def commander_choices() -> list[tuple[int, str]]:
     cache = caches["fragments"]
     people = cache.get("commander-choices")
     if people is None:
-        active = get_user_model().objects.filter(is_active=True).order_by("username")
-        people = list(active.values_list("pk", "username"))
+        able = access.people_who_can(access.COMMAND_INCIDENTS).order_by("username")
+        people = list(able.values_list("pk", "username"))
         cache.set("commander-choices", people, 15)
     return people
 
@@ -507,6 +507,9 @@ def command_run(request: HttpRequest, pk: int, command_id: int) -> HttpResponse:
             confirmation=request.POST.get("confirmation", ""),
             preview=request.POST.get("preview", ""),
             break_glass_reason=request.POST.get("break_glass_reason", ""),
+            # The break-glass button, pressed with its reason left empty, must
+            # not quietly file an ordinary approval request instead.
+            break_glass=request.POST.get("mode") == "break_glass",
             request_key=request.POST.get("request_key", ""),
             by=request.user,
             request=request,

@@ -10,7 +10,8 @@ from urllib.parse import urlsplit
 from incidents.models import Command
 
 from . import redaction, targets
-from .executors.base import substitute
+from .executors.base import ParameterError, substitute
+from .executors.sql import bind
 
 
 def display_text(command: Command, params: dict[str, str] | None = None) -> str:
@@ -36,6 +37,18 @@ def display_text(command: Command, params: dict[str, str] | None = None) -> str:
             f"{k} = {v!r}" for k, v in sorted(named.items())
         )
     return redaction.redact(text)
+
+
+def parameter_problem(command: Command, params: dict[str, str]) -> str | None:
+    """Why these values cannot run this command, in words; None when they can.
+    Asked when the run is requested and previewed, so a value the executor would
+    refuse (a pid that is not a number) never waits for an approval first."""
+    if command.executor == "sql":
+        try:
+            bind((command.spec or {}).get("sql", ""), command.parameters, params)
+        except ParameterError as exc:
+            return str(exc)
+    return None
 
 
 def confirm_word(command: Command) -> str:

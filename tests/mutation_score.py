@@ -16,19 +16,33 @@ from pathlib import Path
 from mutmut.stats import status_by_exit_code
 
 
-def main(patterns: list[str]) -> int:
-    per_module: dict[str, Counter] = defaultdict(Counter)
-    survivors: list[str] = []
+def verdicts(patterns: list[str]) -> dict[str, str]:
+    """{mutant name: status} for the mutants matching the patterns."""
+    found = {}
     for meta in sorted(Path("mutants").rglob("*.py.meta")):
         codes = json.loads(meta.read_text())["exit_code_by_key"]
         for name, code in codes.items():
-            if not any(fnmatch.fnmatchcase(name, p) for p in patterns):
-                continue
-            status = status_by_exit_code.get(code, "not checked")
-            module = name.split(".x_", 1)[0].split(".xǁ", 1)[0]
-            per_module[module][status] += 1
-            if status in ("survived", "no tests"):
-                survivors.append(f"{name}: {status}")
+            if any(fnmatch.fnmatchcase(name, p) for p in patterns):
+                found[name] = status_by_exit_code.get(code, "not checked")
+    return found
+
+
+def survivors(patterns: list[str]) -> list[str]:
+    return [
+        name
+        for name, status in verdicts(patterns).items()
+        if status in ("survived", "no tests", "not checked")
+    ]
+
+
+def main(patterns: list[str]) -> int:
+    per_module: dict[str, Counter] = defaultdict(Counter)
+    left: list[str] = []
+    for name, status in verdicts(patterns).items():
+        module = name.split(".x_", 1)[0].split(".xǁ", 1)[0]
+        per_module[module][status] += 1
+        if status in ("survived", "no tests"):
+            left.append(f"{name}: {status}")
     print(
         f"{'module':<28} {'mutants':>7} {'killed':>7} {'survived':>8} {'no test':>7} score"
     )
@@ -39,7 +53,7 @@ def main(patterns: list[str]) -> int:
             f"{module:<28} {total:>7} {killed:>7} {c['survived']:>8} "
             f"{c['no tests']:>7} {100 * killed / total:5.1f}%"
         )
-    for line in survivors:
+    for line in left:
         print("  ", line)
     return 0
 

@@ -17,7 +17,8 @@ one command works everywhere `.ci/run` does:
 
 Arguments are passed to pytest. Exit code: pytest's (5, "no tests", is a failure).
 `tests/stack.py --mutate PATTERN...` runs mutmut over the mutants named by the
-patterns instead (`make mutate`), then prints the score per module.
+patterns instead (`make mutate`), then prints the score per module;
+`--mutate-again PATTERN...` re-runs only the last run's survivors (`make mutate-again`).
 """
 
 from __future__ import annotations
@@ -230,7 +231,7 @@ def ensure_chromium() -> None:
 
 
 def main(pytest_args: list[str]) -> int:
-    mutate = pytest_args[:1] == ["--mutate"]
+    mutate = pytest_args[:1] in (["--mutate"], ["--mutate-again"])
     base_url = os.environ.get(
         "TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/yomira"
     )
@@ -265,7 +266,8 @@ def main(pytest_args: list[str]) -> int:
                 check=True,
             )
             if mutate:
-                rc = mutation_run(pytest_args[1:], env)
+                again = pytest_args[0] == "--mutate-again"
+                rc = mutation_run(pytest_args[1:], env, again=again)
             else:
                 rc = subprocess.run(
                     [PYTHON, "-m", "pytest", *pytest_args], cwd=ROOT, env=env
@@ -279,13 +281,24 @@ def main(pytest_args: list[str]) -> int:
     return rc
 
 
-def mutation_run(patterns: list[str], env: dict[str, str]) -> int:
+def mutation_run(patterns: list[str], env: dict[str, str], *, again: bool) -> int:
     """mutmut 3 (settings in pyproject's [tool.mutmut]): one child at a time, since
-    the children share this run's test database (--reuse-db)."""
+    the children share this run's test database (--reuse-db). `again` re-runs only
+    the mutants that survived the last run (after tests were added for them)."""
     mutmut = str(Path(PYTHON).with_name("mutmut"))
-    shutil.rmtree(ROOT / "mutants", ignore_errors=True)  # no verdicts of old code
+    if again:
+        sys.path.insert(0, str(ROOT / "tests"))
+        from mutation_score import survivors
+
+        names = survivors(patterns)
+        if not names:
+            say("no survivors to run again")
+            return 0
+    else:
+        shutil.rmtree(ROOT / "mutants", ignore_errors=True)  # no verdicts of old code
+        names = patterns
     rc = subprocess.run(
-        [mutmut, "run", "--max-children", "1", *patterns], cwd=ROOT, env=env
+        [mutmut, "run", "--max-children", "1", *names], cwd=ROOT, env=env
     ).returncode
     subprocess.run(
         [PYTHON, "tests/mutation_score.py", *patterns], cwd=ROOT, env=env, check=False

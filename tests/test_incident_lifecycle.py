@@ -93,15 +93,35 @@ def test_an_impossible_transition_over_htmx_is_a_409_fragment(
     assert "cannot become open" in response.content.decode()
 
 
-def test_the_commander_can_be_handed_over(commander_client, incident, responder):
+def test_the_commander_can_be_handed_over(commander_client, incident, make_user):
+    other = make_user("otto", "Commander")
     response = commander_client.post(
-        f"/incidents/{incident.pk}/commander", {"commander": responder.pk}
+        f"/incidents/{incident.pk}/commander", {"commander": other.pk}
     )
     assert response.status_code == 302
     incident.refresh_from_db()
-    assert incident.commander == responder
+    assert incident.commander == other
     event = incident.events.get(verb="incident.commander_changed")
-    assert event.data == {"from": "cole", "to": "rita"}
+    assert event.data == {"from": "cole", "to": "otto"}
+
+
+@pytest.mark.parametrize("role", ["Responder", "Viewer", None])
+def test_command_goes_only_to_people_who_may_command(
+    commander_client, incident, make_user, role
+):
+    """A commander without the status buttons would leave the incident stuck."""
+    person = make_user("pat", role)
+    page = commander_client.get(f"/incidents/{incident.pk}/").content.decode()
+    assert ">pat<" not in page and ">cole<" in page
+    response = commander_client.post(
+        f"/incidents/{incident.pk}/commander",
+        {"commander": person.pk},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 400
+    assert "That person cannot command." in response.content.decode()
+    incident.refresh_from_db()
+    assert incident.commander.username == "cole"
 
 
 def test_the_list_puts_open_incidents_first_and_filters(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -120,6 +121,9 @@ def test_every_demo_account_can_use_every_page(console, username):
         )
         assert "/accounts/login/" not in str(reply.url), f"{username} was signed out"
     playbooks = client.get("/playbooks/").text
+    # DEBUG is on here: django-htmx's debug handler (which swaps a whole page for
+    # any 4xx fragment, e.g. a wrong confirmation word) must not be loaded.
+    assert "htmx-2.min.js" in playbooks and "django-htmx.js" not in playbooks
     assert "Disk Space Critical" in playbooks
     detail = client.get("/playbooks/disk-space-critical/")
     assert detail.status_code == 200 and "df -h" in detail.text
@@ -164,3 +168,23 @@ def test_responder_opens_an_incident_and_the_commander_runs_a_probe(console):
     assert viewer.get(f"{incident_url}postmortem.md").status_code == 200
     refused = post(viewer, run_action, {})
     assert refused.status_code == 403
+
+
+def test_a_busy_port_is_named_before_any_worker_starts(tmp_path):
+    """runserver leaves with os._exit on a taken port: a worker started before it
+    would be orphaned, sweeping away under PID 1."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "manage.py", "runconsole", "--port", str(port)],
+            cwd=ROOT,
+            env=make_run_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode != 0
+    assert f"Cannot serve on 127.0.0.1:{port}" in done.stderr
+    assert "Started a Celery worker" not in done.stdout

@@ -569,3 +569,41 @@ def test_one_preview_confirmed_from_four_tabs_at_once_runs_once(world):
     assert StepExecution.objects.filter(command=world.policy).count() == 1
     refused = [r for r in responses if r.status_code == 400]
     assert all("already confirmed a run" in r.content.decode() for r in refused)
+
+
+# --- found in the newcomer walk ----------------------------------------------------
+
+
+def test_break_glass_pressed_without_a_reason_files_nothing(
+    world, targets_and_no_broker
+):
+    gina = signed_in(world.people["granted"])
+    response = preview_then_run(
+        gina, world.pool, world.terminate, {"pid": "4242"}, mode="break_glass"
+    )
+    assert response.status_code == 400
+    assert "Breaking glass needs a reason" in response.content.decode()
+    assert not StepExecution.objects.filter(command=world.terminate).exists()
+    assert targets_and_no_broker == []
+
+
+def test_a_parameter_the_executor_would_refuse_is_refused_before_any_approval(
+    world, targets_and_no_broker
+):
+    gina = signed_in(world.people["granted"])
+    preview = gina.post(
+        f"/incidents/{world.pool.pk}/commands/{world.terminate.pk}/preview",
+        {"param-pid": "abc"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert preview.status_code == 400
+    assert "pid must be a backend process id" in preview.content.decode()
+    with pytest.raises(RunRefused, match="pid must be a backend process id"):
+        request_run(
+            incident=world.pool,
+            command=world.terminate,
+            params={"pid": "abc"},
+            confirmation="terminate",
+            by=world.people["granted"],
+        )
+    assert not StepExecution.objects.filter(command=world.terminate).exists()

@@ -141,16 +141,18 @@ def test_exports_need_the_export_permission_not_just_view(make_user, incident):
 
 
 def test_only_commanders_hand_over_command(
-    responder_client, commander_client, incident, responder, commander
+    responder_client, commander_client, incident, responder, commander, make_user
 ):
     url = f"/incidents/{incident.pk}/commander"
+    other = make_user("otto", "Commander")
     assert responder_client.post(url, {"commander": responder.pk}).status_code == 403
+    assert responder_client.post(url, {"commander": other.pk}).status_code == 403
     incident.refresh_from_db()
     assert incident.commander == commander
     assert not incident.events.filter(verb="incident.commander_changed").exists()
-    assert commander_client.post(url, {"commander": responder.pk}).status_code == 302
+    assert commander_client.post(url, {"commander": other.pk}).status_code == 302
     incident.refresh_from_db()
-    assert incident.commander == responder
+    assert incident.commander == other
 
 
 def test_only_commanders_change_status_and_only_responders_tick(

@@ -246,6 +246,9 @@ LOGGING = {
     "loggers": {
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
+        # Every refusal (4xx) would log a traceback: they are in the audit log,
+        # and a denial is not a server error. 5xx are still logged.
+        "django.request": {"level": "ERROR"},
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }

@@ -118,7 +118,9 @@ def _run_in_transaction(conn, statements, values, kind, ctx) -> Result:  # noqa:
                 affected += max(cur.rowcount, 0)
                 outputs.append(f"{cur.statusmessage}")
                 plural = "s" if cur.rowcount != 1 else ""
-                summary = f"{cur.statusmessage} ({cur.rowcount} row{plural} affected)"
+                summary = str(cur.statusmessage)
+                if cur.rowcount >= 0:  # -1: a statement without a row count (DDL)
+                    summary += f" ({cur.rowcount} row{plural} affected)"
     data = {"rows_affected": affected} if kind == "action" else {}
     return Result(True, summary or "done", clip("\n\n".join(outputs), ctx), data)
 

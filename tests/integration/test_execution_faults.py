@@ -16,6 +16,8 @@ from incidents.models import AuditEvent, Command, StepExecution
 from incidents.services import RunRefused, import_runbook, open_incident, request_run
 from probes import execution as runner
 from probes.commands import confirm_word
+from probes.executors.base import ParameterError
+from probes.executors.sql import bind
 from tests.conftest import TEST_RUNBOOKS, grant, signed_in
 
 from .conftest import wait_for
@@ -145,10 +147,13 @@ def test_parameters_are_bound_never_pasted_into_sql(faults, target_database):
     assert hostile.state == "succeeded" and "UPDATE 0" in hostile.summary
     with psycopg.connect(target_database) as conn:
         assert conn.execute(revoked).fetchone()[0] == before  # it matched no row at all
-    bad_pid = wait_for(faults.run(11, pid="1); DROP TABLE counter; --"))
-    assert (
-        bad_pid.state == "failed" and "must be a backend process id" in bad_pid.summary
-    )
+    # A pid that is not a number is refused when the run is asked for (before any
+    # approval), and again by the executor, which never pastes it into the SQL.
+    hostile_pid = "1); DROP TABLE counter; --"
+    with pytest.raises(RunRefused, match="must be a backend process id"):
+        faults.run(11, pid=hostile_pid)
+    with pytest.raises(ParameterError, match="must be a backend process id"):
+        bind("SELECT pg_terminate_backend(pid);", ["pid"], {"pid": hostile_pid})
     assert counter(target_database) >= 0  # the table is still there
 
 

@@ -1,12 +1,13 @@
 """Serve the console with a Celery worker beside it (what `make run` ends with)."""
 
 import signal
+import socket
 import subprocess
 import sys
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 
 def broker_reachable() -> bool:
@@ -31,6 +32,17 @@ class Command(BaseCommand):
     def handle(
         self, *args: object, host: str, port: str, no_worker: bool, **opts: object
     ) -> None:
+        # runserver ends the process with os._exit when the port is taken, so the
+        # worker below would be orphaned: find out before starting it.
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, int(port)))
+            except OSError as exc:
+                raise CommandError(
+                    f"Cannot serve on {host}:{port} ({exc.strerror}). Is another "
+                    "console running? Choose another with PORT=... make run."
+                ) from None
         worker = None
         broker = settings.CELERY_BROKER_URL.split("://", 1)[0]
         if no_worker:
@@ -62,6 +74,12 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(f"Yomira console on http://{host}:{port}/")
         )
+        if settings.DEBUG and settings.DEMO_PASSWORD:
+            # Said again here: the worker's banner follows seed_demo's list.
+            self.stdout.write(
+                "Demo sign-ins: admin, commander, responder, viewer; password "
+                f"{settings.DEMO_PASSWORD} (DEMO_PASSWORD in .env)."
+            )
         # SIGTERM (kill, timeout, a supervisor) must still stop the worker below.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         try:
