@@ -15,6 +15,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from incidents.models import Incident, Playbook, Runbook
 from incidents.roles import ensure_roles
 from incidents.services import import_runbook, open_incident
+from probes import redaction
 
 ROOT = Path(__file__).resolve().parent.parent
 YOMIRA_RUNBOOK = ROOT / "runbooks" / "yomira.md"
@@ -27,6 +28,15 @@ ROLES = ("Viewer", "Responder", "Commander", "Admin")
 def _fast_passwords(settings):
     """PBKDF2 is slow on purpose; tests make dozens of accounts."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_redaction_forms():
+    """Encoded forms of the target values are cached per process. A test must
+    compute them itself, or it judges the code that filled the cache earlier (and
+    mutation testing, which forks a process that already ran the suite, would see
+    no mutant of the encoders at all)."""
+    redaction._forms.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -129,7 +129,8 @@ def drop_dead_runs_databases(url: str) -> None:
     import psycopg
 
     base = re.escape(urlsplit(url).path.lstrip("/"))
-    ours = re.compile(rf"^(?:test_)?{base}_r(\d+)(?:_target)?$")
+    # test_ may repeat: mutmut's forked children prefix the name again.
+    ours = re.compile(rf"^(?:test_)*{base}_r(\d+)(?:_target)?$")
 
     with psycopg.connect(with_database(url, "postgres"), autocommit=True) as conn:
         names = [row[0] for row in conn.execute("SELECT datname FROM pg_database")]
