@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import math
 import re
 import time
 from urllib.parse import quote, quote_plus
@@ -262,3 +263,73 @@ def test_the_consoles_own_secrets_and_decoded_url_passwords_are_masked(monkeypat
     )
     assert "audit-key" not in clean and "broker-pw" not in clean
     assert "p@ss-word" not in clean
+
+
+# --- what mutation testing found unpinned (issue 8 point 17) -------------------------
+
+
+@pytest.mark.parametrize("prefix", [b"", b"u", b"us"], ids=["at 0", "at 1", "at 2"])
+def test_a_base64_echo_keeps_only_the_characters_it_shares_with_its_neighbours(
+    prefix,
+):
+    echo = base64.b64encode(prefix + SECRET.encode()).decode()
+    left, mask, right = redaction.redact(echo).partition(redaction.MASK)
+    assert mask, echo
+    # Left of the mask, every character that depends on a prefix byte; right of
+    # it, the one character the secret's last bits share with the padding, if any.
+    assert left == echo[: math.ceil(8 * len(prefix) / 6)]
+    bits = 8 * (len(prefix) + len(SECRET.encode()))
+    assert len(right.rstrip("=")) == (1 if bits % 6 else 0)
+
+
+def test_a_value_of_exactly_the_minimum_length_is_masked_in_its_encodings(
+    monkeypatch,
+):
+    monkeypatch.setenv("TARGET_SIX", "sixsix")
+    assert len("sixsix") == redaction.MIN_ENCODED
+    hexed = b"sixsix".hex()
+    assert redaction.redact(f"got {hexed}") == f"got {redaction.MASK}"
+
+
+def test_both_kinds_of_aws_access_key_id_are_masked():
+    for key in ("AKIAIOSFODNN7EXAMPLE", "ASIAIOSFODNN7EXAMPLE"):
+        assert redaction.redact(f"id {key} used") == f"id {redaction.MASK} used"
+
+
+def test_a_line_naming_every_kind_of_secret_masks_each_value():
+    line = "passwd=aaaa1 password=bbbb2 token=cccc3 api_key=dddd4 secret=eeee5"
+    m = redaction.MASK
+    assert redaction.redact(line) == (
+        f"passwd={m} password={m} token={m} api_key={m} secret={m}"
+    )
+
+
+def test_redact_data_masks_whole_only_non_empty_strings_under_secret_names():
+    data = {"status": "ok", "token": 5, "password": "", "api_key": ["x"]}
+    assert redaction.redact_data(data) == data
+
+
+def test_a_short_percent_encoded_console_url_password_is_masked_both_ways(
+    monkeypatch,
+):
+    # "p@ss" is too short for encoded forms: the URL's own spelling must be
+    # masked as given, and the decoded one although it has only four characters.
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://:p%40ss@broker:6379/0")
+    clean = redaction.redact("AUTH p%40ss failed; AUTH p@ss failed")
+    assert clean == f"AUTH {redaction.MASK} failed; AUTH {redaction.MASK} failed"
+
+
+def test_unset_console_variables_add_no_secrets(monkeypatch):
+    for name in redaction.CONSOLE_KEYS + redaction.CONSOLE_URLS:
+        monkeypatch.delenv(name, raising=False)
+    assert redaction._console_secrets() == ()
+
+
+def test_a_value_with_a_space_and_a_slash_is_masked_fully_percent_encoded(
+    monkeypatch,
+):
+    # Only quote(safe="") writes both the space as %20 and the slash as %2F.
+    monkeypatch.setenv("TARGET_PHRASE", "open sesame/now")
+    echo = quote("open sesame/now", safe="")
+    assert echo == "open%20sesame%2Fnow"
+    assert redaction.redact(f"sent {echo}") == f"sent {redaction.MASK}"
