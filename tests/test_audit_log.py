@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 from io import StringIO
+from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import AnonymousUser, Group, Permission
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 
@@ -161,8 +165,8 @@ def test_a_cut_checkpoint_table_is_named(log):
 def test_every_append_is_checkpointed_on_commit_only(
     log, caplog, django_capture_on_commit_callbacks
 ):
-    assert list(AuditCheckpoint.objects.values_list("seq", "mac")) == [
-        (e.seq, e.mac) for e in log
+    assert list(AuditCheckpoint.objects.values_list("seq", "mac", "created_at")) == [
+        (e.seq, e.mac, e.created_at) for e in log
     ]
     with (
         caplog.at_level("INFO", logger="incidents.audit"),
@@ -213,7 +217,7 @@ def test_renumbering_to_hide_a_deletion_is_named(log):
     raw(f"DELETE FROM {TABLE} WHERE seq = 3")
     raw(f"UPDATE {TABLE} SET seq = seq - 1 WHERE seq > 3")
     assert verify_audit()[1].startswith(
-        "Audit log broken at sequence 3: row 3 does not link"
+        "Audit log broken at sequence 3: row 3 does not link to row 2"
     )
 
 
@@ -347,3 +351,295 @@ def test_a_nul_byte_in_event_data_is_stored_not_a_crash(db):
     event.refresh_from_db()
     assert event.data == {"why": "a\ufffdb", "k\ufffd": ["\ufffd"]}
     assert verify_audit()[0] == 0
+
+
+def stream_of(path, heads: list[tuple[int, str]]) -> str:
+    """A log file as the log shipper keeps it: head lines among other lines."""
+    lines = ["2026-11-29 09:00:00 INFO django.server GET /incidents/ 200"]
+    lines += [
+        f"2026-11-29 09:00:01 INFO incidents.audit {audit.HEAD_LINE % head}"
+        for head in heads
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("tamper", "verdict"),
+    [
+        (
+            f"UPDATE {TABLE} SET verb = 'test.other' WHERE seq = 4",
+            audit.Verdict(False, 3, 4, "row 4 was changed (its MAC does not match)"),
+        ),
+        (
+            f"DELETE FROM {TABLE} WHERE seq = 6",
+            audit.Verdict(False, 5, 6, "row 6 is missing (next is 7)"),
+        ),
+        (
+            f"UPDATE {TABLE} SET prev_mac = mac WHERE seq = 3",
+            audit.Verdict(False, 2, 3, "row 3 does not link to row 2"),
+        ),
+    ],
+)
+def test_the_verdict_names_the_first_bad_row_and_counts_the_good_ones_before_it(
+    log, tamper, verdict
+):
+    raw(tamper)
+    assert audit.verify() == verdict
+
+
+def test_the_command_counts_the_events_verified_before_the_break(log):
+    raw(f"UPDATE {TABLE} SET verb = 'test.other' WHERE seq = 4")
+    assert verify_audit() == (
+        1,
+        "Audit log broken at sequence 4: row 4 was changed (its MAC does not match) "
+        "(3 events before it verified).\n",
+    )
+
+
+def test_an_empty_log_without_checkpoints_verifies(db):
+    assert audit.verify() == audit.Verdict(True, 0)
+    assert verify_audit() == (0, "Audit log intact: 0 events verified.\n")
+
+
+def test_a_cut_tail_verdict_counts_the_rows_that_remain(log):
+    raw(f"DELETE FROM {TABLE} WHERE seq > 8")
+    assert audit.verify() == audit.Verdict(
+        False,
+        8,
+        9,
+        "audit log ends at seq 8 but checkpoint says 10: rows 9..10 are missing",
+    )
+
+
+def test_a_cut_checkpoint_table_names_the_first_missing_checkpoint(log):
+    raw(f"DELETE FROM {CHECKPOINTS} WHERE seq > 7", table=CHECKPOINTS)
+    assert audit.verify() == audit.Verdict(
+        False,
+        10,
+        8,
+        "checkpoints end at seq 7 but the audit log at 10: checkpoints 8..10 are "
+        "missing",
+    )
+    assert verify_audit() == (
+        1,
+        "Audit log broken at sequence 8: checkpoints end at seq 7 but the audit log "
+        "at 10: checkpoints 8..10 are missing (10 events before it verified).\n",
+    )
+
+
+def test_an_emptied_checkpoint_table_is_named_from_checkpoint_one(log):
+    raw(f"DELETE FROM {CHECKPOINTS}", table=CHECKPOINTS)
+    assert audit.verify() == audit.Verdict(
+        False,
+        10,
+        1,
+        "checkpoints end at seq 0 but the audit log at 10: checkpoints 1..10 are "
+        "missing",
+    )
+
+
+def test_a_checkpoint_naming_another_mac_is_named(log):
+    raw(
+        f"UPDATE {CHECKPOINTS} SET mac = %s WHERE seq = 10",
+        [log[8].mac],
+        table=CHECKPOINTS,
+    )
+    assert audit.verify() == audit.Verdict(
+        False,
+        10,
+        10,
+        "row 10 is not the row the checkpoint recorded (its MAC differs)",
+    )
+
+
+def test_a_log_stream_that_agrees_with_the_log_verifies(log, tmp_path):
+    stream = stream_of(tmp_path / "console.log", [(e.seq, e.mac) for e in log[:6]])
+    assert verify_audit("--log", stream) == (
+        0,
+        "Audit log intact: 10 events verified.\n",
+    )
+
+
+def test_a_log_stream_naming_another_mac_is_named(log, tmp_path):
+    stream = stream_of(tmp_path / "console.log", [(5, log[5].mac)])
+    assert verify_audit("--log", stream) == (
+        1,
+        "Audit log broken at sequence 5: row 5 is not the row the log stream "
+        "recorded (its MAC differs) (10 events before it verified).\n",
+    )
+
+
+def test_a_log_stream_head_for_a_row_that_cannot_exist_is_named(log, tmp_path):
+    stream = stream_of(tmp_path / "console.log", [(0, "0" * 64)])
+    assert verify_audit("--log", stream) == (
+        1,
+        "Audit log broken at sequence 0: row 0 is not the row the log stream "
+        "recorded (its MAC differs) (10 events before it verified).\n",
+    )
+
+
+def test_the_newest_head_in_a_log_stream_is_found_among_other_lines():
+    a, b, c = "a" * 64, "b" * 64, "c" * 64
+    lines = [
+        "unrelated line",
+        f"Nov 29 host yomira[7]: audit head seq=3 mac={a}",
+        f"audit head seq=12 mac={b} and audit head seq=9 mac={c}",
+        "audit head seq=40 mac=not-a-mac",
+    ]
+    assert audit.heads_in_log(lines) == audit.Head(12, b, "log stream")
+    assert audit.heads_in_log(["nothing here"]) is None
+
+
+def test_a_number_the_stream_saw_twice_is_judged_by_its_first_head(log, tmp_path):
+    """Cut row 10 from both tables and append again: a new row 10 with another MAC,
+    which the tables agree on. The stream saw the real row 10 first."""
+    heads = [(e.seq, e.mac) for e in log]
+    raw(f"DELETE FROM {TABLE} WHERE seq = 10")
+    raw(f"DELETE FROM {CHECKPOINTS} WHERE seq = 10", table=CHECKPOINTS)
+    again = audit.append("test.event", actor_name="mallory", data={"n": "again"})
+    assert again.seq == 10 and again.mac != log[-1].mac
+    assert verify_audit()[0] == 0
+    stream = stream_of(tmp_path / "console.log", [*heads, (again.seq, again.mac)])
+    assert audit.heads_in_log(Path(stream).read_text().splitlines()) == audit.Head(
+        10, log[-1].mac, "log stream"
+    )
+    assert verify_audit("--log", stream) == (
+        1,
+        "Audit log broken at sequence 10: row 10 is not the row the log stream "
+        "recorded (its MAC differs) (10 events before it verified).\n",
+    )
+
+
+def test_the_signed_form_of_a_row_never_changes(settings):
+    """Rows signed by earlier releases must verify for ever: the bytes the MAC covers
+    are fixed (keys sorted, no spaces, the time in UTC whatever the server's zone)."""
+    settings.AUDIT_HMAC_KEY = "golden-key"
+    settings.TIME_ZONE = "Asia/Kolkata"
+    fields = {
+        "seq": 7,
+        "created_at": datetime(
+            2026, 11, 29, 9, 30, 1, 234567, tzinfo=timezone(timedelta(hours=2))
+        ),
+        "actor_id": 3,
+        "actor_name": "rita",
+        "verb": "run.approved",
+        "incident_id": 42,
+        "object_type": "run",
+        "object_id": "17",
+        "data": {"zeta": [1, "ü"], "alpha": {"b": None, "a": True}},
+        "ip": "192.0.2.7",
+        "prev_mac": "ab" * 32,
+    }
+    assert audit.canonical(**fields) == (
+        b'[7,"2026-11-29T07:30:01.234567Z",3,"rita","run.approved",42,"run","17",'
+        b'{"alpha":{"a":true,"b":null},"zeta":[1,"\\u00fc"]},"192.0.2.7",'
+        b'"abababababababababababababababababababababababababababababababab"]'
+    )
+    assert audit.compute_mac(**fields) == (
+        "0fb1bdd40f4cf1f2de35b76d785c4f99f699d3023f8de722776ba07cb722b27c"
+    )
+
+
+def test_without_a_key_nothing_is_signed_or_verified(db, settings):
+    settings.AUDIT_HMAC_KEY = ""
+    message = "AUDIT_HMAC_KEY is not set: the audit log cannot be signed."
+    with pytest.raises(ImproperlyConfigured) as refused:
+        audit.append("test.event", actor_name="tester")
+    assert str(refused.value) == message
+    with pytest.raises(ImproperlyConfigured) as refused:
+        audit.verify()
+    assert str(refused.value) == message
+
+
+@pytest.mark.parametrize("vendor", ["postgresql", "sqlite"])
+def test_an_event_records_who_did_what_to_which_object_from_where(
+    incident, make_user, rf, monkeypatch, vendor
+):
+    """Both ways of serialising appends (PostgreSQL's lock, SQLite's process lock)
+    record the same event."""
+    rita = make_user("rita")
+    monkeypatch.setattr(connection, "vendor", vendor)
+    event = audit.append(
+        "test.event",
+        actor=rita,
+        incident=incident,
+        obj=rita,
+        data={"why": "checking"},
+        request=rf.get("/", REMOTE_ADDR="192.0.2.9"),
+    )
+    monkeypatch.undo()
+    event.refresh_from_db()
+    assert (
+        event.verb,
+        event.actor_id,
+        event.actor_name,
+        event.incident_id,
+        event.object_type,
+        event.object_id,
+        event.data,
+        event.ip,
+    ) == (
+        "test.event",
+        rita.pk,
+        "rita",
+        incident.pk,
+        "user",
+        str(rita.pk),
+        {"why": "checking"},
+        "192.0.2.9",
+    )
+    assert audit.verify().ok
+
+
+@pytest.mark.parametrize("actor", [None, AnonymousUser()])
+def test_an_event_without_actor_or_object_records_blanks(db, actor):
+    event = audit.append("test.event", actor=actor)
+    event.refresh_from_db()
+    assert (
+        event.actor_id,
+        event.actor_name,
+        event.incident_id,
+        event.object_type,
+        event.object_id,
+        event.data,
+        event.ip,
+    ) == (None, "", None, "", "", {}, None)
+
+
+def test_a_named_actor_overrides_the_signed_in_user(make_user):
+    event = audit.append("test.event", actor=make_user("rita"), actor_name="beat")
+    assert (event.actor_name, event.actor_id) == ("beat", event.actor.pk)
+
+
+def test_a_long_actor_name_is_cut_to_the_column_not_a_failed_append(db):
+    event = audit.append("test.event", actor_name="r" * 200)
+    event.refresh_from_db()
+    assert event.actor_name == "r" * 150
+    assert audit.verify().ok
+
+
+def test_event_data_that_json_cannot_hold_is_recorded_as_text(db):
+    event = audit.append(
+        "test.event",
+        data={"at": datetime(2026, 11, 29, 9, 30, tzinfo=UTC), "cost": Decimal("1.50")},
+    )
+    event.refresh_from_db()
+    assert event.data == {"at": "2026-11-29 09:30:00+00:00", "cost": "1.50"}
+    assert audit.verify().ok
+
+
+def test_data_keys_in_any_order_verify(db):
+    audit.append("test.event", data={"zeta": 1, "alpha": {"y": 2, "b": 3}})
+    assert audit.verify() == audit.Verdict(True, 1)
+
+
+def test_appends_hold_the_advisory_lock_until_the_callers_transaction_ends(db):
+    audit.append("test.event", actor_name="tester")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks "
+            "WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted"
+        )
+        held = [row[0] for row in cursor.fetchall()]
+    assert audit.ADVISORY_LOCK_ID in held
