@@ -405,3 +405,240 @@ def test_the_approval_queue_shows_what_waits_for_me(world, waiting):
         in signed_in(world.people["granted"]).get("/approvals/").content.decode()
     )
     assert Group.objects.filter(name="Commander").exists()
+
+
+# --- the approval services and preview tokens, line by line (pinned by mutants) ----
+
+
+def test_a_decision_is_audited_with_who_asked_what_and_from_where(
+    world, waiting, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        assert decide(world, "approver", waiting).status_code == 200
+    event = AuditEvent.objects.get(verb="execution.approved")
+    assert (event.actor_name, event.incident_id, event.ip) == (
+        "abe",
+        world.pool.pk,
+        "127.0.0.1",
+    )
+    assert event.data == {
+        "step": waiting.step.number,
+        "command": waiting.command_text,
+        "reason": "",
+        "requested_by": "gina",
+    }
+
+
+def test_an_expired_request_says_when_it_expired(world, waiting):
+    expired_at = timezone.now() - timedelta(seconds=1)
+    StepExecution.objects.filter(pk=waiting.pk).update(approval_expires_at=expired_at)
+    waiting.refresh_from_db()
+    with pytest.raises(RunRefused) as refused:
+        decide_approval(execution=waiting, approve=True, by=world.people["approver"])
+    assert str(refused.value) == (
+        f"The request expired at {expired_at:%H:%M:%S} UTC; ask for it again."
+    )
+    waiting.refresh_from_db()
+    assert waiting.state == "cancelled"
+
+
+def test_a_decided_request_past_its_expiry_says_who_decided_it(world, waiting):
+    decide_approval(execution=waiting, approve=True, by=world.people["approver"])
+    StepExecution.objects.filter(pk=waiting.pk).update(
+        approval_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    waiting.refresh_from_db()
+    with pytest.raises(RunRefused) as refused:
+        decide_approval(execution=waiting, approve=True, by=world.people["admin"])
+    assert str(refused.value) == (
+        f"abe already approved this request at {waiting.approved_at:%H:%M:%S} UTC; "
+        "the run is queued."
+    )
+    assert not AuditEvent.objects.filter(verb="execution.expired").exists()
+
+
+def test_a_rejection_called_without_a_reason_is_refused(world, waiting):
+    approver = world.people["approver"]
+    with pytest.raises(RunRefused) as refused:
+        decide_approval(execution=waiting, approve=False, by=approver)
+    assert str(refused.value) == "Say why you reject it."
+    decide_approval(execution=waiting, approve=True, by=approver)
+    assert AuditEvent.objects.get(verb="execution.approved").data["reason"] == ""
+
+
+def test_why_a_request_can_no_longer_be_decided_in_words(world):
+    from incidents.services import _not_waiting
+
+    abe, at = world.people["approver"], timezone.now()
+    state = StepExecution.State
+    said = [
+        _not_waiting(
+            StepExecution(state=state.REJECTED, approved_by=abe, approved_at=at)
+        ),
+        _not_waiting(StepExecution(state=state.REJECTED)),
+        _not_waiting(
+            StepExecution(state=state.RUNNING, approved_by=abe, approved_at=at)
+        ),
+        _not_waiting(StepExecution(state=state.QUEUED, approved_by=abe)),
+        _not_waiting(StepExecution(state=state.CANCELLED, summary="Expired.")),
+        _not_waiting(StepExecution(state=state.CANCELLED)),
+        _not_waiting(StepExecution(state=state.SUCCEEDED)),
+    ]
+    assert said == [
+        f"abe already rejected this request at {at:%H:%M:%S} UTC.",
+        "Someone already rejected this request.",
+        f"abe already approved this request at {at:%H:%M:%S} UTC; the run is running.",
+        "abe already approved this request; the run is queued.",
+        "This request was cancelled (Expired.).",
+        "This request was cancelled (no reason given).",
+        "This request is no longer waiting for approval: the run is succeeded.",
+    ]
+
+
+def test_expire_cancels_only_that_waiting_request_once_and_audits_it(world, waiting):
+    from incidents.services import expire
+
+    other = StepExecution.objects.create(
+        incident=world.pool,
+        command=world.terminate,
+        step=waiting.step,
+        state=StepExecution.State.AWAITING_APPROVAL,
+        requested_by=world.people["granted"],
+    )
+    long_text = "SELECT pg_terminate_backend(4242) -- " + "x" * 400
+    StepExecution.objects.filter(pk=waiting.pk).update(command_text=long_text)
+    waiting.refresh_from_db()
+    assert expire(waiting) is True
+    assert expire(waiting) is False  # already cancelled: nothing to do, no 2nd event
+    waiting.refresh_from_db()
+    other.refresh_from_db()
+    assert (waiting.state, waiting.summary) == (
+        "cancelled",
+        "The approval request expired.",
+    )
+    assert waiting.finished_at is not None
+    assert (other.state, other.finished_at) == ("awaiting_approval", None)
+    event = AuditEvent.objects.get(verb="execution.expired")
+    assert (event.actor_id, event.actor_name, event.incident_id) == (
+        None,
+        "console",
+        world.pool.pk,
+    )
+    assert (event.object_type, event.object_id) == ("stepexecution", str(waiting.pk))
+    assert event.data == {"step": waiting.step.number, "command": long_text[:300]}
+    StepExecution.objects.filter(pk=other.pk).update(step=None)
+    other.refresh_from_db()
+    assert expire(other) is True
+    assert AuditEvent.objects.filter(verb="execution.expired").last().data == {
+        "step": None,
+        "command": "",
+    }
+
+
+def test_a_preview_token_carries_exactly_what_was_previewed(world):
+    from django.core import signing
+
+    from incidents.services import (
+        PREVIEW_SALT,
+        check_preview_token,
+        preview_token,
+    )
+
+    gina, params = world.people["granted"], {"pid": "4242"}
+    bound = {"incident": world.pool, "command": world.terminate, "by": gina}
+    token = preview_token(params=params, **bound)
+    nonce = check_preview_token(token, params=params, **bound)
+    assert signing.loads(token, salt=PREVIEW_SALT) == {
+        "i": world.pool.pk,
+        "c": world.terminate.pk,
+        "u": gina.pk,
+        "f": world.terminate.fingerprint(params),
+        "n": nonce,
+    }
+    assert len(nonce) == 16  # 12 random bytes
+    assert (
+        check_preview_token(
+            preview_token(params=params, **bound), params=params, **bound
+        )
+        != nonce
+    )
+
+
+def refusal(token, world, **bound):  # noqa: ANN001, ANN003, ANN201
+    from incidents.services import check_preview_token
+
+    bound = {
+        "incident": world.pool,
+        "command": world.terminate,
+        "by": world.people["granted"],
+        "params": {"pid": "4242"},
+        **bound,
+    }
+    with pytest.raises(RunRefused) as refused:
+        check_preview_token(token, **bound)
+    return str(refused.value)
+
+
+def test_a_preview_token_is_refused_in_words_people_can_act_on(world):
+    from django.core import signing
+
+    from incidents.services import PREVIEW_SALT, preview_token
+
+    gina = world.people["granted"]
+    token = preview_token(
+        incident=world.pool, command=world.terminate, params={"pid": "4242"}, by=gina
+    )
+    first = "Preview the action first, then confirm it."
+    assert refusal("x:y:z", world) == first
+    assert refusal(signing.dumps(["n"], salt=PREVIEW_SALT), world) == first
+    assert (
+        refusal(signing.dumps({"i": world.pool.pk}, salt=PREVIEW_SALT), world) == first
+    )
+    other = "That preview was for another command or person: preview again."
+    assert refusal(token, world, incident=world.incident) == other
+    assert refusal(token, world, command=world.policy) == other
+    assert refusal(token, world, by=world.people["admin"]) == other
+    assert refusal(token, world, params={"pid": "1"}) == (
+        "The parameters changed since the preview: preview it again."
+    )
+
+
+def test_a_preview_token_lasts_exactly_the_preview_ttl(world, settings, monkeypatch):
+    """On a stopped clock (signing's own): valid a second before the TTL ends,
+    refused a second after it."""
+    from types import SimpleNamespace
+
+    from django.core import signing
+
+    from incidents.services import check_preview_token, preview_token
+
+    ttl = settings.PREVIEW_TTL_MINUTES * 60
+    gina, params = world.people["granted"], {"pid": "4242"}
+    bound = {"incident": world.pool, "command": world.terminate, "by": gina}
+    clock = SimpleNamespace(now=1_700_000_000)
+    monkeypatch.setattr(signing, "time", SimpleNamespace(time=lambda: clock.now))
+    token = preview_token(params=params, **bound)
+    clock.now += ttl - 1
+    assert check_preview_token(token, params=params, **bound)
+    clock.now += 2
+    assert refusal(token, world) == "The preview is too old: preview the action again."
+
+
+def test_a_preview_counts_as_used_only_by_a_run_on_that_incident(world):
+    from incidents import audit
+    from incidents.services import _preview_used
+
+    gina = world.people["granted"]
+    audit.append("note.added", actor=gina, incident=world.pool, data={"preview": "n1"})
+    run = audit.append(
+        "execution.approval_requested",
+        actor=gina,
+        incident=world.pool,
+        data={"preview": "n1"},
+    )
+    audit.append(
+        "execution.requested", actor=gina, incident=world.pool, data={"preview": "n2"}
+    )
+    assert _preview_used(world.pool, "n1") == run
+    assert _preview_used(world.incident, "n1") is None
+    assert _preview_used(world.pool, "n3") is None

@@ -3,11 +3,18 @@ user with no rights. A new view that forgets its permission check fails here."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
+from django.contrib.auth.models import AnonymousUser, Group, Permission
+from django.core.exceptions import PermissionDenied
+from django.test import RequestFactory
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from incidents.models import AuditEvent
-from tests.conftest import signed_in
+from incidents import access
+from incidents.models import AuditEvent, Command, Playbook, StepExecution
+from incidents.services import open_incident
+from tests.conftest import grant, signed_in
 
 # Open to anyone (or to anyone signed in): the way in, the way out, health checks.
 PUBLIC = {"login", "health_ready", "health_live"}
@@ -174,3 +181,224 @@ def test_only_commanders_change_status_and_only_responders_tick(
         responder_client.post(tick, {"state": "done", "expected": 0}).status_code == 302
     )
     assert commander_client.post(status, {"status": "acknowledged"}).status_code == 302
+
+
+# --- incidents.access itself, function by function (each line pinned by a mutant) --
+
+
+@pytest.fixture
+def cast(yomira, make_user):
+    """People with each kind of right on §5 (DB pool): a role, a grant on the
+    playbook, both, superuser; and the ones who must get nothing."""
+    pool, other = (Playbook.objects.current().get(number=n) for n in (5, 4))
+    people = {
+        "admin_role": make_user("adm", "Admin"),  # every permission, as a role
+        "granted": make_user("gina", "Commander"),  # run_actions on §5 only
+        "approver": make_user("abe", "Commander"),  # approve_actions on §5 only
+        "responder": make_user("rita", "Responder"),
+        "nobody": make_user("nora"),
+        "superuser": make_user("sue", is_superuser=True),
+        "gone": make_user("gil", "Admin", is_active=False),
+    }
+    grant(people["granted"], "run_actions", playbooks=[pool])
+    grant(people["approver"], "approve_actions", playbooks=[pool])
+    grant(people["gone"], "run_actions", "approve_actions", playbooks=[pool])
+    return type("Cast", (), {"people": people, "pool": pool, "other": other})
+
+
+def fresh(user):  # noqa: ANN001, ANN201
+    """The user as a new request sees them: no permission caches yet."""
+    return type(user).objects.get(pk=user.pk)
+
+
+def stub(**fields):  # noqa: ANN003, ANN201
+    return SimpleNamespace(has_perm=lambda perm: True, **fields)
+
+
+def test_can_needs_a_signed_in_active_holder_of_the_permission(cast):
+    p = cast.people
+    assert access.can(p["responder"], access.RUN_PROBES) is True
+    assert access.can(p["responder"], access.RUN_ACTIONS) is False
+    assert access.can(None, access.RUN_PROBES) is False
+    assert access.can(AnonymousUser(), access.VIEW_INCIDENTS) is False
+    assert access.can(p["gone"], access.RUN_PROBES) is False
+    # A backend that answers yes is not enough: the person must be signed in and active.
+    assert access.can(stub(is_authenticated=True, is_active=False), "x.y") is False
+    assert access.can(stub(is_authenticated=False, is_active=True), "x.y") is False
+
+
+def test_playbook_perms_are_the_grants_on_that_playbook_read_once(
+    cast, django_assert_num_queries
+):
+    p = cast.people
+    gina = fresh(p["granted"])
+    with django_assert_num_queries(1):
+        assert access.playbook_perms(gina, cast.pool) == {"run_actions"}
+    with django_assert_num_queries(0):  # cached on the person for the request
+        assert access.playbook_perms(gina, cast.pool) == {"run_actions"}
+        assert access.playbook_perms(gina, cast.other) == set()
+    assert access.playbook_perms(fresh(p["responder"]), cast.pool) == set()
+    assert access.playbook_perms(fresh(p["superuser"]), cast.other) == {
+        "run_probes",
+        "run_actions",
+        "approve_actions",
+    }
+    assert access.playbook_perms(fresh(p["gone"]), cast.pool) == set()
+    assert access.playbook_perms(AnonymousUser(), cast.pool) == set()
+    assert access.playbook_perms(None, cast.pool) == set()
+
+
+def test_can_on_playbook_takes_a_role_or_a_grant_on_this_playbook(cast):
+    p = cast.people
+    on = access.can_on_playbook
+    assert on(fresh(p["granted"]), access.RUN_ACTIONS, cast.pool) is True
+    assert on(fresh(p["granted"]), access.RUN_ACTIONS, cast.other) is False
+    assert on(fresh(p["granted"]), access.APPROVE_ACTIONS, cast.pool) is False
+    assert on(fresh(p["admin_role"]), access.RUN_ACTIONS, cast.other) is True
+    assert on(fresh(p["responder"]), access.RUN_ACTIONS, cast.pool) is False
+    assert on(fresh(p["gone"]), access.RUN_ACTIONS, cast.pool) is False
+
+
+def test_who_may_run_approve_and_break_glass(cast):
+    p = cast.people
+    action = cast.pool.commands.get(text__startswith="SELECT pg_terminate")
+    probe = cast.pool.commands.filter(kind=Command.Kind.PROBE).first()
+    manual = Command(playbook=cast.pool, kind=Command.Kind.ACTION, executor="")
+    assert access.run_permission(action) == access.RUN_ACTIONS
+    assert access.run_permission(probe) == access.RUN_PROBES
+    assert access.can_run(fresh(p["granted"]), action) is True
+    assert access.can_run(fresh(p["responder"]), action) is False
+    assert access.can_run(fresh(p["responder"]), probe) is True
+    assert access.can_run(fresh(p["admin_role"]), manual) is False  # nothing to run
+    assert access.can_run(fresh(p["granted"]), manual) is False
+
+    assert access.can_break_glass(fresh(p["granted"]), action) is True
+    rebel = fresh(p["responder"])
+    grant(rebel, "run_actions", playbooks=[cast.pool])
+    assert access.can_break_glass(fresh(rebel), action) is False  # not a commander
+    assert access.can_break_glass(fresh(p["approver"]), action) is False
+
+    asked = StepExecution(command=action, requested_by=p["granted"])
+    assert access.can_approve(fresh(p["approver"]), asked) is True
+    assert access.can_approve(fresh(p["admin_role"]), asked) is True
+    assert access.can_approve(fresh(p["responder"]), asked) is False
+    assert access.can_approve(None, asked) is False
+    grant(p["granted"], "approve_actions", playbooks=[cast.pool])
+    assert access.can_approve(fresh(p["granted"]), asked) is False  # four eyes
+    assert (
+        access.can_approve(
+            fresh(p["admin_role"]),
+            StepExecution(command=action, requested_by=p["admin_role"]),
+        )
+        is False
+    )
+
+
+def request_as(user, path="/somewhere/"):  # noqa: ANN001, ANN201
+    request = RequestFactory().post(path, REMOTE_ADDR="10.1.2.3")
+    request.user = user
+    return request
+
+
+def test_require_allows_or_denies_and_audits_the_denial_word_for_word(cast, incident):
+    p = cast.people
+    pool_incident = open_incident(playbook=cast.pool, title="pool", by=p["admin_role"])
+    access.require(request_as(fresh(p["responder"])), access.RUN_PROBES)
+    access.require(request_as(fresh(p["granted"])), access.RUN_ACTIONS, pool_incident)
+    access.require(request_as(fresh(p["admin_role"])), access.RUN_ACTIONS, incident)
+    assert not AuditEvent.objects.filter(verb="permission.denied").exists()
+
+    with pytest.raises(PermissionDenied) as refused:
+        access.require(request_as(fresh(p["granted"])), access.RUN_ACTIONS)
+    assert str(refused.value) == "You need the 'run_actions' permission for this."
+    with pytest.raises(PermissionDenied) as refused:
+        access.require(
+            request_as(fresh(p["granted"]), "/incidents/7/"),
+            access.RUN_ACTIONS,
+            incident,
+        )
+    assert str(refused.value) == "You need the 'run_actions' permission for this."
+    denial = AuditEvent.objects.filter(verb="permission.denied").last()
+    assert (denial.actor_id, denial.actor_name, denial.incident_id) == (
+        p["granted"].pk,
+        "gina",
+        incident.pk,
+    )
+    assert denial.data == {
+        "permission": "incidents.run_actions",
+        "method": "POST",
+        "path": "/incidents/7/",
+        "why": "",
+    }
+    assert denial.ip == "10.1.2.3"
+    with pytest.raises(PermissionDenied):
+        access.require(request_as(fresh(p["nobody"])), access.VIEW_INCIDENTS, incident)
+    assert AuditEvent.objects.filter(verb="permission.denied").count() == 3
+
+
+def test_grant_sources_say_where_rights_come_from(cast):
+    p = cast.people
+    assert access.grant_sources(p["granted"], cast.pool) == [
+        "role Commander",
+        "granted here: run_actions",
+    ]
+    grant(p["granted"], "approve_actions", playbooks=[cast.pool])
+    assert access.grant_sources(p["granted"], cast.pool) == [
+        "role Commander",
+        "granted here: approve_actions, run_actions",
+    ]
+    assert access.grant_sources(p["granted"], cast.other) == ["role Commander"]
+    p["superuser"].groups.add(Group.objects.get(name="Viewer"))
+    sources = access.grant_sources(p["superuser"], cast.other)
+    assert sources[:2] == ["superuser", "role Viewer"]
+    assert sources[2].startswith("granted here: add_playbook, approve_actions, ")
+    assert access.grant_sources(p["nobody"], cast.pool) == []
+
+
+def test_permissions_for_is_what_the_templates_offer(cast):
+    p = cast.people
+    commander = {
+        "approve": False,
+        "break_glass": True,
+        "tick": True,
+        "note": True,
+        "command": True,
+        "export": True,
+        "open": True,
+        "probes": True,
+        "actions": False,
+    }
+    assert access.permissions_for(fresh(p["granted"])) == commander
+    assert access.permissions_for(fresh(p["granted"]), cast.pool) == {
+        **commander,
+        "actions": True,
+    }
+    assert access.permissions_for(fresh(p["approver"]), cast.pool) == {
+        **commander,
+        "approve": True,
+    }
+    assert access.permissions_for(fresh(p["admin_role"])) == dict.fromkeys(
+        commander, True
+    )
+    assert access.permissions_for(fresh(p["nobody"]), cast.pool) == dict.fromkeys(
+        commander, False
+    )
+
+
+def test_people_who_can_holds_role_direct_and_superusers_once_each(cast, make_user):
+    direct = make_user("dora")
+    direct.user_permissions.add(Permission.objects.get(codename="command_incident"))
+    twice = make_user("tom", "Commander")
+    twice.groups.add(Group.objects.get(name="Admin"))
+    twice.user_permissions.add(Permission.objects.get(codename="command_incident"))
+    names = list(
+        access.people_who_can(access.COMMAND_INCIDENTS).values_list(
+            "username", flat=True
+        )
+    )
+    assert sorted(names) == ["abe", "adm", "dora", "gina", "sue", "tom"]
+    assert list(
+        access.people_who_can(access.RUN_PROBES)
+        .order_by("username")
+        .values_list("username", flat=True)
+    ) == ["abe", "adm", "gina", "rita", "sue", "tom"]
