@@ -163,8 +163,10 @@ def people_who_can(permission: str) -> QuerySet:
     grant or superuser status: e.g. who may be handed command of an incident (a
     commander who cannot change the status would leave the incident stuck)."""
     app_label, codename = permission.split(".", 1)
-    held = {"permissions__codename": codename}
-    held["permissions__content_type__app_label"] = app_label
+    held = {
+        "permissions__codename": codename,
+        "permissions__content_type__app_label": app_label,
+    }
     return (
         get_user_model()
         .objects.filter(is_active=True)

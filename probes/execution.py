@@ -217,12 +217,6 @@ def _end_swept(
     return bool(ended)
 
 
-def stale_queued_after() -> float:
-    """Seconds a queued run may wait for a worker before the sweeper treats its
-    message as lost: longer than a busy worker's backlog of runs at their limit."""
-    return float(settings.STALE_QUEUED_AFTER)
-
-
 def sweep_unclaimed() -> int:
     """Queued runs no worker claimed in time: their broker message was lost (a
     broker restarted without persistence) and they would block their command for
@@ -233,7 +227,8 @@ def sweep_unclaimed() -> int:
     from .dispatch import dispatch
 
     now = timezone.now()
-    bound = timedelta(seconds=stale_queued_after())
+    # Longer than a busy worker's backlog of runs at their time limit.
+    bound = timedelta(seconds=settings.STALE_QUEUED_AFTER)
     # An approved run is queued from its approval, not from its request.
     unclaimed = (
         StepExecution.objects.filter(state=State.QUEUED)
