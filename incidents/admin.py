@@ -1,8 +1,11 @@
 """Admin: browse runbook revisions, correct a command's binding."""
 
+from django import forms
 from django.contrib import admin
 from django.db.models import F
 from guardian.admin import GuardedModelAdmin
+
+from probes.families import families
 
 from . import audit
 from .models import AuditEvent, Command, Playbook, Runbook, Step
@@ -55,9 +58,33 @@ class PlaybookAdmin(GuardedModelAdmin):
     inlines = [StepInline]
 
 
+class CommandForm(forms.ModelForm):
+    # The families table, read when the form is drawn: a new family shows up here
+    # without a migration.
+    executor = forms.ChoiceField(
+        required=False,
+        choices=lambda: (
+            [("", "— none (manual) —")]
+            + [(f.name, f"{f.name}: {f.label}") for f in families()]
+        ),
+    )
+
+    class Meta:
+        model = Command
+        fields = (
+            "kind",
+            "executor",
+            "requires_approval",
+            "parameters",
+            "spec",
+        )
+
+
 @admin.register(Command)
 class CommandAdmin(admin.ModelAdmin):
     """An admin corrects what the importer guessed: kind, executor, parameters."""
+
+    form = CommandForm
 
     list_display = (
         "short_text",

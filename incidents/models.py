@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
-from probes.registry import EXECUTOR_CHOICES
+from probes.families import FAMILIES
 
 # The parser checks every field against these limits (so a dry run and an import
 # agree); they are defined once, with the parser.
@@ -152,6 +153,13 @@ class Step(models.Model):
         return f"{self.playbook.number}.{self.number} {self.title}"
 
 
+def known_family(name: str) -> None:
+    if name and name not in FAMILIES:
+        raise ValidationError(
+            f"No command family is named {name!r}; known: {', '.join(FAMILIES)}."
+        )
+
+
 class Command(models.Model):
     class Kind(models.TextChoices):
         PROBE = "probe", "Probe (read-only)"
@@ -181,8 +189,10 @@ class Command(models.Model):
     context = models.TextField(blank=True)
     after = models.TextField(blank=True)
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.MANUAL)
+    # Checked against the families table, not by `choices`: a new family needs no
+    # migration.
     executor = models.CharField(
-        max_length=EXECUTOR_MAX, choices=EXECUTOR_CHOICES, blank=True
+        max_length=EXECUTOR_MAX, blank=True, validators=[known_family]
     )
     parameters = models.JSONField(default=list, blank=True)
     variables = models.JSONField(default=list, blank=True)
@@ -210,8 +220,6 @@ class Command(models.Model):
         return f"[{self.kind}] {first[:80]}"
 
     def clean(self) -> None:
-        from django.core.exceptions import ValidationError
-
         errors = {}
         if self.kind != self.Kind.MANUAL and not self.executor:
             errors["executor"] = (
@@ -304,9 +312,6 @@ class Incident(models.Model):
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     mitigated_at = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
-    alert_group_key = models.CharField(max_length=300, blank=True, db_index=True)
-    fingerprints = models.JSONField(default=list, blank=True)
-    alert = models.JSONField(default=dict, blank=True)
 
     objects = IncidentQuerySet.as_manager()
 

@@ -525,6 +525,7 @@ def command_run(request: HttpRequest, pk: int, command_id: int) -> HttpResponse:
 @require_POST
 def command_preview(request: HttpRequest, pk: int, command_id: int) -> HttpResponse:
     """An action's blast radius, and the confirmation form bound to it."""
+    from probes import execution
     from probes.preview import preview
 
     incident, command, step, params = _command_request(request, pk, command_id)
@@ -532,7 +533,7 @@ def command_preview(request: HttpRequest, pk: int, command_id: int) -> HttpRespo
         values = services.clean_parameters(command, params)
     except services.RunRefused as exc:
         return _refused(request, incident, command, str(exc), 400)
-    shown = preview(command, values)
+    shown = preview(command, values, execution.run_context())
     audit.append(
         "execution.previewed",
         actor=request.user,

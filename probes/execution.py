@@ -19,9 +19,8 @@ from django.utils import timezone
 from incidents import access, audit
 from incidents.models import Command, StepExecution
 
-from . import redaction
-from .executors import executor
-from .executors.base import Context, ParameterError, Result, cap
+from . import commands, redaction
+from .runtime import Context, ParameterError, Result, cap
 from .targets import TargetMissing
 
 log = logging.getLogger(__name__)
@@ -35,6 +34,15 @@ T = TypeVar("T")
 STORE_ATTEMPTS = 6
 # A re-sent probe's task id starts with this, so the sweeper re-sends only once.
 RESENT_PREFIX = "resent-"
+
+
+def run_context() -> Context:
+    """The limits a run gets, from the console's settings."""
+    return Context(
+        connect_timeout=settings.EXECUTION_CONNECT_TIMEOUT,
+        timeout=settings.EXECUTION_TIMEOUT,
+        output_cap=settings.EXECUTION_OUTPUT_CAP,
+    )
 
 
 def claim(execution_id: int) -> bool:
@@ -67,9 +75,7 @@ def execute(execution_id: int) -> str | None:
     if refusal:
         return finish(execution, Result(False, f"Not run: {refusal}"), denied=True)
     try:
-        result = executor(command.executor).run(
-            command, execution.parameters, Context.from_settings()
-        )
+        result = commands.run(command, execution.parameters, run_context())
     except (TargetMissing, ParameterError) as exc:
         result = Result(False, str(exc))
     except SoftTimeLimitExceeded:

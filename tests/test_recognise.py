@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from incidents.runbook.recognise import recognise, recognise_inline, sql_is_read_only
-from incidents.runbook.split import split_shell, split_sql
+from probes.families.sql.recognise import sql_is_read_only
+from probes.recognise import recognise, recognise_inline
+from probes.shell import split_shell, split_sql
 
 
 @pytest.mark.parametrize(

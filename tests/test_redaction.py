@@ -14,7 +14,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from probes import redaction
-from probes.executors.base import NOTE_ROOM, cap
+from probes.runtime import NOTE_ROOM, cap
 
 SECRET = "s3cr3t/pw+Zq?&=x"  # has characters each encoding changes
 TOKEN = "tok-abcdef123456"

@@ -8,14 +8,17 @@ shapes that make a regex engine backtrack quadratically. No Django, no database.
 from __future__ import annotations
 
 import re
+from importlib import import_module
 from re import _constants as C
 from re import _parser as sre_parse
 
 import pytest
 
-from incidents.runbook import parse, recognise, slugs, split
+from incidents.runbook import parse, slugs
 from incidents.runbook.parse import _Parser
-from incidents.runbook.split import split_sql
+from probes import recognise, shell, text
+from probes.families import FAMILIES
+from probes.shell import split_sql
 
 
 class CountingText(str):
@@ -227,9 +230,18 @@ def backtracking_shapes(items, flags: int, anchored: bool, where: str) -> list[s
     return found
 
 
+def reading_modules() -> list:
+    """Every module that reads runbook text: the parser, the engine's dispatcher,
+    tokeniser and name finders, and each command family (its recogniser and the
+    policies in its package)."""
+    families = [import_module(path) for path in FAMILIES.values()]
+    recognisers = [import_module(f"{path}.recognise") for path in FAMILIES.values()]
+    return [parse, slugs, recognise, shell, text, *families, *recognisers]
+
+
 def module_patterns() -> list[tuple[str, re.Pattern]]:
     out = []
-    for module in (parse, recognise, split, slugs):
+    for module in reading_modules():
         for name, value in vars(module).items():
             if isinstance(value, re.Pattern):
                 out.append((f"{module.__name__}.{name}", value))
@@ -269,7 +281,7 @@ def test_every_runbook_module_pattern_is_checked():
         r"\bre\.(?:match|search|sub|findall|finditer|split|fullmatch)\("
     )
     offenders = []
-    for module in (parse, recognise, split, slugs):
+    for module in reading_modules():
         with open(module.__file__, encoding="utf-8") as file:
             source = file.read()
         offenders += [

@@ -14,10 +14,12 @@ from collections.abc import Iterator
 
 from markdown_it.tree import SyntaxTreeNode
 
-from . import recognise as rec
+from probes import recognise as rec
+from probes.binding import Binding
+from probes.shell import SQL_STATEMENT_START, Split, split_shell, split_sql
+
 from .markdown import SQL_FENCES, fence_language, make_markdown
 from .slugs import github_anchor, slugify
-from .split import Split, split_shell, split_sql
 from .types import (
     LANGUAGE_MAX,
     PLAYBOOK_ANCHOR_MAX,
@@ -237,9 +239,7 @@ class _Parser:
                     playbook.line,
                 )
             slugs[playbook.slug] = playbook
-        rec.resolve_http_paths(
-            [_binding_view(c) for p in playbooks for c in p.commands]
-        )
+        rec.settle([_binding_view(c) for p in playbooks for c in p.commands])
 
         preamble = self.source(preamble_nodes)
         version = VERSION.search(preamble)
@@ -588,7 +588,7 @@ class _Parser:
             code = node.content.strip()
             nxt = flat[i + 1 : i + 3]
             if (
-                rec.HTTP_LINE.match(code)
+                rec.wants_body(code)
                 and nxt
                 and (
                     nxt[0].type == "code_inline"
@@ -618,9 +618,9 @@ class _Parser:
         return out
 
 
-def _binding_view(command: Command) -> rec.Binding:
+def _binding_view(command: Command) -> Binding:
     """A Binding that shares the command's spec, so resolving paths updates it."""
-    return rec.Binding(
+    return Binding(
         command.kind,
         command.executor,
         command.parameters,
@@ -634,10 +634,10 @@ def _guess_language(code: str) -> str:
     body = [ln for ln in lines if not ln.startswith(("#", "--"))]
     if not body:
         return "bash" if lines and lines[0].startswith("#") else "text"
-    if rec.SQL_STATEMENT_START.match(body[0]):
+    if SQL_STATEMENT_START.match(body[0]):
         return "sql"
     first = body[0].removeprefix("$ ").split()[0].rsplit("/", 1)[-1]
-    if first in rec.KNOWN_PROGRAMS or body[0].startswith("$ "):
+    if first in rec.known_programs() or body[0].startswith("$ "):
         return "bash"
     return "text"
 

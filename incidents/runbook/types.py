@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from probes import commands
+from probes.binding import ACTION, KINDS, MANUAL, PROBE, Binding
+
 # Bump when the parser reads the same file differently: re-importing an unchanged
 # file then makes a new revision instead of keeping the old reading.
 PARSER_VERSION = 3
 
-PROBE = "probe"
-ACTION = "action"
-MANUAL = "manual"
-KINDS = (PROBE, ACTION, MANUAL)
+__all__ = ["ACTION", "KINDS", "MANUAL", "PROBE", "Binding"]
 
 # The longest text each length-limited column holds. Defined here, once: the models
 # use them as their max_length and the parser checks every field against them, so a
@@ -41,17 +41,6 @@ class RunbookError(ValueError):
 
 
 @dataclass
-class Binding:
-    """What a command is bound to: its kind, executor and the inputs it needs."""
-
-    kind: str = MANUAL
-    executor: str | None = None
-    parameters: list[str] = field(default_factory=list)
-    variables: list[str] = field(default_factory=list)
-    spec: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
 class Command:
     """One runnable or copyable command found in a code block or inline code."""
 
@@ -70,9 +59,7 @@ class Command:
 
     @property
     def requires_approval(self) -> bool:
-        from .recognise import needs_approval
-
-        return needs_approval(self.kind, self.text, self.spec)
+        return commands.needs_approval(self)
 
     def bind(self, binding: Binding) -> None:
         self.kind = binding.kind

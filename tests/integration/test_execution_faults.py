@@ -16,8 +16,8 @@ from incidents.models import AuditEvent, Command, StepExecution
 from incidents.services import RunRefused, import_runbook, open_incident, request_run
 from probes import execution as runner
 from probes.commands import confirm_word
-from probes.executors.base import ParameterError
-from probes.executors.sql import bind
+from probes.families.sql.runner import bind
+from probes.runtime import ParameterError
 from tests.conftest import TEST_RUNBOOKS, grant, signed_in
 
 from .conftest import wait_for

@@ -20,10 +20,10 @@ from incidents.models import AuditEvent, Command, StepExecution
 from incidents.services import import_runbook, open_incident
 from probes import execution as runner
 from probes.commands import display_text
-from probes.executors import http as http_executor
-from probes.executors import redis as redis_executor
-from probes.executors.base import NOTE_ROOM, Context, Result
+from probes.families.http import runner as http_executor
+from probes.families.redis import runner as redis_executor
 from probes.preview import preview
+from probes.runtime import NOTE_ROOM, Context, Result
 from tests.conftest import grant, signed_in
 
 from .conftest import TARGET_REDIS_URL
@@ -357,7 +357,7 @@ def test_headers_trickling_in_stop_at_the_deadline_too():
 
 
 def test_an_object_store_trickling_its_answer_stops_at_the_deadline(monkeypatch):
-    from probes.executors import s3 as s3_executor
+    from probes.families.s3 import runner as s3_executor
 
     store = StreamServer(
         b"HTTP/1.1 200 OK\r\nX-Pad: " + b"p" * 300 + b"\r\n\r\n",
@@ -384,7 +384,7 @@ def test_an_object_store_trickling_its_answer_stops_at_the_deadline(monkeypatch)
 def test_statements_together_past_the_deadline_are_cancelled(
     target_database, monkeypatch
 ):
-    from probes.executors import sql as sql_executor
+    from probes.families.sql import runner as sql_executor
 
     monkeypatch.setenv("TARGET_DATABASE_URL", target_database)
     # Each statement is well inside statement_timeout; together they are not.
@@ -422,7 +422,7 @@ def test_a_redis_reply_trickling_in_stops_at_the_deadline(monkeypatch):
 
 
 def test_an_smtp_banner_trickling_in_stops_at_the_deadline(monkeypatch):
-    from probes.executors import smtp as smtp_executor
+    from probes.families.smtp import runner as smtp_executor
 
     slow = StreamServer(
         b"220 " + b"x" * 300 + b"\r\n",
@@ -446,7 +446,7 @@ def test_an_smtp_banner_trickling_in_stops_at_the_deadline(monkeypatch):
 def test_a_call_with_no_socket_to_shut_is_answered_at_the_deadline():
     # What disk (statvfs on a hung mount) and S3 rely on: the result comes at the
     # deadline, and the blocked call ends on its own later.
-    from probes.executors.base import within_deadline
+    from probes.runtime import within_deadline
 
     release = threading.Event()
 

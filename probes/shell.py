@@ -1,9 +1,13 @@
-"""Split code blocks into commands: shell per line (joining continuations, multi-line
-quotes and heredocs), SQL per statement. Comments are kept as each command's context."""
+"""Shell and SQL text, read the way their own tools read it: code blocks split into
+commands (shell per line, joining continuations, multi-line quotes and heredocs; SQL
+per statement; comments kept as each command's context), a shell command tokenised
+and unwrapped (`sudo`, `VAR=value`, `docker compose exec SERVICE`), and a `| grep`
+stage read as an output filter (applied by probes.runtime.apply_filter)."""
 
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -146,7 +150,7 @@ def _dedent_block(lines: list[str]) -> str:
     return "\n".join([head.strip(), *[ln[cut:] for ln in rest]]).strip()
 
 
-def _is_escape_string(code: str, quote_at: int) -> bool:
+def is_escape_string(code: str, quote_at: int) -> bool:
     """`E'it\\'s'`: PostgreSQL's escape strings, where backslash escapes a quote."""
     return (
         code[quote_at] == "'"
@@ -227,7 +231,7 @@ def split_sql(code: str) -> Split:
         if stmt_start is None:
             stmt_start = i
         if ch == "'" or ch == '"':
-            i = _end_of_quoted(code, i, escapes=_is_escape_string(code, i))
+            i = _end_of_quoted(code, i, escapes=is_escape_string(code, i))
             continue
         if ch == "$" and (m := DOLLAR_TAG.match(code, i)):
             tag = m.group(0)
@@ -293,3 +297,96 @@ def split_top_level(text: str, separators: tuple[str, ...]) -> list[str]:
             i += 1
     parts.append("".join(cur).strip())
     return parts
+
+
+SHELL_LANGUAGES = {
+    "bash",
+    "sh",
+    "shell",
+    "zsh",
+    "console",
+    "shell-session",
+    "shellsession",
+}
+ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_]\w*=.*")
+# The first word of an SQL statement (used to tell an SQL block from a shell one).
+SQL_STATEMENT_START = re.compile(
+    r"^(SELECT|SHOW|EXPLAIN|WITH|UPDATE|INSERT|DELETE|VACUUM|ANALYZE|DROP|ALTER|CREATE|"
+    r"TRUNCATE|REINDEX|GRANT|REVOKE|SET|RESET|CLUSTER|REFRESH|LOCK|COPY)\b",
+    re.I,
+)
+
+
+# shlex builds each token one character at a time by string concatenation, which is
+# quadratic in a token's length (a 320 KB quoted argument took 0.75 s, a megabyte
+# several seconds). Longer commands are not tokenised: they stay manual (copyable).
+SHELL_TOKENS_MAX = 64 * 1024
+
+
+def tokens(text: str) -> list[str] | None:
+    if len(text) > SHELL_TOKENS_MAX:
+        return None
+    try:
+        return shlex.split(text.replace("\\\n", " "), comments=False, posix=True)
+    except ValueError:
+        return None
+
+
+def unwrap(tokens: list[str]) -> tuple[list[str], str | None]:
+    """Strip `sudo`, `VAR=value` and `docker compose exec SERVICE` wrappers."""
+    service = None
+    while tokens:
+        if tokens[0] == "sudo" or ENV_ASSIGNMENT.fullmatch(tokens[0]):
+            tokens = tokens[1:]
+            continue
+        if tokens[:3] == ["docker", "compose", "exec"] or tokens[:2] in (
+            ["docker-compose", "exec"],
+            ["docker", "exec"],
+        ):
+            skip = 3 if tokens[1] == "compose" else 2
+            rest = tokens[skip:]
+            while rest and rest[0].startswith("-"):
+                takes_value = rest[0] in {
+                    "-u",
+                    "--user",
+                    "-e",
+                    "--env",
+                    "-w",
+                    "--workdir",
+                }
+                rest = rest[2:] if takes_value else rest[1:]
+            if len(rest) < 2:
+                return tokens, service
+            service, tokens = rest[0], rest[1:]
+            continue
+        break
+    return tokens, service
+
+
+def grep_filter(stage: str) -> dict | None:
+    stage_tokens = tokens(stage)
+    if not stage_tokens or stage_tokens[0] not in {"grep", "egrep"}:
+        return None
+    flags = [t for t in stage_tokens[1:] if t.startswith("-")]
+    words = [t for t in stage_tokens[1:] if not t.startswith("-")]
+    if len(words) != 1:
+        return None
+    return {
+        "pattern": words[0],
+        "ignore_case": any("i" in f for f in flags),
+        "invert": any("v" in f for f in flags),
+        "regex": stage_tokens[0] == "egrep" or any("E" in f for f in flags),
+    }
+
+
+def heredoc_body(text: str) -> str | None:
+    """The body of `psql <<EOF ... EOF` when the text ends with its closing tag.
+    Read by lines (a regex with `.*` then `\\s*` rescanned runs of blank lines)."""
+    m = HEREDOC.search(text)
+    if m is None or not text.startswith("\n", m.end()):
+        return None
+    rest = text[m.end() + 1 :].rstrip()
+    cut = rest.rfind("\n")
+    if cut == -1 or rest[cut + 1 :].strip() != m.group(2):
+        return None
+    return rest[:cut]

@@ -13,8 +13,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from .. import targets
-from .base import Context, Result, clip, within_deadline
+from ... import targets
+from ...runtime import Context, Result, clip, within_deadline
 
 
 def client(spec: dict, ctx: Context):  # noqa: ANN201

@@ -8,8 +8,8 @@ import ssl
 import time
 from urllib.parse import urlsplit
 
-from .. import targets
-from .base import Context, Deadline, Result, shutdown
+from ... import targets
+from ...runtime import Context, Deadline, Result, shutdown
 
 
 def address(spec: dict) -> tuple[str, int]:

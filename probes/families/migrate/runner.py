@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import psycopg
 
-from .. import targets
-from .base import Context, Deadline, ParameterError, Result
+from ... import targets
+from ...runtime import Context, Deadline, ParameterError, Result
 
 TABLE = "schema_migrations"
 

@@ -6,7 +6,7 @@ import os
 import shutil
 import time
 
-from .base import Context, Result, clip, table, within_deadline
+from ...runtime import Context, Result, clip, table, within_deadline
 
 REAL_FILESYSTEMS = {
     "ext2",

@@ -23,8 +23,8 @@ from urllib.parse import quote, quote_plus, urlsplit
 
 import httpx
 
-from .. import targets
-from .base import Context, Deadline, Result, clip, shutdown
+from ... import targets
+from ...runtime import Context, Deadline, Result, clip, shutdown
 
 PLACE = re.compile(
     r"\$\{(?P<var>[A-Za-z_][A-Za-z0-9_]*)\}"

@@ -4,14 +4,13 @@ an output filter."""
 
 from __future__ import annotations
 
-import re
 import statistics
 import time
 
 import redis
 
-from .. import targets
-from .base import Context, Deadline, Result, clip, substitute
+from ... import targets
+from ...runtime import Context, Deadline, Result, apply_filter, clip, substitute
 
 _clients: dict[tuple, redis.Redis] = {}
 
@@ -31,19 +30,6 @@ def client(spec: dict, ctx: Context) -> redis.Redis:
             health_check_interval=30,
         )
     return _clients[key]
-
-
-def apply_filter(text: str, rule: dict | None) -> str:
-    if not rule:
-        return text
-    pattern = rule["pattern"] if rule.get("regex") else re.escape(rule["pattern"])
-    flags = re.I if rule.get("ignore_case") else 0
-    keep = [
-        ln
-        for ln in text.splitlines()
-        if bool(re.search(pattern, ln, flags)) != bool(rule.get("invert"))
-    ]
-    return "\n".join(keep)
 
 
 def _format(value: object) -> str:

@@ -1,5 +1,6 @@
-"""What every executor shares: the run context (timeouts, output cap) and the result.
-Executors never raise past the task: a failure is a Result a tired responder can read."""
+"""What every family's runner shares: the run context (timeouts, output cap), the
+wall-clock deadline and the result. Runners never raise past the task: a failure is a
+Result a tired responder can read."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import contextlib
 import heapq
 import itertools
 import os
+import re
 import socket
 import threading
 import time
@@ -14,9 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
-
-from .. import redaction
+from . import redaction
 
 
 @dataclass
@@ -28,14 +28,6 @@ class Context:
     timeout: float = 15.0
     output_cap: int = 64 * 1024
     started: float = field(default_factory=time.monotonic)
-
-    @classmethod
-    def from_settings(cls) -> Context:
-        return cls(
-            connect_timeout=settings.EXECUTION_CONNECT_TIMEOUT,
-            timeout=settings.EXECUTION_TIMEOUT,
-            output_cap=settings.EXECUTION_OUTPUT_CAP,
-        )
 
     def remaining(self) -> float:
         return max(0.1, self.timeout - (time.monotonic() - self.started))
@@ -173,6 +165,11 @@ class Result:
     timed_out: bool = False
 
 
+def first_line(exc: BaseException) -> str:
+    """An error's first line, for a summary (drivers add context on later lines)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 class ParameterError(ValueError):
     """A responder's parameter that cannot be used as given."""
 
@@ -224,8 +221,6 @@ def table(columns: list[str], rows: list[tuple], limit: int = 200) -> str:
 def substitute(text: str, params: dict[str, str], *, quote=None) -> str:  # noqa: ANN001
     """Put responder parameters into `{name}` and `/:name` places, quoted for where
     they go (URL paths are percent-encoded, so a value cannot add a path or host)."""
-    import re
-
     quote = quote or (lambda v: v)
 
     def brace(m: re.Match) -> str:
@@ -237,3 +232,18 @@ def substitute(text: str, params: dict[str, str], *, quote=None) -> str:  # noqa
         lambda m: quote(params[m.group(1)]) if m.group(1) in params else m.group(0),
         text,
     )
+
+
+def apply_filter(text: str, rule: dict | None) -> str:
+    """The lines a `| grep` after the command would have kept. The pattern is the
+    runbook's own (imported by an admin), applied to what the command printed."""
+    if not rule:
+        return text
+    pattern = rule["pattern"] if rule.get("regex") else re.escape(rule["pattern"])
+    flags = re.I if rule.get("ignore_case") else 0
+    keep = [
+        ln
+        for ln in text.splitlines()
+        if bool(re.search(pattern, ln, flags)) != bool(rule.get("invert"))
+    ]
+    return "\n".join(keep)

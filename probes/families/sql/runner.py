@@ -13,11 +13,18 @@ import re
 import psycopg
 from psycopg import errors
 
-from incidents.runbook.recognise import SIDE_EFFECT_CALL
-from incidents.runbook.split import split_sql
-
-from .. import targets
-from .base import Context, Deadline, ParameterError, Result, clip, table
+from ... import targets
+from ...runtime import (
+    Context,
+    Deadline,
+    ParameterError,
+    Result,
+    clip,
+    first_line,
+    table,
+)
+from ...shell import split_sql
+from .recognise import SIDE_EFFECT_CALL
 
 INTEGER_ARGS = {"pg_cancel_backend", "pg_terminate_backend"}
 
@@ -93,9 +100,9 @@ def run(command, params: dict[str, str], ctx: Context) -> Result:  # noqa: ANN00
     except psycopg.OperationalError as exc:
         if deadline.expired:
             return Result(False, f"No result within {ctx.timeout:g} s.", timed_out=True)
-        return Result(False, f"Cannot reach the target database: {_first_line(exc)}")
+        return Result(False, f"Cannot reach the target database: {first_line(exc)}")
     except psycopg.Error as exc:
-        return Result(False, f"{type(exc).__name__}: {_first_line(exc)}")
+        return Result(False, f"{type(exc).__name__}: {first_line(exc)}")
 
 
 def _run_in_transaction(conn, statements, values, kind, ctx) -> Result:  # noqa: ANN001
@@ -144,7 +151,3 @@ def _renumber(statement: str) -> str:
     used = sorted({int(n) for n in re.findall(r"\$(\d+)", statement)})
     mapping = {old: new for new, old in enumerate(used, start=1)}
     return re.sub(r"\$(\d+)", lambda m: f"${mapping[int(m.group(1))]}", statement)
-
-
-def _first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -1,0 +1,99 @@
+"""An SQL action's blast radius. Statements that change rows run inside a
+transaction that is always rolled back, and the preview reports how many rows they
+would change and the first of them. Statements that cannot be tried that way
+(VACUUM, DROP, TRUNCATE, signalling a backend) get what is known instead: the
+table's size and row estimate, or the backend's activity."""
+
+from __future__ import annotations
+
+import re
+
+import psycopg
+
+from ... import redaction
+from ...binding import CommandLike
+from ...family import Preview
+from ...runtime import Context, table
+from ...shell import split_sql
+from .runner import _renumber, _values_for, bind, connect
+
+ROW_CHANGING = re.compile(r"^\s*(UPDATE|DELETE|INSERT)\b", re.I)
+TABLE_AFTER = re.compile(
+    r"^\s*(?:DROP\s+TABLE(?:\s+IF\s+EXISTS)?|VACUUM(?:\s+FULL)?(?:\s+ANALYZE)?|"
+    r"TRUNCATE(?:\s+TABLE)?|ANALYZE|REINDEX\s+TABLE|CLUSTER)\s+([\w.\"]+)",
+    re.I,
+)
+SIGNALS = re.compile(r"pg_(cancel|terminate)_backend\s*\(\s*\$(\d+)", re.I)
+
+
+def preview(command: CommandLike, params: dict[str, str], ctx: Context) -> Preview:
+    sql, values = bind(command.spec["sql"], command.parameters, params)
+    statements = [p.text for p in split_sql(sql).pieces]
+    with connect(command.spec, ctx) as conn:
+        conn.autocommit = True
+        conn.execute(f"SET statement_timeout = {int(ctx.remaining() * 1000)}")
+        conn.execute("SET lock_timeout = 3000")
+        if all(ROW_CHANGING.match(s) for s in statements):
+            return _rolled_back(conn, statements, values)
+        return _known_facts(conn, statements, values)
+
+
+def _rolled_back(conn, statements: list[str], values: list) -> Preview:  # noqa: ANN001
+    total, shown = 0, []
+    tx = conn.transaction(force_rollback=True)  # never commits, whatever happens
+    with tx:
+        for statement in statements:
+            text = _renumber(statement).rstrip().rstrip(";")
+            if not re.search(r"\bRETURNING\b", text, re.I):
+                text += " RETURNING *"
+            cur = psycopg.RawCursor(conn)
+            cur.execute(text, _values_for(statement, values) or None)
+            rows = cur.fetchmany(10)
+            total += max(cur.rowcount, 0)
+            if cur.description:
+                shown.append(table([d.name for d in cur.description], rows, limit=10))
+    noun = "row" if total == 1 else "rows"
+    return Preview(
+        True,
+        f"Would change {total} {noun} (tried in a transaction that was rolled back).",
+        redaction.redact("\n\n".join(shown)),
+        rows=total,
+    )
+
+
+def _known_facts(conn, statements: list[str], values: list) -> Preview:  # noqa: ANN001
+    facts = []
+    for statement in statements:
+        if m := TABLE_AFTER.match(statement):
+            name = m.group(1)
+            row = conn.execute(
+                "SELECT pg_size_pretty(pg_total_relation_size(c.oid)), c.reltuples::bigint "
+                "FROM pg_class c WHERE c.oid = to_regclass(%s)",
+                [name],
+            ).fetchone()
+            if row:
+                facts.append(
+                    f"{name}: {row[0]} on disk, about {max(row[1], 0)} rows (estimate)"
+                )
+            else:
+                facts.append(f"{name}: no such table (nothing to do)")
+        for signal, index in SIGNALS.findall(statement):
+            pid = values[int(index) - 1] if int(index) - 1 < len(values) else None
+            row = conn.execute(
+                "SELECT usename, state, now() - query_start, left(query, 200) "
+                "FROM pg_stat_activity WHERE pid = %s",
+                [pid],
+            ).fetchone()
+            if row:
+                facts.append(
+                    f"backend {pid}: user {row[0]}, {row[1]} for {row[2]}, running: {row[3]}"
+                )
+            else:
+                facts.append(
+                    f"backend {pid}: not found (the {signal} would do nothing)"
+                )
+    return Preview(
+        False,
+        "No preview possible: this statement cannot be tried and rolled back.",
+        facts=[redaction.redact(f) for f in facts],
+    )
