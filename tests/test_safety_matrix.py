@@ -467,7 +467,7 @@ def test_a_rejection_called_without_a_reason_is_refused(world, waiting):
 
 
 def test_why_a_request_can_no_longer_be_decided_in_words(world):
-    from incidents.services import _not_waiting
+    from incidents.services.approvals import _not_waiting
 
     abe, at = world.people["approver"], timezone.now()
     state = StepExecution.State
@@ -626,7 +626,7 @@ def test_a_preview_token_lasts_exactly_the_preview_ttl(world, settings, monkeypa
 
 def test_a_preview_counts_as_used_only_by_a_run_on_that_incident(world):
     from incidents import audit
-    from incidents.services import _preview_used
+    from incidents.services.runs import _preview_used
 
     gina = world.people["granted"]
     audit.append("note.added", actor=gina, incident=world.pool, data={"preview": "n1"})

@@ -1,0 +1,39 @@
+"""Writes that touch several models and the audit log: keyword-only and atomic.
+One module per area; callers keep writing `services.open_incident(...)`."""
+
+from .approvals import decide_approval, expire
+from .checklist import TickResult, add_note, tick_step
+from .lifecycle import TransitionError, change_commander, change_status, open_incident
+from .runbooks import ImportResult, carry_grants, check_runbook, import_runbook
+from .runs import (
+    PREVIEW_SALT,
+    RunRefused,
+    RunResult,
+    check_preview_token,
+    clean_parameters,
+    preview_token,
+    request_run,
+)
+
+__all__ = [
+    "PREVIEW_SALT",
+    "ImportResult",
+    "RunRefused",
+    "RunResult",
+    "TickResult",
+    "TransitionError",
+    "add_note",
+    "carry_grants",
+    "change_commander",
+    "change_status",
+    "check_preview_token",
+    "check_runbook",
+    "clean_parameters",
+    "decide_approval",
+    "expire",
+    "import_runbook",
+    "open_incident",
+    "preview_token",
+    "request_run",
+    "tick_step",
+]

@@ -1,0 +1,39 @@
+"""One-time request keys: a double submit of a creating form gets the first result."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+
+# Serialises requests that carry the same one-time key (see `once`): the class
+# half of PostgreSQL's two-key advisory lock, a key space apart from audit.append's.
+REQUEST_KEY_LOCK_CLASS = 0x594B  # "YK"
+_request_key_lock = threading.Lock()  # SQLite: one process, one writer at a time
+
+
+@contextmanager
+def once(scope: str, by: AbstractBaseUser, request_key: str) -> Iterator[None]:
+    """A transaction in which a person's request carrying `request_key` is the only
+    one with that key: the look-up for an earlier result and the write that records
+    this one cannot interleave with a double submit's twin. PostgreSQL: an advisory
+    lock held until commit. SQLite (`make run`): a process lock held until commit
+    (its one process is the only writer)."""
+    if not request_key:
+        with transaction.atomic():
+            yield
+        return
+    if connection.vendor == "postgresql":
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
+                    [REQUEST_KEY_LOCK_CLASS, f"{scope}:{by.pk}:{request_key}"],
+                )
+            yield
+        return
+    with _request_key_lock, transaction.atomic():
+        yield

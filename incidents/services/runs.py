@@ -1,0 +1,285 @@
+"""Requests to run a command: their checks, previews bound to exact text and
+parameters, and one execution per click."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core import signing
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from probes import dispatch as sending
+from probes.commands import (
+    confirm_word,
+    display_text,
+    missing_targets,
+    parameter_problem,
+)
+
+from .. import access, audit
+from ..models import AuditEvent, Command, Incident, StepExecution
+
+
+class RunRefused(ValueError):
+    """A run the console will not start, with the reason a responder can act on."""
+
+
+@dataclass
+class RunResult:
+    execution: StepExecution
+    created: bool
+
+
+MAX_PARAMETER_LENGTH = 500
+# The model's request_key column; a longer key would be looked up whole and
+# stored cut, so a double click would not find its first run.
+MAX_REQUEST_KEY_LENGTH = 64
+
+
+def clean_parameters(command: Command, given: dict[str, str]) -> dict[str, str]:
+    values = {}
+    for name in command.parameters:
+        value = (given.get(name) or "").strip()
+        if not value:
+            raise RunRefused(f"Fill in {name} first.")
+        if len(value) > MAX_PARAMETER_LENGTH or "\n" in value or "\x00" in value:
+            raise RunRefused(
+                f"{name} must be one line of at most {MAX_PARAMETER_LENGTH} characters."
+            )
+        values[name] = value
+    problem = parameter_problem(command, values)
+    if problem:
+        raise RunRefused(problem)
+    return values
+
+
+def clean_request_key(request_key: str) -> str:
+    """The Run form's one-time key, refused rather than cut or stored with NULs
+    (PostgreSQL cannot store a NUL; a cut key would defeat the double-click check)."""
+    if len(request_key) > MAX_REQUEST_KEY_LENGTH or "\x00" in request_key:
+        raise RunRefused(
+            "The form's request key is malformed: reload the page and press Run again."
+        )
+    return request_key
+
+
+def clean_reason(reason: str) -> str:
+    if "\x00" in reason:
+        raise RunRefused("The reason contains a NUL character; type it again.")
+    return reason.strip()
+
+
+PREVIEW_SALT = "yomira.preview"
+# Where a run records the preview that confirmed it: the run's own audit event,
+# so "used" lives in the database next to the run, under the incident's lock.
+PREVIEW_NONCE_KEY = "preview"
+RUN_VERBS = (
+    "execution.requested",
+    "execution.approval_requested",
+    "execution.break_glass",
+)
+
+
+def preview_token(
+    *,
+    incident: Incident,
+    command: Command,
+    params: dict[str, str],
+    by: AbstractBaseUser,
+) -> str:
+    """Signed proof that this person previewed exactly this command text and these
+    parameters; the confirmation must carry it back. The nonce makes it single
+    use: the run it confirms records it (see request_run)."""
+    return signing.dumps(
+        {
+            "i": incident.pk,
+            "c": command.pk,
+            "u": by.pk,
+            "f": command.fingerprint(params),
+            "n": secrets.token_urlsafe(12),
+        },
+        salt=PREVIEW_SALT,
+    )
+
+
+def check_preview_token(
+    token: str,
+    *,
+    incident: Incident,
+    command: Command,
+    params: dict[str, str],
+    by: AbstractBaseUser,
+) -> str:
+    """The token's nonce, once the token is shown to be this person's preview of
+    exactly this command and these parameters, and young enough."""
+    try:
+        data = signing.loads(
+            token, salt=PREVIEW_SALT, max_age=settings.PREVIEW_TTL_MINUTES * 60
+        )
+    except signing.SignatureExpired:
+        raise RunRefused("The preview is too old: preview the action again.") from None
+    except signing.BadSignature:
+        raise RunRefused("Preview the action first, then confirm it.") from None
+    if not isinstance(data, dict) or not isinstance(data.get("n"), str):
+        raise RunRefused("Preview the action first, then confirm it.")
+    if (data.get("i"), data.get("c"), data.get("u")) != (
+        incident.pk,
+        command.pk,
+        by.pk,
+    ):
+        raise RunRefused(
+            "That preview was for another command or person: preview again."
+        )
+    changed = command.fingerprint_changes(str(data.get("f", "")), params)
+    if changed:
+        raise RunRefused(
+            f"{changed.capitalize()} changed since the preview: preview it again."
+        )
+    return data["n"]
+
+
+def _preview_used(incident: Incident, nonce: str) -> AuditEvent | None:
+    """The run event that already consumed this preview, if any. Asked under the
+    incident's row lock, so two confirmations of one preview queue and the second
+    sees the first's committed event."""
+    return (
+        AuditEvent.objects.filter(
+            incident=incident,
+            verb__in=RUN_VERBS,
+            **{f"data__{PREVIEW_NONCE_KEY}": nonce},
+        )
+        .order_by("seq")
+        .first()
+    )
+
+
+@transaction.atomic
+def request_run(
+    *,
+    incident: Incident,
+    command: Command,
+    params: dict[str, str],
+    by: AbstractBaseUser,
+    confirmation: str = "",
+    preview: str | None = None,
+    break_glass_reason: str = "",
+    break_glass: bool = False,
+    request_key: str = "",
+    request: HttpRequest | None = None,
+) -> RunResult:
+    """Queue one run of a command for an incident and send it on commit. Actions
+    need the typed word and a preview token bound to the exact command and
+    parameters, used once; approval-required actions wait for a second person
+    unless a commander breaks glass (with a reason). A double click (same request
+    key from the same person) or a second person pressing Run while the same
+    command with the same parameters is in flight gets that execution, not a new
+    one. `preview=None` skips the preview check (internal callers and tests of the
+    pipeline only; views always pass it)."""
+    request_key = clean_request_key(request_key)
+    break_glass_reason = clean_reason(break_glass_reason)
+    if break_glass and not break_glass_reason:
+        raise RunRefused(
+            "Breaking glass needs a reason: say why this cannot wait for a second "
+            "person. Nothing was run or requested."
+        )
+    if command.playbook_id != incident.playbook_id:
+        raise RunRefused("That command is not part of this incident's playbook.")
+    if not command.is_runnable:
+        raise RunRefused("This command is manual: copy it and run it by hand.")
+    if not incident.is_active:
+        raise RunRefused("The incident is resolved; reopen it to run commands.")
+    values = clean_parameters(command, params)
+    breaking_glass = False
+    nonce = ""
+    if command.kind == Command.Kind.ACTION:
+        word = confirm_word(command)
+        if confirmation.strip().lower() != word:
+            raise RunRefused(f"Type “{word}” to confirm this action.")
+        if preview is not None:
+            nonce = check_preview_token(
+                preview, incident=incident, command=command, params=values, by=by
+            )
+        if command.requires_approval and break_glass_reason:
+            if not access.can_break_glass(by, command):
+                raise RunRefused(
+                    "Only a commander who may run this action can break glass."
+                )
+            breaking_glass = True
+    absent = missing_targets(command)
+    if absent:
+        raise RunRefused(
+            f"Not configured: set {', '.join(absent)} on the console and its workers."
+        )
+
+    locked = Incident.objects.select_for_update().get(pk=incident.pk)
+    if not locked.is_active:  # resolved while this request waited for the lock
+        raise RunRefused("The incident is resolved; reopen it to run commands.")
+    runs = incident.executions.filter(command=command)
+    if request_key:
+        # A key is one person's one page load: someone else's key never returns
+        # their run (the key travels in HTML that might be shared).
+        clicked = runs.filter(request_key=request_key, requested_by=by).first()
+        if clicked is not None:
+            return RunResult(clicked, created=False)
+    if nonce:
+        used = _preview_used(incident, nonce)
+        if used is not None:
+            raise RunRefused(
+                f"That preview already confirmed a run at {used.created_at:%H:%M:%S} UTC; "
+                "preview the action again to run it again."
+            )
+    in_flight = runs.filter(
+        state__in=StepExecution.IN_FLIGHT, parameters=values
+    ).first()
+    if in_flight is not None:
+        return RunResult(in_flight, created=False)
+
+    needs_approval = command.requires_approval and not breaking_glass
+    now = timezone.now()
+    execution = StepExecution.objects.create(
+        incident=incident,
+        step=command.step,  # empty for a Diagnosis command
+        command=command,
+        state=StepExecution.State.AWAITING_APPROVAL
+        if needs_approval
+        else StepExecution.State.QUEUED,
+        requested_by=by,
+        parameters=values,
+        command_text=display_text(command, values),
+        request_key=request_key,
+        fingerprint=command.fingerprint(values),
+        approval_expires_at=(now + timedelta(minutes=settings.APPROVAL_TTL_MINUTES))
+        if needs_approval
+        else None,
+        break_glass=breaking_glass,
+        reason=break_glass_reason if breaking_glass else "",
+    )
+    data = {
+        "step": command.step.number if command.step else None,
+        "command": execution.command_text[:300],
+        "kind": command.kind,
+        "executor": command.executor,
+        "parameters": sorted(values),
+    }
+    if nonce:
+        data[PREVIEW_NONCE_KEY] = nonce
+    if needs_approval:
+        verb = "execution.approval_requested"
+        data["expires_at"] = execution.approval_expires_at.isoformat()
+    elif breaking_glass:
+        verb = "execution.break_glass"
+        data["reason"] = execution.reason
+    else:
+        verb = "execution.requested"
+    audit.append(
+        verb, actor=by, incident=incident, obj=execution, data=data, request=request
+    )
+    if not needs_approval:
+        transaction.on_commit(lambda: sending.dispatch(execution.pk, command.kind))
+    return RunResult(execution, created=True)
