@@ -165,7 +165,7 @@ def test_sh_shell_and_zsh_fences_are_reported_as_bash(kafka):
         "bash",
     ]
     assert [summary(c) for c in lag.steps[0].commands] == [
-        ("kubectl get pods -l app=orders-consumer -o wide", "manual", None, []),
+        ("kubectl get pods -l app=orders-consumer -o wide", "probe", "kubectl", []),
     ]
     assert [summary(c) for c in lag.steps[1].commands] == [
         ("kubectl scale deploy/orders-consumer --replicas=12", "manual", None, []),
@@ -184,6 +184,13 @@ def test_console_fence_keeps_only_prompt_lines(kafka):
         ("kubectl top pods -l app=orders-consumer", 47),
     ]
     assert commands[0].variables == ["KAFKA_BROKERS"]
+    # `kubectl get` and `top` are probes of the kubectl family; the Kafka tool is not
+    # a family's, so it stays manual.
+    assert [(c.kind, c.executor) for c in commands] == [
+        ("manual", None),
+        ("probe", "kubectl"),
+        ("probe", "kubectl"),
+    ]
     assert commands[1].after == (
         "NAME                     READY   STATUS    RESTARTS\n"
         "orders-consumer-7d9f-1   1/1     Running   0"
@@ -192,7 +199,6 @@ def test_console_fence_keeps_only_prompt_lines(kafka):
         "NAME                     CPU(cores)   MEMORY(bytes)\n"
         "orders-consumer-7d9f-1   950m         1020Mi"
     )
-    assert all(c.kind == "manual" and c.executor is None for c in commands)
 
 
 def test_untagged_fence_with_an_unknown_program_is_copyable_text(kafka):

@@ -23,6 +23,7 @@ FAMILIES: dict[str, str] = {
     "disk": "probes.families.disk",
     "s3": "probes.families.s3",
     "smtp": "probes.families.smtp",
+    "kubectl": "probes.families.kubectl",
 }
 
 
