@@ -33,6 +33,7 @@ from django.db import connection, models, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
+from . import events
 from .models import AuditCheckpoint, AuditEvent, Incident
 
 logger = logging.getLogger(__name__)
@@ -108,16 +109,20 @@ def append(
     request: HttpRequest | None = None,
 ) -> AuditEvent:
     """Append one event. Call it inside the transaction that makes the change, so
-    the change and its record commit (or roll back) together."""
+    the change and its record commit (or roll back) together; once that
+    transaction commits, the event is published (incidents.events)."""
     user = actor if actor is not None and actor.is_authenticated else None
     name = actor_name or (user.get_username() if user else "")
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_LOCK_ID])
-            return _append_locked(verb, user, name, incident, obj, data, request)
-        with _local_lock:
-            return _append_locked(verb, user, name, incident, obj, data, request)
+            event = _append_locked(verb, user, name, incident, obj, data, request)
+        else:
+            with _local_lock:
+                event = _append_locked(verb, user, name, incident, obj, data, request)
+        events.publish_on_commit(event)
+        return event
 
 
 def _append_locked(verb, user, name, incident, obj, data, request) -> AuditEvent:  # noqa: ANN001
