@@ -180,6 +180,7 @@ def bench_importer_scale() -> None:
     import gc
     import pstats
 
+    from incidents.actors import Actor
     from incidents.runbook import parse_runbook
     from incidents.services import import_runbook
 
@@ -219,7 +220,9 @@ def bench_importer_scale() -> None:
         # A new version each run, so each import writes a new revision.
         samples = timed(
             lambda count=count: import_runbook(
-                source=scale_runbook(count, next(runs)), source_name="scale.md"
+                source=scale_runbook(count, next(runs)),
+                source_name="scale.md",
+                actor=Actor.system("manage.py"),
             ),
             2,
         )
@@ -276,19 +279,32 @@ def seed():  # noqa: ANN201
     from django.contrib.auth.models import Group
     from django.core.management import call_command
 
+    from incidents.actors import Actor
     from incidents.models import Playbook
     from incidents.services import add_note, import_runbook, open_incident, tick_step
 
     call_command("migrate", verbosity=0)
-    import_runbook(source=(ROOT / "runbooks" / "yomira.md").read_bytes())
+    import_runbook(
+        source=(ROOT / "runbooks" / "yomira.md").read_bytes(),
+        actor=Actor.system("manage.py"),
+    )
     user = get_user_model().objects.create_user("bench", password="bench-password")
     user.groups.add(Group.objects.get(name="Commander"))
     playbook = Playbook.objects.current().get(number=3)  # 7 steps
-    incident = open_incident(playbook=playbook, title="bench", by=user)
+    incident = open_incident(playbook=playbook, title="bench", actor=Actor.person(user))
     for step in playbook.steps.all():
-        tick_step(incident=incident, step=step, state="done", expected=None, by=user)
+        tick_step(
+            incident=incident,
+            step=step,
+            state="done",
+            expected=None,
+            actor=Actor.person(user),
+        )
         add_note(
-            incident=incident, text=f"looked at step {step.number}", step=step, by=user
+            incident=incident,
+            text=f"looked at step {step.number}",
+            step=step,
+            actor=Actor.person(user),
         )
     return user, incident
 
@@ -436,15 +452,20 @@ def export_once(client, incident, name: str) -> tuple[float, float, int]:  # noq
 def bench_exports(user, incident) -> None:  # noqa: ANN001
     from django.test import Client
 
+    from incidents.actors import Actor
     from incidents.models import Incident
     from incidents.services import open_incident
 
     section("Timeline export (in-process, streamed)")
     client = Client(HTTP_HOST="127.0.0.1")
     client.force_login(user)
-    small = open_incident(playbook=incident.playbook, title="10k events", by=user)
+    small = open_incident(
+        playbook=incident.playbook, title="10k events", actor=Actor.person(user)
+    )
     add_events(small, 10_000)
-    big = open_incident(playbook=incident.playbook, title="100k events", by=user)
+    big = open_incident(
+        playbook=incident.playbook, title="100k events", actor=Actor.person(user)
+    )
     add_events(big, 100_000)
     for name in ("timeline.json", "timeline.csv", "postmortem.md"):
         t10, m10, s10 = export_once(client, small, name)
@@ -512,6 +533,7 @@ def bench_execution(user) -> None:  # noqa: ANN001
     from django.conf import settings
     from django.utils import timezone
 
+    from incidents.actors import Actor
     from incidents.models import Playbook, StepExecution
     from incidents.services import open_incident, request_run
 
@@ -522,7 +544,9 @@ def bench_execution(user) -> None:  # noqa: ANN001
     worker = start_worker({"TARGET_REDIS_URL": target})
     try:
         playbook = Playbook.objects.current().get(number=4)
-        incident = open_incident(playbook=playbook, title="bench pings", by=user)
+        incident = open_incident(
+            playbook=playbook, title="bench pings", actor=Actor.person(user)
+        )
         ping = playbook.commands.get(text__contains="ping")
         raw = redis_lib.Redis.from_url(target)
         raw_samples = timed(raw.ping, 500)
@@ -536,7 +560,7 @@ def bench_execution(user) -> None:  # noqa: ANN001
                 incident=incident,
                 command=ping,
                 params={},
-                by=user,
+                actor=Actor.person(user),
                 request_key=f"bench-{i}",
             ).execution
             while True:

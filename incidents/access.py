@@ -3,8 +3,9 @@ Every denial is audited. (Per-playbook object permissions grow here, issue #5.)"
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from functools import wraps
+from typing import NoReturn
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
@@ -13,6 +14,7 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 
 from . import audit
+from .actors import Actor
 from .models import Command, Incident, Playbook, StepExecution
 
 VIEW_PLAYBOOKS = "incidents.view_playbook"
@@ -26,6 +28,7 @@ RUN_PROBES = "incidents.run_probes"
 RUN_ACTIONS = "incidents.run_actions"
 APPROVE_ACTIONS = "incidents.approve_actions"
 BREAK_GLASS = "incidents.break_glass"
+IMPORT_RUNBOOKS = "incidents.add_runbook"
 
 
 def can(user, perm: str, incident: Incident | None = None) -> bool:  # noqa: ANN001
@@ -81,6 +84,60 @@ def can_break_glass(user, command: Command) -> bool:  # noqa: ANN001
     return can(user, BREAK_GLASS) and can_run(user, command)
 
 
+def allows(
+    actor: Actor,
+    perm: str,
+    *,
+    playbook: Playbook | None = None,
+    systems: Collection[str] = (),
+) -> bool:
+    """Deny by default. A person: their permission (with a playbook, a grant on it
+    counts too). A system identity has no permissions of its own: it may act only
+    where the calling service names it in `systems`."""
+    if actor.is_system:
+        return actor.is_one_of(systems)
+    if playbook is not None:
+        return can_on_playbook(actor.user, perm, playbook)
+    return can(actor.user, perm)
+
+
+def check(
+    actor: Actor,
+    perm: str,
+    *,
+    incident: Incident | None = None,
+    playbook: Playbook | None = None,
+    systems: Collection[str] = (),
+) -> None:
+    """A service's own check (views check first, but tasks, commands and webhooks
+    call services directly): allowed, or the denial audited and PermissionDenied
+    raised. Call it before the service's transaction, so the denial's record is
+    not rolled back with it."""
+    if not allows(actor, perm, playbook=playbook, systems=systems):
+        why = (
+            "a system identity this service does not let act" if actor.is_system else ""
+        )
+        refuse(actor, perm, incident, why=why)
+
+
+def refuse(
+    actor: Actor,
+    perm: str,
+    incident: Incident | None = None,
+    *,
+    why: str = "",
+    where: dict[str, str] | None = None,
+) -> NoReturn:
+    """Audit a denial (`where`: the request's method and path) and raise."""
+    audit.append(
+        "permission.denied",
+        actor=actor,
+        incident=incident,
+        data={"permission": perm, **(where or {}), "why": why},
+    )
+    raise PermissionDenied(f"You need the '{perm.split('.')[-1]}' permission for this.")
+
+
 def require(request: HttpRequest, perm: str, incident: Incident | None = None) -> None:
     """Raise PermissionDenied (a 403 page) and audit the denial unless allowed.
     With an incident, a grant on its playbook counts too."""
@@ -93,20 +150,15 @@ def require(request: HttpRequest, perm: str, incident: Incident | None = None) -
 
 def deny(
     request: HttpRequest, perm: str, incident: Incident | None = None, why: str = ""
-) -> None:
-    audit.append(
-        "permission.denied",
-        actor=request.user,
-        incident=incident,
-        data={
-            "permission": perm,
-            "method": request.method,
-            "path": request.path,
-            "why": why,
-        },
-        request=request,
+) -> NoReturn:
+    """A view's denial: audited with the request's method and path."""
+    refuse(
+        Actor.from_request(request),
+        perm,
+        incident,
+        why=why,
+        where={"method": request.method, "path": request.path},
     )
-    raise PermissionDenied(f"You need the '{perm.split('.')[-1]}' permission for this.")
 
 
 def grant_sources(user, playbook: Playbook) -> list[str]:  # noqa: ANN001

@@ -8,6 +8,7 @@ from guardian.admin import GuardedModelAdmin
 from probes.families import families
 
 from . import audit
+from .actors import Actor
 from .models import AuditEvent, Command, Playbook, Runbook, Step
 
 
@@ -122,7 +123,7 @@ class CommandAdmin(admin.ModelAdmin):
         )
         audit.append(
             "command.rebound",
-            actor=request.user,
+            actor=Actor.from_request(request),
             obj=obj,
             data={
                 "playbook": obj.playbook.number,
@@ -131,7 +132,6 @@ class CommandAdmin(admin.ModelAdmin):
                 "executor": obj.executor,
                 "parameters": obj.parameters,
             },
-            request=request,
         )
 
 

@@ -27,13 +27,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, models, transaction
-from django.http import HttpRequest
 from django.utils import timezone
 
 from . import events
+from .actors import Actor
 from .models import AuditCheckpoint, AuditEvent, Incident
 
 logger = logging.getLogger(__name__)
@@ -94,51 +93,47 @@ def compute_mac(**fields: Any) -> str:
     return hmac.new(_key(), canonical(**fields), hashlib.sha256).hexdigest()
 
 
-def client_ip(request: HttpRequest | None) -> str | None:
-    return request.META.get("REMOTE_ADDR") if request is not None else None
-
-
 def append(
     verb: str,
     *,
-    actor: AbstractBaseUser | AnonymousUser | None = None,
-    actor_name: str = "",
+    actor: Actor,
     incident: Incident | None = None,
     obj: models.Model | None = None,
     data: dict | None = None,
-    request: HttpRequest | None = None,
 ) -> AuditEvent:
-    """Append one event. Call it inside the transaction that makes the change, so
-    the change and its record commit (or roll back) together; once that
-    transaction commits, the event is published (incidents.events)."""
-    user = actor if actor is not None and actor.is_authenticated else None
-    name = actor_name or (user.get_username() if user else "")
+    """Append one event: who (the actor's name, account and address), what, to
+    what. Call it inside the transaction that makes the change, so the change and
+    its record commit (or roll back) together; once that transaction commits, the
+    event is published (incidents.events)."""
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_LOCK_ID])
-            event = _append_locked(verb, user, name, incident, obj, data, request)
+            event = _append_locked(verb, actor, incident, obj, data)
         else:
             with _local_lock:
-                event = _append_locked(verb, user, name, incident, obj, data, request)
+                event = _append_locked(verb, actor, incident, obj, data)
         events.publish_on_commit(event)
         return event
 
 
-def _append_locked(verb, user, name, incident, obj, data, request) -> AuditEvent:  # noqa: ANN001
+def _append_locked(verb, actor, incident, obj, data) -> AuditEvent:  # noqa: ANN001
+    user = (
+        actor.user if actor.user is not None and actor.user.is_authenticated else None
+    )
     last = _head()
     seq, prev_mac = (last[0] + 1, last[1]) if last else (1, GENESIS)
     fields = {
         "seq": seq,
         "created_at": timezone.now(),
         "actor_id": user.pk if user else None,
-        "actor_name": name[:150],
+        "actor_name": actor.name[:150],
         "verb": verb,
         "incident_id": incident.pk if incident else None,
         "object_type": obj._meta.model_name if obj is not None else "",
         "object_id": str(obj.pk) if obj is not None else "",
         "data": _storable(json.loads(json.dumps(data or {}, default=str))),
-        "ip": client_ip(request),
+        "ip": actor.ip or None,
         "prev_mac": prev_mac,
     }
     event = AuditEvent.objects.create(mac=compute_mac(**fields), **fields)

@@ -16,6 +16,7 @@ from django.utils import timezone
 from probes import redaction
 
 from . import audit
+from .actors import Actor
 from .models import AuditEvent, Incident, StepExecution, step_state
 from .timeline import Style, describe
 
@@ -52,10 +53,9 @@ def response(
 ) -> StreamingHttpResponse:
     audit.append(
         "incident.exported",
-        actor=request.user,
+        actor=Actor.from_request(request),
         incident=incident,
         data={"format": name},
-        request=request,
     )
     body = {
         "postmortem.md": postmortem,
@@ -317,9 +317,9 @@ def postmortem(incident: Incident) -> Iterator[str]:
             if latest and latest.requested_by
             else "someone"
         )
-        if state == "done":
+        if state == StepExecution.State.DONE:
             outcome = f"done by {who} at {utc(latest.created_at)}"
-        elif state == "skipped":
+        elif state == StepExecution.State.SKIPPED:
             outcome = (
                 f"skipped by {who} at {utc(latest.created_at)}: {md(latest.reason)}"
             )

@@ -5,7 +5,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.validators import MaxLengthValidator
 
 from .access import COMMAND_INCIDENTS, people_who_can
-from .models import Incident, Playbook
+from .models import Incident, Playbook, StepExecution
 
 
 class RequestKeyField(forms.RegexField):
@@ -78,14 +78,19 @@ class CommanderForm(forms.Form):
 
 class TickForm(forms.Form):
     state = forms.ChoiceField(
-        choices=[("done", "Done"), ("skipped", "Skipped"), ("reopened", "Reopened")]
+        choices=[
+            (state.value, state.label)
+            for state in StepExecution.State
+            if state in StepExecution.TICKS
+        ]
     )
     reason = forms.CharField(required=False, max_length=1000)
     expected = forms.IntegerField(required=False, min_value=0)
 
     def clean(self) -> dict:
         data = super().clean()
-        if data.get("state") == "skipped" and not (data.get("reason") or "").strip():
+        skipped = data.get("state") == StepExecution.State.SKIPPED
+        if skipped and not (data.get("reason") or "").strip():
             self.add_error("reason", "Say why the step is skipped.")
         return data
 

@@ -284,7 +284,7 @@ class Incident(models.Model):
 
     # Forward moves may skip a stage (a false alarm goes open -> resolved);
     # reopening returns to open from mitigated or resolved.
-    ORDER = ["open", "acknowledged", "mitigated", "resolved"]
+    ORDER = [Status.OPEN, Status.ACKNOWLEDGED, Status.MITIGATED, Status.RESOLVED]
 
     playbook = models.ForeignKey(
         Playbook, on_delete=models.PROTECT, related_name="incidents"
@@ -340,7 +340,8 @@ class Incident(models.Model):
         """Where the status may go from here."""
         here = self.ORDER.index(self.status)
         forward = self.ORDER[here + 1 :]
-        return forward + (["open"] if self.status in {"mitigated", "resolved"} else [])
+        reopens = self.status in {self.Status.MITIGATED, self.Status.RESOLVED}
+        return forward + ([self.Status.OPEN] if reopens else [])
 
     def ended_at(self) -> datetime | None:
         return self.resolved_at if self.status == self.Status.RESOLVED else None
@@ -368,17 +369,22 @@ class StepExecution(models.Model):
         SKIPPED = "skipped", "Skipped"
         REOPENED = "reopened", "Reopened"
 
-    TICKS = {"done", "skipped", "reopened"}
-    IN_FLIGHT = {"queued", "awaiting_approval", "running"}
-    TERMINAL = {
-        "succeeded",
-        "failed",
-        "timed_out",
-        "dispatch_failed",
-        "outcome_unknown",
-        "cancelled",
-        "rejected",
-    }
+    # The three kinds of state, defined once: a tick of a step; a run still going
+    # (it holds its command: no second run of it with the same parameters); a run
+    # that has ended.
+    TICKS = frozenset({State.DONE, State.SKIPPED, State.REOPENED})
+    IN_FLIGHT = frozenset({State.QUEUED, State.AWAITING_APPROVAL, State.RUNNING})
+    TERMINAL = frozenset(
+        {
+            State.SUCCEEDED,
+            State.FAILED,
+            State.TIMED_OUT,
+            State.DISPATCH_FAILED,
+            State.OUTCOME_UNKNOWN,
+            State.CANCELLED,
+            State.REJECTED,
+        }
+    )
 
     incident = models.ForeignKey(
         Incident, on_delete=models.PROTECT, related_name="executions"
@@ -451,14 +457,19 @@ class StepExecution(models.Model):
         return None
 
 
+# A step nobody has ticked (or that was reopened): derived, never stored.
+STEP_PENDING = "pending"
+
+
 def step_state(executions: list[StepExecution]) -> tuple[str, StepExecution | None]:
     """A step's checklist state from its executions: the latest tick decides
     (done, skipped; reopened means pending again)."""
     ticks = [e for e in executions if e.state in StepExecution.TICKS]
     if not ticks:
-        return "pending", None
+        return STEP_PENDING, None
     latest = max(ticks, key=lambda e: (e.created_at, e.pk))
-    return ("pending" if latest.state == "reopened" else latest.state), latest
+    reopened = latest.state == StepExecution.State.REOPENED
+    return (STEP_PENDING if reopened else latest.state), latest
 
 
 class AuditEvent(models.Model):

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils.safestring import SafeString
 
 from .models import (
+    STEP_PENDING,
     AuditEvent,
     Command,
     Incident,
@@ -102,7 +103,7 @@ def present_playbook(
         titles[number] = title
     steps = list(playbook.steps.all())
     by_step: dict[int | None, list[Command]] = defaultdict(list)
-    counts = {"probe": 0, "action": 0, "manual": 0}
+    counts = {kind.value: 0 for kind in Command.Kind}
     for command in playbook.commands.all():
         by_step[command.step_id].append(command)
         counts[command.kind] = counts.get(command.kind, 0) + 1
@@ -191,7 +192,7 @@ class Checklist:
 
     @property
     def progress(self) -> tuple[int, int]:
-        return sum(s.state != "pending" for s in self.steps), len(self.steps)
+        return sum(s.state != STEP_PENDING for s in self.steps), len(self.steps)
 
 
 def present_checklist(

@@ -13,6 +13,7 @@ from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 
 from . import audit
+from .actors import Actor, client_ip
 
 current_request: ContextVar[HttpRequest | None] = ContextVar(
     "current_request", default=None
@@ -42,22 +43,24 @@ class AuditContextMiddleware:
             current_request.reset(token)
 
 
-def _actor() -> dict:
+def _actor() -> Actor:
+    """Who made a change these signals report: the person behind the current
+    request, or the system (a management command, a migration, a shell)."""
     request = current_request.get()
     if request is None or not getattr(request, "user", None):
-        return {"actor_name": "system", "request": request}
-    return {"actor": request.user, "request": request}
+        return Actor(name="system", ip=client_ip(request), is_system=True)
+    return Actor.from_request(request)
 
 
 @receiver(user_logged_in)
 def logged_in(sender, request, user, **kwargs) -> None:  # noqa: ANN001
-    audit.append("login.succeeded", actor=user, request=request)
+    audit.append("login.succeeded", actor=Actor.person(user, client_ip(request)))
 
 
 @receiver(user_logged_out)
 def logged_out(sender, request, user, **kwargs) -> None:  # noqa: ANN001
     if user is not None:
-        audit.append("logout", actor=user, request=request)
+        audit.append("logout", actor=Actor.person(user, client_ip(request)))
 
 
 @receiver(user_login_failed)
@@ -66,9 +69,8 @@ def login_failed(sender, credentials, request=None, **kwargs) -> None:  # noqa: 
     username = str(credentials.get("username", ""))[:150]
     audit.append(
         "login.failed",
-        actor_name=username,
+        actor=Actor.anonymous(username, client_ip(request)),
         data={"username": username},
-        request=request,
     )
 
 
@@ -90,13 +92,13 @@ def user_or_group_saved(sender, instance, created, raw=False, **kwargs) -> None:
         return
     if sender is Group:
         verb = "group.created" if created else "group.changed"
-        audit.append(verb, obj=instance, data={"name": instance.name}, **_actor())
+        audit.append(verb, obj=instance, data={"name": instance.name}, actor=_actor())
         return
     if sender is not _user_model():
         return
     if created:
         data = {f: getattr(instance, f) for f in USER_FIELDS}
-        audit.append("user.created", obj=instance, data=data, **_actor())
+        audit.append("user.created", obj=instance, data=data, actor=_actor())
         return
     before = getattr(instance, "_audit_before", None) or {}
     changes = {
@@ -111,7 +113,7 @@ def user_or_group_saved(sender, instance, created, raw=False, **kwargs) -> None:
             "user.changed",
             obj=instance,
             data={"username": instance.get_username(), "changes": changes},
-            **_actor(),
+            actor=_actor(),
         )
 
 
@@ -123,7 +125,7 @@ def user_or_group_deleted(sender, instance, **kwargs) -> None:  # noqa: ANN001
             f"{sender._meta.model_name}.deleted",
             obj=instance,
             data={"name": name},
-            **_actor(),
+            actor=_actor(),
         )
 
 
@@ -159,7 +161,7 @@ def grants_changed(sender, instance, action, model, pk_set, **kwargs) -> None:  
             "action": action.removeprefix("post_"),
             "items": _names(model, pk_set),
         },
-        **_actor(),
+        actor=_actor(),
     )
 
 
@@ -183,7 +185,7 @@ def _object_grant(instance, action: str) -> None:  # noqa: ANN001
             ],
             "on": str(target) if target is not None else f"#{instance.object_pk}",
         },
-        **_actor(),
+        actor=_actor(),
     )
 
 
@@ -214,8 +216,9 @@ def _connect_axes() -> None:
     from axes.signals import user_locked_out
 
     def locked_out(sender, request, username=None, ip_address=None, **kwargs) -> None:  # noqa: ANN001
-        audit.append("login.locked_out", actor_name=str(username or "")[:150],
-                     data={"username": username}, request=request)  # fmt: skip
+        audit.append("login.locked_out",
+                     actor=Actor.anonymous(str(username or "")[:150], client_ip(request)),
+                     data={"username": username})  # fmt: skip
 
     user_locked_out.connect(locked_out, weak=False, dispatch_uid="audit-axes-lockout")
 

@@ -21,8 +21,11 @@ from django.utils.html import escape
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from . import access, audit, exports, services
+from probes import targets
+
+from . import access, exports, services
 from .access import permission_required
+from .actors import Actor
 from .forms import (
     CommanderForm,
     IncidentFilterForm,
@@ -65,13 +68,13 @@ def playbook_list(request: HttpRequest) -> HttpResponse:
         .annotate(
             step_count=Count("steps", distinct=True),
             probe_count=Count(
-                "commands", filter=Q(commands__kind="probe"), distinct=True
+                "commands", filter=Q(commands__kind=Command.Kind.PROBE), distinct=True
             ),
             action_count=Count(
-                "commands", filter=Q(commands__kind="action"), distinct=True
+                "commands", filter=Q(commands__kind=Command.Kind.ACTION), distinct=True
             ),
             manual_count=Count(
-                "commands", filter=Q(commands__kind="manual"), distinct=True
+                "commands", filter=Q(commands__kind=Command.Kind.MANUAL), distinct=True
             ),
         )
     )
@@ -161,8 +164,7 @@ def incident_new(request: HttpRequest) -> HttpResponse:
             incident = services.open_incident(
                 playbook=form.cleaned_data["playbook"],
                 title=form.cleaned_data["title"],
-                by=request.user,
-                request=request,
+                actor=Actor.from_request(request),
                 request_key=form.cleaned_data["request_key"],
             )
             return HttpResponseRedirect(incident.get_absolute_url())
@@ -344,8 +346,7 @@ def incident_status(request: HttpRequest, pk: int) -> HttpResponse:
         services.change_status(
             incident=incident,
             to=form.cleaned_data["status"],
-            by=request.user,
-            request=request,
+            actor=Actor.from_request(request),
         )
     except services.TransitionError as exc:
         return _after_change(request, incident, error=str(exc), status=409)
@@ -364,8 +365,7 @@ def incident_commander(request: HttpRequest, pk: int) -> HttpResponse:
     services.change_commander(
         incident=incident,
         commander=form.cleaned_data["commander"],
-        by=request.user,
-        request=request,
+        actor=Actor.from_request(request),
     )
     return _after_change(request, incident)
 
@@ -385,8 +385,7 @@ def step_tick(request: HttpRequest, pk: int, number: int) -> HttpResponse:
         state=form.cleaned_data["state"],
         expected=form.cleaned_data["expected"],
         reason=form.cleaned_data["reason"] or "",
-        by=request.user,
-        request=request,
+        actor=Actor.from_request(request),
     )
     return _after_change(request, incident, step=number, notice=result.conflict)
 
@@ -410,8 +409,7 @@ def note_add(request: HttpRequest, pk: int) -> HttpResponse:
         incident=incident,
         text=form.cleaned_data["text"],
         step=step,
-        by=request.user,
-        request=request,
+        actor=Actor.from_request(request),
         request_key=form.cleaned_data["request_key"],
     )
     return _after_change(request, incident, step=step.number if step else None)
@@ -511,8 +509,7 @@ def command_run(request: HttpRequest, pk: int, command_id: int) -> HttpResponse:
             # not quietly file an ordinary approval request instead.
             break_glass=request.POST.get("mode") == "break_glass",
             request_key=request.POST.get("request_key", ""),
-            by=request.user,
-            request=request,
+            actor=Actor.from_request(request),
         )
     except services.RunRefused as exc:
         return _refused(request, incident, command, str(exc), 400)
@@ -525,36 +522,21 @@ def command_run(request: HttpRequest, pk: int, command_id: int) -> HttpResponse:
 @require_POST
 def command_preview(request: HttpRequest, pk: int, command_id: int) -> HttpResponse:
     """An action's blast radius, and the confirmation form bound to it."""
-    from probes import execution
-    from probes.preview import preview
-
     incident, command, step, params = _command_request(request, pk, command_id)
     try:
-        values = services.clean_parameters(command, params)
+        shown = services.preview_action(
+            incident=incident,
+            command=command,
+            params=params,
+            actor=Actor.from_request(request),
+        )
     except services.RunRefused as exc:
         return _refused(request, incident, command, str(exc), 400)
-    shown = preview(command, values, execution.run_context())
-    audit.append(
-        "execution.previewed",
-        actor=request.user,
-        incident=incident,
-        obj=command,
-        data={
-            "step": step,
-            "command": command.text[:300],
-            "rows": shown.rows,
-            "headline": shown.headline,
-        },
-        request=request,
-    )
-    token = services.preview_token(
-        incident=incident, command=command, params=values, by=request.user
-    )
     preview_context = {
         "command_id": command.pk,
-        "result": shown,
-        "token": token,
-        "params": values,
+        "result": shown.result,
+        "token": shown.token,
+        "params": shown.params,
     }
     if not request.htmx:
         # Without JavaScript the preview and its confirmation form are a page of
@@ -607,8 +589,7 @@ def execution_decide(request: HttpRequest, pk: int, execution_id: int) -> HttpRe
             execution=execution,
             approve=request.POST.get("decision") == "approve",
             reason=request.POST.get("reason", ""),
-            by=request.user,
-            request=request,
+            actor=Actor.from_request(request),
         )
     except services.RunRefused as exc:
         return _refused(request, incident, execution.command, str(exc), 409)
@@ -666,8 +647,6 @@ def execution_detail(request: HttpRequest, pk: int, execution_id: int) -> HttpRe
 def target_status(request: HttpRequest) -> HttpResponse:
     """Which TARGET_* variables and hosts each playbook needs, and whether each is
     set on this console (values are never shown)."""
-    from probes import targets
-
     hosts_mapped = targets.host_map()
     rows = []
     for playbook in (

@@ -12,6 +12,7 @@ from django.contrib.auth.models import Group, Permission
 from django.test import Client
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from incidents.actors import Actor
 from incidents.models import Incident, Playbook, Runbook
 from incidents.roles import ensure_roles
 from incidents.services import import_runbook, open_incident
@@ -22,6 +23,8 @@ YOMIRA_RUNBOOK = ROOT / "runbooks" / "yomira.md"
 TEST_RUNBOOKS = Path(__file__).resolve().parent / "runbooks"
 PASSWORD = "correct-horse-battery"
 ROLES = ("Viewer", "Responder", "Commander", "Admin")
+# Who imports runbooks in tests: the identity `manage.py import_runbook` acts as.
+IMPORTER = Actor.system("manage.py")
 
 
 @pytest.fixture(autouse=True)
@@ -46,7 +49,9 @@ def yomira_source() -> bytes:
 
 @pytest.fixture
 def yomira(db, yomira_source) -> Runbook:
-    return import_runbook(source=yomira_source, source_name="yomira.md").runbook
+    return import_runbook(
+        source=yomira_source, source_name="yomira.md", actor=IMPORTER
+    ).runbook
 
 
 @pytest.fixture
@@ -125,7 +130,9 @@ def nobody_client(nobody) -> Client:
 def incident(yomira, commander) -> Incident:
     playbook = Playbook.objects.current().get(number=4)  # Redis Down / Unreachable
     return open_incident(
-        playbook=playbook, title="Redis is refusing connections", by=commander
+        playbook=playbook,
+        title="Redis is refusing connections",
+        actor=Actor.person(commander),
     )
 
 

@@ -14,9 +14,11 @@ from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 
 from incidents import audit
+from incidents.actors import Actor
 from incidents.models import AuditCheckpoint, AuditEvent
 
 TABLE = "incidents_auditevent"
+TESTER = Actor.system("tester")
 CHECKPOINTS = "incidents_auditcheckpoint"
 
 
@@ -32,9 +34,7 @@ def verify_audit(*args: str) -> tuple[int, str]:
 @pytest.fixture
 def log(db):
     for n in range(1, 11):
-        audit.append(
-            "test.event", actor_name="tester", data={"n": n, "text": "ünïcode ✓"}
-        )
+        audit.append("test.event", actor=TESTER, data={"n": n, "text": "ünïcode ✓"})
     return list(AuditEvent.objects.order_by("seq"))
 
 
@@ -83,7 +83,7 @@ def test_every_column_is_covered_by_the_mac(log, change):
 
 def test_the_ip_is_signed_as_recorded(db, rf):
     request = rf.get("/", REMOTE_ADDR="192.0.2.7")
-    event = audit.append("test.event", actor_name="tester", request=request)
+    event = audit.append("test.event", actor=Actor.from_request(request))
     assert event.ip == "192.0.2.7"
     assert verify_audit()[0] == 0
     raw(f"UPDATE {TABLE} SET ip = '192.0.2.8' WHERE seq = {event.seq}")
@@ -119,7 +119,7 @@ def test_a_cut_tail_is_named_from_the_checkpoint(log):
 
 def test_appends_after_a_cut_tail_keep_working_and_leave_the_gap_named(log):
     raw(f"DELETE FROM {TABLE} WHERE seq > 8")
-    event = audit.append("test.event", actor_name="tester")
+    event = audit.append("test.event", actor=TESTER)
     assert event.seq == 11 and event.prev_mac == log[-1].mac
     code, message = verify_audit()
     assert code == 1
@@ -130,7 +130,7 @@ def test_appends_after_a_cut_tail_keep_working_and_leave_the_gap_named(log):
 
 def test_appends_after_cut_checkpoints_do_not_reuse_a_number(log):
     raw(f"DELETE FROM {CHECKPOINTS} WHERE seq > 8", table=CHECKPOINTS)
-    assert audit.append("test.event", actor_name="tester").seq == 11
+    assert audit.append("test.event", actor=TESTER).seq == 11
 
 
 def test_a_cut_tail_is_named_from_the_log_stream(
@@ -140,7 +140,7 @@ def test_a_cut_tail_is_named_from_the_log_stream(
     stream = tmp_path / "console.log"
     with caplog.at_level("INFO", logger="incidents.audit"):
         with django_capture_on_commit_callbacks(execute=True):
-            audit.append("test.event", actor_name="tester", data={"n": 11})
+            audit.append("test.event", actor=TESTER, data={"n": 11})
         assert "audit head seq=11 mac=" in caplog.text
         stream.write_text(caplog.text)
     raw(f"DELETE FROM {TABLE} WHERE seq > 9")
@@ -174,7 +174,7 @@ def test_every_append_is_checkpointed_on_commit_only(
         pytest.raises(RuntimeError),
         transaction.atomic(),
     ):
-        audit.append("test.event", actor_name="tester")
+        audit.append("test.event", actor=TESTER)
         raise RuntimeError("the change failed")
     # A rolled-back append leaves no checkpoint and no log line claiming it.
     assert AuditCheckpoint.objects.count() == 10
@@ -347,7 +347,9 @@ def test_a_viewer_cannot_see_the_audit_admin(viewer_client, log):
 
 def test_a_nul_byte_in_event_data_is_stored_not_a_crash(db):
     # jsonb refuses \u0000: a hostile path or reason must still be recorded.
-    event = audit.append("test.event", data={"why": "a\x00b", "k\x00": ["\x00"]})
+    event = audit.append(
+        "test.event", actor=TESTER, data={"why": "a\x00b", "k\x00": ["\x00"]}
+    )
     event.refresh_from_db()
     assert event.data == {"why": "a\ufffdb", "k\ufffd": ["\ufffd"]}
     assert verify_audit()[0] == 0
@@ -497,7 +499,9 @@ def test_a_number_the_stream_saw_twice_is_judged_by_its_first_head(log, tmp_path
     heads = [(e.seq, e.mac) for e in log]
     raw(f"DELETE FROM {TABLE} WHERE seq = 10")
     raw(f"DELETE FROM {CHECKPOINTS} WHERE seq = 10", table=CHECKPOINTS)
-    again = audit.append("test.event", actor_name="mallory", data={"n": "again"})
+    again = audit.append(
+        "test.event", actor=Actor.system("mallory"), data={"n": "again"}
+    )
     assert again.seq == 10 and again.mac != log[-1].mac
     assert verify_audit()[0] == 0
     stream = stream_of(tmp_path / "console.log", [*heads, (again.seq, again.mac)])
@@ -545,7 +549,7 @@ def test_without_a_key_nothing_is_signed_or_verified(db, settings):
     settings.AUDIT_HMAC_KEY = ""
     message = "AUDIT_HMAC_KEY is not set: the audit log cannot be signed."
     with pytest.raises(ImproperlyConfigured) as refused:
-        audit.append("test.event", actor_name="tester")
+        audit.append("test.event", actor=TESTER)
     assert str(refused.value) == message
     with pytest.raises(ImproperlyConfigured) as refused:
         audit.verify()
@@ -559,14 +563,15 @@ def test_an_event_records_who_did_what_to_which_object_from_where(
     """Both ways of serialising appends (PostgreSQL's lock, SQLite's process lock)
     record the same event."""
     rita = make_user("rita")
+    request = rf.get("/", REMOTE_ADDR="192.0.2.9")
+    request.user = rita
     monkeypatch.setattr(connection, "vendor", vendor)
     event = audit.append(
         "test.event",
-        actor=rita,
+        actor=Actor.from_request(request),
         incident=incident,
         obj=rita,
         data={"why": "checking"},
-        request=rf.get("/", REMOTE_ADDR="192.0.2.9"),
     )
     monkeypatch.undo()
     event.refresh_from_db()
@@ -592,7 +597,11 @@ def test_an_event_records_who_did_what_to_which_object_from_where(
     assert audit.verify().ok
 
 
-@pytest.mark.parametrize("actor", [None, AnonymousUser()])
+@pytest.mark.parametrize(
+    "actor",
+    [Actor.person(None), Actor.person(AnonymousUser()), Actor.anonymous()],
+    ids=["nobody", "anonymous-user", "anonymous"],
+)
 def test_an_event_without_actor_or_object_records_blanks(db, actor):
     event = audit.append("test.event", actor=actor)
     event.refresh_from_db()
@@ -608,12 +617,12 @@ def test_an_event_without_actor_or_object_records_blanks(db, actor):
 
 
 def test_a_named_actor_overrides_the_signed_in_user(make_user):
-    event = audit.append("test.event", actor=make_user("rita"), actor_name="beat")
+    event = audit.append("test.event", actor=Actor(name="beat", user=make_user("rita")))
     assert (event.actor_name, event.actor_id) == ("beat", event.actor.pk)
 
 
 def test_a_long_actor_name_is_cut_to_the_column_not_a_failed_append(db):
-    event = audit.append("test.event", actor_name="r" * 200)
+    event = audit.append("test.event", actor=Actor.system("r" * 200))
     event.refresh_from_db()
     assert event.actor_name == "r" * 150
     assert audit.verify().ok
@@ -622,6 +631,7 @@ def test_a_long_actor_name_is_cut_to_the_column_not_a_failed_append(db):
 def test_event_data_that_json_cannot_hold_is_recorded_as_text(db):
     event = audit.append(
         "test.event",
+        actor=TESTER,
         data={"at": datetime(2026, 11, 29, 9, 30, tzinfo=UTC), "cost": Decimal("1.50")},
     )
     event.refresh_from_db()
@@ -630,12 +640,14 @@ def test_event_data_that_json_cannot_hold_is_recorded_as_text(db):
 
 
 def test_data_keys_in_any_order_verify(db):
-    audit.append("test.event", data={"zeta": 1, "alpha": {"y": 2, "b": 3}})
+    audit.append(
+        "test.event", actor=TESTER, data={"zeta": 1, "alpha": {"y": 2, "b": 3}}
+    )
     assert audit.verify() == audit.Verdict(True, 1)
 
 
 def test_appends_hold_the_advisory_lock_until_the_callers_transaction_ends(db):
-    audit.append("test.event", actor_name="tester")
+    audit.append("test.event", actor=TESTER)
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks "

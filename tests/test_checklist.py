@@ -8,8 +8,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from incidents.actors import Actor
 from incidents.models import StepExecution
 from incidents.services import add_note, import_runbook, open_incident, tick_step
+from tests.conftest import IMPORTER
 
 
 def tick(client, incident, number, state, expected=0, htmx=True, **extra):  # noqa: ANN001, ANN201
@@ -97,7 +99,7 @@ def test_a_stale_tick_is_not_applied_and_says_who_got_there_first(
         state="skipped",
         reason="done elsewhere",
         expected=0,
-        by=commander,
+        actor=Actor.person(commander),
     )
     response = tick(responder_client, incident, 1, "done", expected=0)
     html = response.content.decode()
@@ -152,7 +154,13 @@ def test_polling_is_204_until_someone_else_changes_something(
     url = f"/incidents/{incident.pk}/changes?since={last}"
     assert viewer_client.get(url, HTTP_HX_REQUEST="true").status_code == 204
     step = incident.playbook.steps.get(number=3)
-    tick_step(incident=incident, step=step, state="done", expected=0, by=commander)
+    tick_step(
+        incident=incident,
+        step=step,
+        state="done",
+        expected=0,
+        actor=Actor.person(commander),
+    )
     response = viewer_client.get(url, HTTP_HX_REQUEST="true")
     html = response.content.decode()
     assert response.status_code == 200
@@ -192,15 +200,26 @@ def test_the_page_runs_a_constant_number_of_queries(
 ):
     small = count_queries(commander_client, f"/incidents/{incident.pk}/")
 
-    runbook = import_runbook(source=BIG_RUNBOOK).runbook
-    big = open_incident(playbook=runbook.playbooks.get(), title="big", by=commander)
+    runbook = import_runbook(source=BIG_RUNBOOK, actor=IMPORTER).runbook
+    big = open_incident(
+        playbook=runbook.playbooks.get(), title="big", actor=Actor.person(commander)
+    )
     for step in big.playbook.steps.all():
         for _ in range(3):
             for state in ("done", "reopened"):
                 tick_step(
-                    incident=big, step=step, state=state, expected=None, by=commander
+                    incident=big,
+                    step=step,
+                    state=state,
+                    expected=None,
+                    actor=Actor.person(commander),
                 )
-        add_note(incident=big, text=f"note on {step.number}", step=step, by=commander)
+        add_note(
+            incident=big,
+            text=f"note on {step.number}",
+            step=step,
+            actor=Actor.person(commander),
+        )
     assert big.executions.count() == 240 and big.playbook.steps.count() == 40
     assert count_queries(commander_client, f"/incidents/{big.pk}/") == small
 

@@ -9,6 +9,7 @@ import pytest
 from django.db import connection
 
 from incidents import audit
+from incidents.actors import Actor
 from incidents.models import AuditEvent, StepExecution
 from tests.conftest import signed_in
 
@@ -85,7 +86,9 @@ def test_concurrent_appends_keep_the_chain_linear(db):
     def appender(n):  # noqa: ANN001, ANN202
         def job():  # noqa: ANN202
             for i in range(10):
-                audit.append("test.concurrent", actor_name=f"t{n}", data={"i": i})
+                audit.append(
+                    "test.concurrent", actor=Actor.system(f"t{n}"), data={"i": i}
+                )
 
         return job
 

@@ -19,9 +19,11 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from incidents import tasks
+from incidents.actors import Actor
 from incidents.models import AuditEvent, Command, StepExecution
-from incidents.services import decide_approval, request_run
-from probes import execution as runner
+from incidents.services import decide_approval, request_run, runs, sweeper
+from incidents.services import execution as runner
 from probes import redaction, targets
 from probes.commands import confirm_word, display_text, missing_targets
 from tests.test_safety_matrix import world  # noqa: F401 - fixture
@@ -249,15 +251,16 @@ def sent(monkeypatch):
         "TARGET_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"
     )
     found: list[tuple] = []
-    monkeypatch.setattr("probes.dispatch.dispatch", lambda *a: found.append(a))
+    monkeypatch.setattr("incidents.services.runs.dispatch", lambda *a: found.append(a))
     return found
 
 
 @pytest.fixture
 def clock(monkeypatch):
-    """The execution module's now, held still, so that waits are exact."""
+    """The worker's and the sweeper's now, held still, so that waits are exact."""
     now = timezone.now()
-    monkeypatch.setattr(runner, "timezone", SimpleNamespace(now=lambda: now))
+    for module in (runner, sweeper):
+        monkeypatch.setattr(module, "timezone", SimpleNamespace(now=lambda: now))
     return now
 
 
@@ -278,6 +281,37 @@ def a_run(world, command: Command, state: str, ago=timedelta(0), now=None, **fie
         created_at=(now or timezone.now()) - ago,
         **fields,
     )
+
+
+def test_a_run_is_sent_by_the_name_the_worker_registers_its_task_under(
+    world, monkeypatch
+):
+    """The services send runs by name (they never import the tasks, which call
+    back into them): the names must be the ones the worker knows."""
+    sent = []
+
+    def send_task(name, **options):  # noqa: ANN001, ANN003, ANN202
+        sent.append((name, options["args"], options["task_id"], options["retry"]))
+        return SimpleNamespace(id=f"task-{len(sent)}")
+
+    monkeypatch.setattr(runs, "current_app", SimpleNamespace(send_task=send_task))
+    probe = a_run(world, world.ping, State.QUEUED)
+    action = a_run(world, world.policy, State.QUEUED)
+    runs.dispatch(probe.pk, Command.Kind.PROBE)
+    runs.dispatch(action.pk, Command.Kind.ACTION, "resent-7")
+    assert sent == [
+        (tasks.run_probe.name, [probe.pk], None, True),
+        (tasks.run_action.name, [action.pk], "resent-7", True),
+    ]
+    assert (tasks.run_probe.name, tasks.run_action.name) == (
+        "incidents.tasks.run_probe",
+        "incidents.tasks.run_action",
+    )
+    # Probes may be delivered again; actions are acknowledged on receipt.
+    assert tasks.run_probe.acks_late and not tasks.run_action.acks_late
+    probe.refresh_from_db()
+    action.refresh_from_db()
+    assert (probe.task_id, action.task_id) == ("task-1", "task-2")
 
 
 def event_data(execution: StepExecution, summary: str) -> dict:
@@ -328,22 +362,24 @@ def test_the_workers_recheck_lets_through_what_is_still_allowed(world, sent):
         incident=world.incident,
         command=world.ping,
         params={},
-        by=world.people["responder"],
+        actor=Actor.person(world.people["responder"]),
     ).execution
     requested = request_run(
         incident=world.pool,
         command=world.terminate,
         params={"pid": "4242"},
-        by=world.people["granted"],
+        actor=Actor.person(world.people["granted"]),
         confirmation="terminate",
     ).execution
-    decide_approval(execution=requested, approve=True, by=world.people["approver"])
+    decide_approval(
+        execution=requested, approve=True, actor=Actor.person(world.people["approver"])
+    )
     approved = StepExecution.objects.get(pk=requested.pk)
     glass = request_run(
         incident=world.pool,
         command=world.terminate,
         params={"pid": "4243"},
-        by=world.people["granted"],
+        actor=Actor.person(world.people["granted"]),
         confirmation="terminate",
         break_glass_reason="nobody else awake",
         break_glass=True,
@@ -359,7 +395,7 @@ def test_the_worker_refuses_an_action_queued_without_its_approval(world, sent):
         incident=world.pool,
         command=world.terminate,
         params={"pid": "4242"},
-        by=world.people["granted"],
+        actor=Actor.person(world.people["granted"]),
         confirmation="terminate",
     ).execution
     StepExecution.objects.filter(pk=requested.pk).update(state=State.QUEUED)
@@ -377,19 +413,21 @@ def test_only_requests_still_waiting_and_overdue_expire_in_one_read(world, sent)
             incident=world.pool,
             command=world.terminate,
             params={"pid": pid},
-            by=world.people["granted"],
+            actor=Actor.person(world.people["granted"]),
             confirmation="terminate",
         ).execution
 
     overdue = [ask("4242"), ask("4243")]
     fresh = ask("4244")
     approved = ask("4245")
-    decide_approval(execution=approved, approve=True, by=world.people["approver"])
+    decide_approval(
+        execution=approved, approve=True, actor=Actor.person(world.people["approver"])
+    )
     StepExecution.objects.filter(pk__in=[e.pk for e in (*overdue, approved)]).update(
         approval_expires_at=timezone.now() - timedelta(seconds=1)
     )
     with CaptureQueriesContext(connection) as queries:
-        assert runner.expire_approvals() == 2
+        assert sweeper.expire_approvals() == 2
     assert per_row_loads(queries) == []
     assert len(writes(queries)) == 2  # the approved run is not even touched
     states = dict(StepExecution.objects.values_list("pk", "state"))
@@ -416,7 +454,7 @@ def test_the_running_sweeper_ends_stale_runs_only_and_says_what_to_do(world, clo
         world, world.ping, State.SUCCEEDED, started_at=clock - timedelta(days=1)
     )
     with CaptureQueriesContext(connection) as queries:
-        assert runner.sweep_stale() == 2
+        assert sweeper.sweep_stale() == 2
     assert per_row_loads(queries) == []
     assert len(writes(queries)) == 2  # finished runs are not swept over again
     ended = {
@@ -457,7 +495,7 @@ def test_a_run_its_worker_ended_meanwhile_is_left_as_the_worker_left_it(world):
         state=State.SUCCEEDED, summary="PONG"
     )
     assert (
-        runner._end_swept(
+        sweeper._end_swept(
             loaded, was=State.RUNNING, state=State.FAILED, summary=PROBE_LOST
         )
         is False
@@ -480,7 +518,7 @@ def test_each_unclaimed_probe_is_sent_again_and_the_resend_is_audited(
         CaptureQueriesContext(connection) as queries,
         django_capture_on_commit_callbacks(execute=True),
     ):
-        assert runner.sweep_unclaimed() == 2
+        assert sweeper.sweep_unclaimed() == 2
     assert per_row_loads(queries) == []
     for e in (older, old, live):
         e.refresh_from_db()
@@ -524,7 +562,7 @@ def test_unclaimed_runs_end_saying_why_and_a_resent_probe_gets_two_bounds(
     second_chance = queued(world.ping, 150, "resent-1")
     action = queued(world.policy, 130, "t-9")
     with CaptureQueriesContext(connection) as queries:
-        assert runner.sweep_unclaimed() == 2
+        assert sweeper.sweep_unclaimed() == 2
     assert per_row_loads(queries) == []
     assert sent == []  # nothing is sent a third time, no action a second
     never = "(no worker is running, or the task queue lost it). Nothing ran; press Run again."
@@ -572,9 +610,9 @@ def test_a_probe_claimed_while_the_sweeper_resends_it_is_left_to_its_worker(
         calls.append(1)
         return uuid.uuid4()
 
-    monkeypatch.setattr(runner, "uuid", SimpleNamespace(uuid4=uuid4))
+    monkeypatch.setattr(sweeper, "uuid", SimpleNamespace(uuid4=uuid4))
     with django_capture_on_commit_callbacks(execute=True):
-        assert runner.sweep_unclaimed() == 1
+        assert sweeper.sweep_unclaimed() == 1
     raced.refresh_from_db()
     lost.refresh_from_db()
     assert (raced.state, raced.task_id) == (State.RUNNING, "t-1")

@@ -9,27 +9,41 @@ import json
 import pytest
 from django.http import StreamingHttpResponse
 
+from incidents.actors import Actor
 from incidents.services import add_note, change_status, tick_step
 
 
 @pytest.fixture
 def worked(incident, responder, commander):
     steps = {s.number: s for s in incident.playbook.steps.all()}
-    change_status(incident=incident, to="acknowledged", by=commander)
-    tick_step(incident=incident, step=steps[1], state="done", expected=0, by=responder)
+    change_status(incident=incident, to="acknowledged", actor=Actor.person(commander))
+    tick_step(
+        incident=incident,
+        step=steps[1],
+        state="done",
+        expected=0,
+        actor=Actor.person(responder),
+    )
     add_note(
-        incident=incident, text="PONG | but slow = 900ms", step=steps[1], by=responder
+        incident=incident,
+        text="PONG | but slow = 900ms",
+        step=steps[1],
+        actor=Actor.person(responder),
     )
     tick_step(
         incident=incident,
         step=steps[3],
         state="skipped",
         expected=0,
-        by=commander,
+        actor=Actor.person(commander),
         reason="managed Redis, no restart",
     )
-    add_note(incident=incident, text='=HYPERLINK("http://evil")', by=responder)
-    change_status(incident=incident, to="resolved", by=commander)
+    add_note(
+        incident=incident,
+        text='=HYPERLINK("http://evil")',
+        actor=Actor.person(responder),
+    )
+    change_status(incident=incident, to="resolved", actor=Actor.person(commander))
     incident.refresh_from_db()
     return incident
 
@@ -183,13 +197,13 @@ def test_user_text_in_the_postmortem_cannot_carry_html_or_script_links(
     Incident.objects.filter(pk=incident.pk).update(title="<script>t()</script>")
     step = incident.playbook.steps.get(number=3)
     for text in HOSTILE_TEXTS:
-        add_note(incident=incident, text=text, step=step, by=responder)
+        add_note(incident=incident, text=text, step=step, actor=Actor.person(responder))
     tick_step(
         incident=incident,
         step=step,
         state="skipped",
         expected=0,
-        by=commander,
+        actor=Actor.person(commander),
         reason="<img src=y onerror=alert(5)> [r](javascript:alert(6))",
     )
     text = body(viewer_client.get(f"/incidents/{incident.pk}/postmortem.md"))
@@ -288,7 +302,7 @@ def test_repeated_previews_are_one_line_and_the_worker_is_not_a_person(
     for _ in range(3):
         audit.append(
             "execution.previewed",
-            actor=responder,
+            actor=Actor.person(responder),
             incident=incident,
             data={
                 "step": 3,
@@ -298,7 +312,7 @@ def test_repeated_previews_are_one_line_and_the_worker_is_not_a_person(
         )
     audit.append(
         "execution.succeeded",
-        actor_name="worker",
+        actor=Actor.system("worker"),
         incident=incident,
         data={"step": 3, "command": "redis-cli ping", "summary": "PONG"},
     )
@@ -316,7 +330,9 @@ def test_every_csv_cell_a_spreadsheet_would_run_is_defused(
     from incidents import audit
 
     who = make_user(name, "Responder")
-    audit.append("note.added", actor=who, incident=incident, data={"text": name})
+    audit.append(
+        "note.added", actor=Actor.person(who), incident=incident, data={"text": name}
+    )
     rows = list(
         csv.reader(
             io.StringIO(
@@ -336,7 +352,7 @@ def test_the_postmortem_timeline_keeps_a_multiline_command_whole(
 
     audit.append(
         "execution.requested",
-        actor=responder,
+        actor=Actor.person(responder),
         incident=incident,
         data={"step": 2, "kind": "action", "command": "first line \\\n  second line"},
     )

@@ -15,6 +15,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
+from incidents.actors import Actor
 from incidents.models import AuditEvent, Command, Incident, StepExecution
 from incidents.services import tick_step
 
@@ -133,7 +134,11 @@ def world(incident, admin_user, settings):
     settings.RUN_WAIT_SECONDS = 0  # no waiting for a worker that is not there
     first, second = incident.playbook.steps.order_by("number")[:2]
     ticked = tick_step(
-        incident=incident, step=first, state="done", expected=None, by=admin_user
+        incident=incident,
+        step=first,
+        state="done",
+        expected=None,
+        actor=Actor.person(admin_user),
     ).execution
     probe = Command.objects.filter(playbook=incident.playbook, kind="probe").first()
     return {

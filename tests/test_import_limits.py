@@ -17,7 +17,7 @@ from django.core.management import CommandError, call_command
 
 from incidents.models import Command, Playbook, Runbook, Step
 from incidents.runbook import types as limits
-from tests.conftest import YOMIRA_RUNBOOK
+from tests.conftest import IMPORTER, YOMIRA_RUNBOOK
 
 pytestmark = pytest.mark.django_db
 
@@ -312,11 +312,15 @@ def test_grants_are_carried_in_a_constant_number_of_queries(
 
     from incidents.services import carry_grants, import_runbook
 
-    first = import_runbook(source=runbook_of(playbooks, "1.0.0")).runbook
+    first = import_runbook(
+        source=runbook_of(playbooks, "1.0.0"), actor=IMPORTER
+    ).runbook
     person = make_user("gina")
     for old in first.playbooks.all():
         assign_perm("run_actions", person, old)
-    second = import_runbook(source=runbook_of(playbooks, "1.0.1")).runbook
+    second = import_runbook(
+        source=runbook_of(playbooks, "1.0.1"), actor=IMPORTER
+    ).runbook
     new = list(second.playbooks.all())
     # Throw away what import_runbook already carried, then carry again, counted.
     from guardian.models import UserObjectPermission

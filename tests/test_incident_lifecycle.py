@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from incidents.actors import Actor
 from incidents.models import AuditEvent, Incident, Playbook
 from incidents.services import TransitionError, change_status, import_runbook
+from tests.conftest import IMPORTER
 
 
 def test_a_responder_opens_an_incident_from_a_playbook(
@@ -52,7 +54,7 @@ def test_the_new_incident_form_preselects_the_playbook(responder_client, yomira)
 
 def test_status_moves_forward_and_records_each_transition_time(incident, commander):
     for status in ["acknowledged", "mitigated", "resolved"]:
-        change_status(incident=incident, to=status, by=commander)
+        change_status(incident=incident, to=status, actor=Actor.person(commander))
     incident.refresh_from_db()
     assert incident.status == "resolved"
     assert incident.opened_at <= incident.acknowledged_at <= incident.mitigated_at
@@ -66,10 +68,10 @@ def test_status_moves_forward_and_records_each_transition_time(incident, command
 
 
 def test_a_false_alarm_can_go_straight_to_resolved_and_be_reopened(incident, commander):
-    change_status(incident=incident, to="resolved", by=commander)
+    change_status(incident=incident, to="resolved", actor=Actor.person(commander))
     incident.refresh_from_db()
     assert incident.acknowledged_at and incident.mitigated_at and incident.resolved_at
-    change_status(incident=incident, to="open", by=commander)
+    change_status(incident=incident, to="open", actor=Actor.person(commander))
     incident.refresh_from_db()
     assert (incident.status, incident.resolved_at) == ("open", None)
     assert incident.events.filter(verb="incident.reopened").count() == 1
@@ -77,10 +79,12 @@ def test_a_false_alarm_can_go_straight_to_resolved_and_be_reopened(incident, com
 
 def test_an_impossible_transition_is_refused_with_a_reason(incident, commander):
     with pytest.raises(TransitionError, match="open cannot become open"):
-        change_status(incident=incident, to="open", by=commander)
-    change_status(incident=incident, to="mitigated", by=commander)
+        change_status(incident=incident, to="open", actor=Actor.person(commander))
+    change_status(incident=incident, to="mitigated", actor=Actor.person(commander))
     with pytest.raises(TransitionError, match="mitigated cannot become acknowledged"):
-        change_status(incident=incident, to="acknowledged", by=commander)
+        change_status(
+            incident=incident, to="acknowledged", actor=Actor.person(commander)
+        )
 
 
 def test_an_impossible_transition_over_htmx_is_a_409_fragment(
@@ -130,9 +134,13 @@ def test_the_list_puts_open_incidents_first_and_filters(
     playbook = Playbook.objects.current().get(number=9)
     from incidents.services import open_incident
 
-    old = open_incident(playbook=playbook, title="Disk full last week", by=commander)
-    change_status(incident=old, to="resolved", by=commander)
-    newest = open_incident(playbook=playbook, title="Disk filling again", by=commander)
+    old = open_incident(
+        playbook=playbook, title="Disk full last week", actor=Actor.person(commander)
+    )
+    change_status(incident=old, to="resolved", actor=Actor.person(commander))
+    newest = open_incident(
+        playbook=playbook, title="Disk filling again", actor=Actor.person(commander)
+    )
 
     def titles(params: dict | None = None) -> list[str]:
         """The incident titles the list shows, in its order (never vacuous: an
@@ -167,7 +175,8 @@ def test_an_open_incident_keeps_its_runbook_revision(
     incident, yomira_source, viewer_client
 ):
     import_runbook(
-        source=yomira_source.replace(b"1. **Verify:**", b"1. **Verify it:**")
+        source=yomira_source.replace(b"1. **Verify:**", b"1. **Verify it:**"),
+        actor=IMPORTER,
     )
     incident.refresh_from_db()
     assert incident.playbook.runbook.revision == 1

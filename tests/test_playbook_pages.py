@@ -7,6 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from incidents.services import import_runbook
+from tests.conftest import IMPORTER
 
 
 def test_pages_require_login(client, yomira):
@@ -102,7 +103,7 @@ def test_an_unknown_playbook_is_404(responder_client, yomira):
 
 def test_old_revisions_are_not_listed(responder_client, yomira, yomira_source):
     changed = yomira_source.replace(b"## 4. Redis Down", b"## 4. Redis Is Down")
-    import_runbook(source=changed)
+    import_runbook(source=changed, actor=IMPORTER)
     assert responder_client.get("/playbooks/redis-down-unreachable/").status_code == 404
     assert (
         responder_client.get("/playbooks/redis-is-down-unreachable/").status_code == 200
@@ -126,7 +127,7 @@ HOSTILE = b"""# Runbook
 
 
 def test_runbook_html_is_escaped_never_executed(responder_client, db):
-    import_runbook(source=HOSTILE)
+    import_runbook(source=HOSTILE, actor=IMPORTER)
     slug = "hostile-scriptalert1script-title"
     page = responder_client.get(f"/playbooks/{slug}/").content.decode()
     assert "<script>alert" not in page
@@ -174,16 +175,18 @@ def test_a_slug_is_refused_only_while_another_current_runbook_holds_it(
     from incidents.models import Playbook, Runbook
     from incidents.runbook import RunbookError
 
-    import_runbook(source=_runbook("First", "Shared Name"))
+    import_runbook(source=_runbook("First", "Shared Name"), actor=IMPORTER)
     with pytest.raises(RunbookError, match="same slug as one in the runbook 'First'"):
-        import_runbook(source=_runbook("Second", "Shared Name"))
+        import_runbook(source=_runbook("Second", "Shared Name"), actor=IMPORTER)
     assert Runbook.objects.filter(key="second").count() == 0
     # The same runbook, changed: a new revision keeps its slug.
-    import_runbook(source=_runbook("First", "Shared Name") + b"\nMore.\n")
+    import_runbook(
+        source=_runbook("First", "Shared Name") + b"\nMore.\n", actor=IMPORTER
+    )
     assert Runbook.objects.filter(key="first").count() == 2
     # First renames its playbook: the old revision's slug is free for Second.
-    import_runbook(source=_runbook("First", "Another Name"))
-    import_runbook(source=_runbook("Second", "Shared Name"))
+    import_runbook(source=_runbook("First", "Another Name"), actor=IMPORTER)
+    import_runbook(source=_runbook("Second", "Shared Name"), actor=IMPORTER)
     owner = Playbook.objects.current().get(slug="shared-name").runbook.key
     assert owner == "second"
     page = responder_client.get("/playbooks/shared-name/")

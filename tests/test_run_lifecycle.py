@@ -18,14 +18,16 @@ import pytest
 from django.test import Client, override_settings
 from django.utils import timezone
 
+from incidents.actors import Actor
 from incidents.models import AuditEvent, Command, Incident, StepExecution
 from incidents.services import (
     RunRefused,
     change_status,
     decide_approval,
     request_run,
+    sweeper,
 )
-from probes import execution as runner
+from incidents.services import execution as runner
 from tests.conftest import grant, signed_in
 from tests.test_safety_matrix import (  # noqa: F401 - fixtures
     decide,
@@ -70,7 +72,11 @@ def raw(user) -> Client:  # noqa: ANN001
 def test_an_approval_after_the_incident_is_resolved_is_refused(
     world, waiting, targets_and_no_broker
 ):
-    change_status(incident=world.pool, to="resolved", by=world.people["commander"])
+    change_status(
+        incident=world.pool,
+        to="resolved",
+        actor=Actor.person(world.people["commander"]),
+    )
     response = decide(world, "approver", waiting)
     assert response.status_code == 409
     assert "The incident is resolved: nothing runs on it" in response.content.decode()
@@ -86,7 +92,11 @@ def test_the_approval_queue_leaves_out_resolved_incidents(world, waiting):
     assert (
         "SELECT pg_terminate_backend" in approvals.get("/approvals/").content.decode()
     )
-    change_status(incident=world.pool, to="resolved", by=world.people["commander"])
+    change_status(
+        incident=world.pool,
+        to="resolved",
+        actor=Actor.person(world.people["commander"]),
+    )
     page = approvals.get("/approvals/").content.decode()
     assert "SELECT pg_terminate_backend" not in page
     assert "Nothing is waiting for you" in page
@@ -95,8 +105,14 @@ def test_the_approval_queue_leaves_out_resolved_incidents(world, waiting):
 def test_the_worker_refuses_a_run_whose_incident_was_resolved_after_approval(
     world, waiting
 ):
-    decide_approval(execution=waiting, approve=True, by=world.people["approver"])
-    change_status(incident=world.pool, to="resolved", by=world.people["commander"])
+    decide_approval(
+        execution=waiting, approve=True, actor=Actor.person(world.people["approver"])
+    )
+    change_status(
+        incident=world.pool,
+        to="resolved",
+        actor=Actor.person(world.people["commander"]),
+    )
     assert runner.execute(waiting.pk) == State.FAILED
     waiting.refresh_from_db()
     assert (
@@ -247,7 +263,9 @@ def test_a_rebound_command_is_named_as_the_command(world, waiting):
 def test_the_worker_refuses_a_run_whose_command_or_parameters_changed(
     world, waiting, tamper, said
 ):
-    decide_approval(execution=waiting, approve=True, by=world.people["approver"])
+    decide_approval(
+        execution=waiting, approve=True, actor=Actor.person(world.people["approver"])
+    )
     if tamper == "parameters":
         StepExecution.objects.filter(pk=waiting.pk).update(parameters={"pid": "1"})
     else:
@@ -390,7 +408,9 @@ def test_a_second_person_with_the_first_ones_key_gets_a_run_of_their_own(
 def test_the_service_refuses_the_requester_even_with_approve_actions(world, waiting):
     grant(world.people["granted"], "approve_actions", playbooks=[world.pool.playbook])
     with pytest.raises(RunRefused, match="^Four eyes: someone else must approve"):
-        decide_approval(execution=waiting, approve=True, by=world.people["granted"])
+        decide_approval(
+            execution=waiting, approve=True, actor=Actor.person(world.people["granted"])
+        )
     waiting.refresh_from_db()
     assert waiting.state == State.AWAITING_APPROVAL and waiting.approved_by is None
 
@@ -406,7 +426,11 @@ def test_a_request_no_longer_waiting_is_never_decided_again(
         django_capture_on_commit_callbacks(execute=True),
         pytest.raises(RunRefused, match="no longer waiting for approval"),
     ):
-        decide_approval(execution=waiting, approve=True, by=world.people["approver"])
+        decide_approval(
+            execution=waiting,
+            approve=True,
+            actor=Actor.person(world.people["approver"]),
+        )
     waiting.refresh_from_db()
     assert waiting.state == finished and targets_and_no_broker == []
     assert not AuditEvent.objects.filter(
@@ -420,13 +444,13 @@ def test_only_overdue_approval_requests_expire(world, waiting, make_user):
         incident=world.pool,
         command=world.terminate,
         params={"pid": "7"},
-        by=gina,
+        actor=Actor.person(gina),
         confirmation="terminate",
     ).execution
     StepExecution.objects.filter(pk=waiting.pk).update(
         approval_expires_at=timezone.now() - timedelta(seconds=1)
     )
-    assert runner.expire_approvals() == 1
+    assert sweeper.expire_approvals() == 1
     waiting.refresh_from_db()
     fresh.refresh_from_db()
     assert waiting.state == State.CANCELLED
@@ -453,7 +477,7 @@ def test_the_sweeper_leaves_live_runs_alone_and_fails_stale_probes(world):
     live = running(world, world.ping, timedelta(seconds=30))
     stale = running(world, world.ping, timedelta(seconds=601))
     action = running(world, world.policy, timedelta(seconds=601))
-    assert runner.sweep_stale() == 2
+    assert sweeper.sweep_stale() == 2
     for e in (live, stale, action):
         e.refresh_from_db()
     assert live.state == State.RUNNING
@@ -490,11 +514,11 @@ def test_an_unclaimed_probe_is_sent_again_once_then_ended(
     world, monkeypatch, django_capture_on_commit_callbacks
 ):
     sent: list[tuple] = []
-    monkeypatch.setattr("probes.dispatch.dispatch", lambda *a: sent.append(a))
+    monkeypatch.setattr("incidents.services.runs.dispatch", lambda *a: sent.append(a))
     live = queued(world, world.ping, timedelta(seconds=10))
     lost = queued(world, world.ping, timedelta(seconds=121))
     with django_capture_on_commit_callbacks(execute=True):
-        assert runner.sweep_unclaimed() == 1
+        assert sweeper.sweep_unclaimed() == 1
     lost.refresh_from_db()
     assert lost.state == State.QUEUED and lost.task_id.startswith("resent-")
     assert sent == [(lost.pk, Command.Kind.PROBE, lost.task_id)]
@@ -502,12 +526,12 @@ def test_an_unclaimed_probe_is_sent_again_once_then_ended(
     assert resent.count() == 1
     # Its second message gets a whole bound as well...
     with django_capture_on_commit_callbacks(execute=True):
-        assert runner.sweep_unclaimed() == 0
+        assert sweeper.sweep_unclaimed() == 0
     # ...and when that is lost too, it ends, saying so; the live one is untouched.
     StepExecution.objects.filter(pk=lost.pk).update(
         created_at=timezone.now() - timedelta(seconds=241)
     )
-    assert runner.sweep_unclaimed() == 1
+    assert sweeper.sweep_unclaimed() == 1
     lost.refresh_from_db()
     live.refresh_from_db()
     assert lost.state == State.DISPATCH_FAILED
@@ -526,7 +550,7 @@ def test_an_unclaimed_action_ends_not_run_and_a_late_delivery_does_nothing(world
         approved_at=timezone.now() - timedelta(seconds=5),
         approved_by=world.people["approver"],
     )
-    assert runner.sweep_unclaimed() == 1
+    assert sweeper.sweep_unclaimed() == 1
     lost.refresh_from_db()
     approved.refresh_from_db()
     assert lost.state == State.DISPATCH_FAILED
@@ -604,6 +628,6 @@ def test_a_parameter_the_executor_would_refuse_is_refused_before_any_approval(
             command=world.terminate,
             params={"pid": "abc"},
             confirmation="terminate",
-            by=world.people["granted"],
+            actor=Actor.person(world.people["granted"]),
         )
     assert not StepExecution.objects.filter(command=world.terminate).exists()

@@ -10,11 +10,12 @@ import pytest
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
+from incidents.actors import Actor
 from incidents.models import AuditEvent, Command, Playbook, StepExecution
 from incidents.services import RunRefused, decide_approval, open_incident, request_run
-from probes import execution as runner
+from incidents.services import execution as runner
 from probes.commands import confirm_word
-from tests.conftest import grant, signed_in
+from tests.conftest import IMPORTER, grant, signed_in
 
 
 @pytest.fixture(autouse=True)
@@ -25,7 +26,9 @@ def targets_and_no_broker(monkeypatch):
     )
     monkeypatch.setenv("TARGET_ADMIN_TOKEN", "matrix-token")
     sent = []
-    monkeypatch.setattr("probes.dispatch.dispatch", lambda pk, kind: sent.append(pk))
+    monkeypatch.setattr(
+        "incidents.services.runs.dispatch", lambda pk, kind: sent.append(pk)
+    )
     return sent
 
 
@@ -49,8 +52,12 @@ def world(yomira, make_user):
         "run_actions",
         playbooks=[Playbook.objects.current().get(number=9)],
     )
-    incident = open_incident(playbook=redis_down, title="redis", by=people["commander"])
-    pool_incident = open_incident(playbook=pool, title="pool", by=people["commander"])
+    incident = open_incident(
+        playbook=redis_down, title="redis", actor=Actor.person(people["commander"])
+    )
+    pool_incident = open_incident(
+        playbook=pool, title="pool", actor=Actor.person(people["commander"])
+    )
     return type(
         "World",
         (),
@@ -296,7 +303,9 @@ def test_a_command_rebound_after_the_request_voids_the_approval(world, waiting):
 
 
 def test_a_permission_revoked_between_approval_and_run_stops_the_run(world, waiting):
-    decide_approval(execution=waiting, approve=True, by=world.people["approver"])
+    decide_approval(
+        execution=waiting, approve=True, actor=Actor.person(world.people["approver"])
+    )
     from guardian.shortcuts import remove_perm
 
     remove_perm(
@@ -314,7 +323,9 @@ def test_a_permission_revoked_between_approval_and_run_stops_the_run(world, wait
 
 
 def test_a_requester_whose_grant_is_revoked_before_the_run_is_stopped(world, waiting):
-    decide_approval(execution=waiting, approve=True, by=world.people["approver"])
+    decide_approval(
+        execution=waiting, approve=True, actor=Actor.person(world.people["approver"])
+    )
     from guardian.shortcuts import remove_perm
 
     remove_perm("incidents.run_actions", world.people["granted"], world.pool.playbook)
@@ -358,7 +369,7 @@ def test_only_commanders_break_glass(world, make_user):
             incident=world.pool,
             command=world.terminate,
             params={"pid": "1"},
-            by=rebel,
+            actor=Actor.person(rebel),
             confirmation="terminate",
             break_glass_reason="because",
         )
@@ -378,7 +389,8 @@ def test_grants_follow_a_playbook_into_a_new_revision_and_are_audited(
         >= 4
     )
     import_runbook(
-        source=yomira_source.replace(b"1. **Verify:**", b"1. **Verify it:**")
+        source=yomira_source.replace(b"1. **Verify:**", b"1. **Verify it:**"),
+        actor=IMPORTER,
     )
     new_pool = Playbook.objects.current().get(number=5)
     assert new_pool.pk != world.pool.playbook_id
@@ -434,7 +446,11 @@ def test_an_expired_request_says_when_it_expired(world, waiting):
     StepExecution.objects.filter(pk=waiting.pk).update(approval_expires_at=expired_at)
     waiting.refresh_from_db()
     with pytest.raises(RunRefused) as refused:
-        decide_approval(execution=waiting, approve=True, by=world.people["approver"])
+        decide_approval(
+            execution=waiting,
+            approve=True,
+            actor=Actor.person(world.people["approver"]),
+        )
     assert str(refused.value) == (
         f"The request expired at {expired_at:%H:%M:%S} UTC; ask for it again."
     )
@@ -443,13 +459,17 @@ def test_an_expired_request_says_when_it_expired(world, waiting):
 
 
 def test_a_decided_request_past_its_expiry_says_who_decided_it(world, waiting):
-    decide_approval(execution=waiting, approve=True, by=world.people["approver"])
+    decide_approval(
+        execution=waiting, approve=True, actor=Actor.person(world.people["approver"])
+    )
     StepExecution.objects.filter(pk=waiting.pk).update(
         approval_expires_at=timezone.now() - timedelta(seconds=1)
     )
     waiting.refresh_from_db()
     with pytest.raises(RunRefused) as refused:
-        decide_approval(execution=waiting, approve=True, by=world.people["admin"])
+        decide_approval(
+            execution=waiting, approve=True, actor=Actor.person(world.people["admin"])
+        )
     assert str(refused.value) == (
         f"abe already approved this request at {waiting.approved_at:%H:%M:%S} UTC; "
         "the run is queued."
@@ -460,9 +480,9 @@ def test_a_decided_request_past_its_expiry_says_who_decided_it(world, waiting):
 def test_a_rejection_called_without_a_reason_is_refused(world, waiting):
     approver = world.people["approver"]
     with pytest.raises(RunRefused) as refused:
-        decide_approval(execution=waiting, approve=False, by=approver)
+        decide_approval(execution=waiting, approve=False, actor=Actor.person(approver))
     assert str(refused.value) == "Say why you reject it."
-    decide_approval(execution=waiting, approve=True, by=approver)
+    decide_approval(execution=waiting, approve=True, actor=Actor.person(approver))
     assert AuditEvent.objects.get(verb="execution.approved").data["reason"] == ""
 
 
@@ -498,6 +518,8 @@ def test_why_a_request_can_no_longer_be_decided_in_words(world):
 def test_expire_cancels_only_that_waiting_request_once_and_audits_it(world, waiting):
     from incidents.services import expire
 
+    console = Actor.system("console")
+
     other = StepExecution.objects.create(
         incident=world.pool,
         command=world.terminate,
@@ -508,8 +530,10 @@ def test_expire_cancels_only_that_waiting_request_once_and_audits_it(world, wait
     long_text = "SELECT pg_terminate_backend(4242) -- " + "x" * 400
     StepExecution.objects.filter(pk=waiting.pk).update(command_text=long_text)
     waiting.refresh_from_db()
-    assert expire(waiting) is True
-    assert expire(waiting) is False  # already cancelled: nothing to do, no 2nd event
+    assert expire(execution=waiting, actor=console) is True
+    assert (
+        expire(execution=waiting, actor=console) is False
+    )  # already cancelled: nothing to do, no 2nd event
     waiting.refresh_from_db()
     other.refresh_from_db()
     assert (waiting.state, waiting.summary) == (
@@ -528,7 +552,7 @@ def test_expire_cancels_only_that_waiting_request_once_and_audits_it(world, wait
     assert event.data == {"step": waiting.step.number, "command": long_text[:300]}
     StepExecution.objects.filter(pk=other.pk).update(step=None)
     other.refresh_from_db()
-    assert expire(other) is True
+    assert expire(execution=other, actor=console) is True
     assert AuditEvent.objects.filter(verb="execution.expired").last().data == {
         "step": None,
         "command": "",
@@ -545,7 +569,11 @@ def test_a_preview_token_carries_exactly_what_was_previewed(world):
     )
 
     gina, params = world.people["granted"], {"pid": "4242"}
-    bound = {"incident": world.pool, "command": world.terminate, "by": gina}
+    bound = {
+        "incident": world.pool,
+        "command": world.terminate,
+        "actor": Actor.person(gina),
+    }
     token = preview_token(params=params, **bound)
     nonce = check_preview_token(token, params=params, **bound)
     assert signing.loads(token, salt=PREVIEW_SALT) == {
@@ -570,7 +598,7 @@ def refusal(token, world, **bound):  # noqa: ANN001, ANN003, ANN201
     bound = {
         "incident": world.pool,
         "command": world.terminate,
-        "by": world.people["granted"],
+        "actor": Actor.person(world.people["granted"]),
         "params": {"pid": "4242"},
         **bound,
     }
@@ -586,7 +614,10 @@ def test_a_preview_token_is_refused_in_words_people_can_act_on(world):
 
     gina = world.people["granted"]
     token = preview_token(
-        incident=world.pool, command=world.terminate, params={"pid": "4242"}, by=gina
+        incident=world.pool,
+        command=world.terminate,
+        params={"pid": "4242"},
+        actor=Actor.person(gina),
     )
     first = "Preview the action first, then confirm it."
     assert refusal("x:y:z", world) == first
@@ -597,7 +628,7 @@ def test_a_preview_token_is_refused_in_words_people_can_act_on(world):
     other = "That preview was for another command or person: preview again."
     assert refusal(token, world, incident=world.incident) == other
     assert refusal(token, world, command=world.policy) == other
-    assert refusal(token, world, by=world.people["admin"]) == other
+    assert refusal(token, world, actor=Actor.person(world.people["admin"])) == other
     assert refusal(token, world, params={"pid": "1"}) == (
         "The parameters changed since the preview: preview it again."
     )
@@ -614,7 +645,11 @@ def test_a_preview_token_lasts_exactly_the_preview_ttl(world, settings, monkeypa
 
     ttl = settings.PREVIEW_TTL_MINUTES * 60
     gina, params = world.people["granted"], {"pid": "4242"}
-    bound = {"incident": world.pool, "command": world.terminate, "by": gina}
+    bound = {
+        "incident": world.pool,
+        "command": world.terminate,
+        "actor": Actor.person(gina),
+    }
     clock = SimpleNamespace(now=1_700_000_000)
     monkeypatch.setattr(signing, "time", SimpleNamespace(time=lambda: clock.now))
     token = preview_token(params=params, **bound)
@@ -629,15 +664,23 @@ def test_a_preview_counts_as_used_only_by_a_run_on_that_incident(world):
     from incidents.services.runs import _preview_used
 
     gina = world.people["granted"]
-    audit.append("note.added", actor=gina, incident=world.pool, data={"preview": "n1"})
+    audit.append(
+        "note.added",
+        actor=Actor.person(gina),
+        incident=world.pool,
+        data={"preview": "n1"},
+    )
     run = audit.append(
         "execution.approval_requested",
-        actor=gina,
+        actor=Actor.person(gina),
         incident=world.pool,
         data={"preview": "n1"},
     )
     audit.append(
-        "execution.requested", actor=gina, incident=world.pool, data={"preview": "n2"}
+        "execution.requested",
+        actor=Actor.person(gina),
+        incident=world.pool,
+        data={"preview": "n2"},
     )
     assert _preview_used(world.pool, "n1") == run
     assert _preview_used(world.incident, "n1") is None

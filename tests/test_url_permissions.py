@@ -12,6 +12,7 @@ from django.test import RequestFactory
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from incidents import access
+from incidents.actors import Actor
 from incidents.models import AuditEvent, Command, Playbook, StepExecution
 from incidents.services import open_incident
 from tests.conftest import grant, signed_in
@@ -302,7 +303,9 @@ def request_as(user, path="/somewhere/"):  # noqa: ANN001, ANN201
 
 def test_require_allows_or_denies_and_audits_the_denial_word_for_word(cast, incident):
     p = cast.people
-    pool_incident = open_incident(playbook=cast.pool, title="pool", by=p["admin_role"])
+    pool_incident = open_incident(
+        playbook=cast.pool, title="pool", actor=Actor.person(p["admin_role"])
+    )
     access.require(request_as(fresh(p["responder"])), access.RUN_PROBES)
     access.require(request_as(fresh(p["granted"])), access.RUN_ACTIONS, pool_incident)
     access.require(request_as(fresh(p["admin_role"])), access.RUN_ACTIONS, incident)

@@ -7,6 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 
 from incidents import audit
+from incidents.actors import Actor
 
 MESSAGE = (
     "This form's security token did not match your session (it may come from "
@@ -17,17 +18,15 @@ MESSAGE = (
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """Record the refusal, then render 403.html. Django's `reason` names which
     check failed (missing cookie, token incorrect, bad origin); it holds no secret."""
-    user = getattr(request, "user", None)
     audit.append(
         "permission.denied",
-        actor=user,
+        actor=Actor.from_request(request),
         data={
             "permission": "csrf",
             "method": request.method,
             "path": request.path[:500],
             "why": reason,
         },
-        request=request,
     )
     html = render_to_string("403.html", {"exception": MESSAGE}, request=request)
     return HttpResponse(html, status=403)

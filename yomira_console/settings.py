@@ -70,7 +70,6 @@ INSTALLED_APPS = [
     "guardian",
     "axes",
     "incidents",
-    "probes",
 ]
 
 MIDDLEWARE = [
@@ -209,11 +208,11 @@ STALE_RUNNING_AFTER = CELERY_TASK_TIME_LIMIT + 30  # seconds
 STALE_QUEUED_AFTER = env.float(
     "STALE_QUEUED_AFTER", default=CELERY_TASK_TIME_LIMIT + 30
 )
-# Test-only: see probes.tasks.forget_content_types.
+# Test-only: see incidents.tasks.forget_content_types.
 WORKER_FORGETS_CONTENT_TYPES = env.bool("WORKER_FORGETS_CONTENT_TYPES", default=False)
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-executions": {
-        "task": "probes.tasks.sweep_stale_executions",
+        "task": "incidents.tasks.sweep_stale_executions",
         "schedule": 30.0,
     }
 }

@@ -1,5 +1,6 @@
-"""Writes that touch several models and the audit log: keyword-only and atomic.
-One module per area; callers keep writing `services.open_incident(...)`."""
+"""Writes that touch several models and the audit log: keyword-only, atomic, and
+taking an Actor. One module per area; callers keep writing
+`services.open_incident(...)`."""
 
 from .approvals import decide_approval, expire
 from .checklist import TickResult, add_note, tick_step
@@ -7,10 +8,13 @@ from .lifecycle import TransitionError, change_commander, change_status, open_in
 from .runbooks import ImportResult, carry_grants, check_runbook, import_runbook
 from .runs import (
     PREVIEW_SALT,
+    Previewed,
     RunRefused,
     RunResult,
     check_preview_token,
     clean_parameters,
+    dispatch,
+    preview_action,
     preview_token,
     request_run,
 )
@@ -18,6 +22,7 @@ from .runs import (
 __all__ = [
     "PREVIEW_SALT",
     "ImportResult",
+    "Previewed",
     "RunRefused",
     "RunResult",
     "TickResult",
@@ -30,9 +35,11 @@ __all__ = [
     "check_runbook",
     "clean_parameters",
     "decide_approval",
+    "dispatch",
     "expire",
     "import_runbook",
     "open_incident",
+    "preview_action",
     "preview_token",
     "request_run",
     "tick_step",

@@ -1,27 +1,29 @@
-"""Four eyes: a second person approves or rejects an action; unanswered requests
-expire."""
+"""Four eyes: a second person approves or rejects an action; unanswered requests expire."""
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.http import HttpRequest
 from django.utils import timezone
 
-from probes import dispatch as sending
-
 from .. import access, audit
+from ..actors import Actor
 from ..models import Incident, StepExecution
+from . import runs
 from .runs import RunRefused, clean_reason
+
+State = StepExecution.State
+# Who may expire an approval request: the sweeper, which finds the overdue ones,
+# and the console, when a person tries to decide one too late. Nobody else.
+EXPIRERS = frozenset({"sweeper", "console"})
+CONSOLE = Actor.system("console")
 
 
 def decide_approval(
     *,
     execution: StepExecution,
     approve: bool,
-    by: AbstractBaseUser,
+    actor: Actor,
     reason: str = "",
-    request: HttpRequest | None = None,
 ) -> StepExecution:
     """A second person approves (the run is sent at once) or rejects a request.
     Refused for the requester, without approve_actions, after expiry, on a
@@ -30,17 +32,16 @@ def decide_approval(
     reason = clean_reason(reason)
     expires = execution.approval_expires_at
     if (
-        execution.state == StepExecution.State.AWAITING_APPROVAL
+        execution.state == State.AWAITING_APPROVAL
         and expires
         and timezone.now() > expires
     ):
-        expire(execution)  # committed on its own: the refusal below must not undo it
+        # Committed on its own: the refusal below must not undo it.
+        expire(execution=execution, actor=CONSOLE)
         raise RunRefused(
             f"The request expired at {expires:%H:%M:%S} UTC; ask for it again."
         )
-    return _decide(
-        execution=execution, approve=approve, by=by, reason=reason, request=request
-    )
+    return _decide(execution=execution, approve=approve, actor=actor, reason=reason)
 
 
 def _not_waiting(execution: StepExecution) -> str:
@@ -49,11 +50,11 @@ def _not_waiting(execution: StepExecution) -> str:
     who = execution.approved_by.get_username() if execution.approved_by else None
     when = f" at {execution.approved_at:%H:%M:%S} UTC" if execution.approved_at else ""
     state = execution.get_state_display().lower()
-    if execution.state == StepExecution.State.REJECTED:
+    if execution.state == State.REJECTED:
         return f"{who or 'Someone'} already rejected this request{when}."
     if who:
         return f"{who} already approved this request{when}; the run is {state}."
-    if execution.state == StepExecution.State.CANCELLED:
+    if execution.state == State.CANCELLED:
         return f"This request was cancelled ({execution.summary or 'no reason given'})."
     return f"This request is no longer waiting for approval: the run is {state}."
 
@@ -63,9 +64,8 @@ def _decide(
     *,
     execution: StepExecution,
     approve: bool,
-    by: AbstractBaseUser,
+    actor: Actor,
     reason: str = "",
-    request: HttpRequest | None = None,
 ) -> StepExecution:
     """decide_approval's locked part (expiry is checked again: it may have passed
     while waiting for the lock). The incident's row is locked first, as
@@ -76,9 +76,10 @@ def _decide(
         .select_related("command__playbook", "incident", "step", "approved_by")
         .get(pk=execution.pk)
     )
-    if execution.state != StepExecution.State.AWAITING_APPROVAL:
+    if execution.state != State.AWAITING_APPROVAL:
         raise RunRefused(_not_waiting(execution))
-    if execution.requested_by_id == by.pk:
+    by = actor.user  # a system identity has none, so it may not approve
+    if by is not None and execution.requested_by_id == by.pk:
         raise RunRefused("Four eyes: someone else must approve your request.")
     if not access.can_approve(by, execution):
         raise RunRefused("You may not approve this playbook's actions.")
@@ -105,16 +106,14 @@ def _decide(
         raise RunRefused("Say why you reject it.")
     execution.approved_by = by
     execution.approved_at = timezone.now()
-    execution.state = (
-        StepExecution.State.QUEUED if approve else StepExecution.State.REJECTED
-    )
+    execution.state = State.QUEUED if approve else State.REJECTED
     if not approve:
         execution.finished_at = execution.approved_at
-        execution.summary = f"Rejected by {by.get_username()}: {reason}"[:500]
+        execution.summary = f"Rejected by {actor.name}: {reason}"[:500]
     execution.save()
     audit.append(
         "execution.approved" if approve else "execution.rejected",
-        actor=by,
+        actor=actor,
         incident=execution.incident,
         obj=execution,
         data={
@@ -125,28 +124,34 @@ def _decide(
             if execution.requested_by
             else None,
         },
-        request=request,
     )
     if approve:
         transaction.on_commit(
-            lambda: sending.dispatch(execution.pk, execution.command.kind)
+            lambda: runs.dispatch(execution.pk, execution.command.kind)
         )
     return execution
 
 
-def expire(execution: StepExecution) -> bool:
+def expire(*, execution: StepExecution, actor: Actor) -> bool:
     """An approval request nobody answered in time is cancelled, never run later."""
+    if not actor.is_one_of(EXPIRERS):
+        access.refuse(
+            actor,
+            "expire approval requests",
+            incident=execution.incident,
+            why="only the sweeper and the console expire approval requests",
+        )
     updated = StepExecution.objects.filter(
-        pk=execution.pk, state=StepExecution.State.AWAITING_APPROVAL
+        pk=execution.pk, state=State.AWAITING_APPROVAL
     ).update(
-        state=StepExecution.State.CANCELLED,
+        state=State.CANCELLED,
         finished_at=timezone.now(),
         summary="The approval request expired.",
     )
     if updated:
         audit.append(
             "execution.expired",
-            actor_name="console",
+            actor=actor,
             incident=execution.incident,
             obj=execution,
             data={

@@ -4,32 +4,38 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.http import HttpRequest
 from django.utils import timezone
 
-from .. import audit
+from .. import access, audit
+from ..actors import Actor
 from ..models import AuditEvent, Incident, Playbook
-from .idempotency import once
+from .idempotency import by_actor, once
+
+Status = Incident.Status
+
+# The system identities that may open an incident (alerts open their own).
+OPENERS = frozenset({"alert-intake"})
 
 
 def open_incident(
     *,
     playbook: Playbook,
     title: str,
-    by: AbstractBaseUser,
-    request: HttpRequest | None = None,
+    actor: Actor,
     request_key: str = "",
 ) -> Incident:
     """Open an incident. With a `request_key` (the form's one-time key), a repeat
-    by the same person returns the incident the first submit opened."""
-    with once("incident", by, request_key):
+    by the same actor returns the incident the first submit opened. A person who
+    opens it commands it; one opened by a system identity has no commander yet."""
+    access.check(actor, access.OPEN_INCIDENTS, systems=OPENERS)
+    with once("incident", actor, request_key):
         if request_key:
             # The key lives in the opening event: the audit log is the record of
             # who opened what, and this needs no column of its own.
             first = (
                 AuditEvent.objects.filter(
+                    by_actor(actor),
                     verb="incident.opened",
-                    actor_id=by.pk,
                     data__request_key=request_key,
                 )
                 .values_list("incident_id", flat=True)
@@ -41,8 +47,8 @@ def open_incident(
             playbook=playbook,
             title=title.strip(),
             severity=playbook.severity,
-            opened_by=by,
-            commander=by,
+            opened_by=actor.user,
+            commander=actor.user,
         )
         data = {
             "title": incident.title,
@@ -54,12 +60,7 @@ def open_incident(
         if request_key:
             data["request_key"] = request_key
         audit.append(
-            "incident.opened",
-            actor=by,
-            incident=incident,
-            obj=incident,
-            data=data,
-            request=request,
+            "incident.opened", actor=actor, incident=incident, obj=incident, data=data
         )
         return incident
 
@@ -69,67 +70,60 @@ class TransitionError(ValueError):
 
 
 STATUS_TIMESTAMPS = {
-    "acknowledged": "acknowledged_at",
-    "mitigated": "mitigated_at",
-    "resolved": "resolved_at",
+    Status.ACKNOWLEDGED: "acknowledged_at",
+    Status.MITIGATED: "mitigated_at",
+    Status.RESOLVED: "resolved_at",
 }
 
 
-@transaction.atomic
-def change_status(
-    *,
-    incident: Incident,
-    to: str,
-    by: AbstractBaseUser,
-    request: HttpRequest | None = None,
-) -> Incident:
-    incident = Incident.objects.select_for_update().get(pk=incident.pk)
-    if to not in incident.allowed_statuses():
-        raise TransitionError(
-            f"An incident that is {incident.status} cannot become {to}; "
-            f"it can become {', '.join(incident.allowed_statuses()) or 'nothing else'}."
+def change_status(*, incident: Incident, to: str, actor: Actor) -> Incident:
+    access.check(actor, access.COMMAND_INCIDENTS, incident=incident)
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().get(pk=incident.pk)
+        if to not in incident.allowed_statuses():
+            raise TransitionError(
+                f"An incident that is {incident.status} cannot become {to}; it can "
+                f"become {', '.join(incident.allowed_statuses()) or 'nothing else'}."
+            )
+        before, now = incident.status, timezone.now()
+        incident.status = to
+        if to == Status.OPEN:  # reopened: the later stages happen again
+            incident.mitigated_at = incident.resolved_at = None
+        else:
+            here = Incident.ORDER.index(to)
+            for status in Incident.ORDER[1 : here + 1]:
+                field = STATUS_TIMESTAMPS[status]
+                if getattr(incident, field) is None or status == to:
+                    setattr(incident, field, now)
+        incident.save()
+        verb = "incident.reopened" if to == Status.OPEN else "incident.status_changed"
+        audit.append(
+            verb,
+            actor=actor,
+            incident=incident,
+            obj=incident,
+            data={"from": before, "to": to},
         )
-    before, now = incident.status, timezone.now()
-    incident.status = to
-    if to == "open":  # reopened: the later stages happen again
-        incident.mitigated_at = incident.resolved_at = None
-    else:
-        here = Incident.ORDER.index(to)
-        for status in Incident.ORDER[1 : here + 1]:
-            field = STATUS_TIMESTAMPS[status]
-            if getattr(incident, field) is None or status == to:
-                setattr(incident, field, now)
-    incident.save()
-    verb = "incident.reopened" if to == "open" else "incident.status_changed"
-    audit.append(
-        verb,
-        actor=by,
-        incident=incident,
-        obj=incident,
-        data={"from": before, "to": to},
-        request=request,
-    )
-    return incident
+        return incident
 
 
-@transaction.atomic
 def change_commander(
-    *,
-    incident: Incident,
-    commander: AbstractBaseUser | None,
-    by: AbstractBaseUser,
-    request: HttpRequest | None = None,
+    *, incident: Incident, commander: AbstractBaseUser | None, actor: Actor
 ) -> Incident:
-    incident = Incident.objects.select_for_update().get(pk=incident.pk)
-    before = incident.commander.get_username() if incident.commander else None
-    incident.commander = commander
-    incident.save(update_fields=["commander"])
-    audit.append(
-        "incident.commander_changed",
-        actor=by,
-        incident=incident,
-        obj=incident,
-        data={"from": before, "to": commander.get_username() if commander else None},
-        request=request,
-    )
-    return incident
+    access.check(actor, access.COMMAND_INCIDENTS, incident=incident)
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().get(pk=incident.pk)
+        before = incident.commander.get_username() if incident.commander else None
+        incident.commander = commander
+        incident.save(update_fields=["commander"])
+        audit.append(
+            "incident.commander_changed",
+            actor=actor,
+            incident=incident,
+            obj=incident,
+            data={
+                "from": before,
+                "to": commander.get_username() if commander else None,
+            },
+        )
+        return incident

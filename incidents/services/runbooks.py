@@ -1,18 +1,17 @@
-"""Runbook import: a Markdown file becomes a runbook revision, its playbooks, steps
-and commands; grants follow a playbook into the new revision."""
+"""Runbook import: a Markdown file becomes a revision; grants follow its playbooks."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.contenttypes.models import ContentType
 from django.db import DatabaseError, transaction
 from django.db.models import Max
 from guardian.models import GroupObjectPermission, UserObjectPermission
 
-from .. import audit
+from .. import access, audit
 from .. import runbook as rb
+from ..actors import Actor
 from ..models import Command, Playbook, Runbook, Step
 from ..runbook.slugs import slugify
 
@@ -67,19 +66,24 @@ def _refuse_taken_slugs(parsed: rb.Runbook, key: str) -> None:
             )
 
 
-@transaction.atomic
+# The system identities that may import: `manage.py import_runbook`.
+IMPORTERS = frozenset({"manage.py"})
+
+
 def import_runbook(
-    *,
-    source: bytes | str,
-    source_name: str = "",
-    imported_by: AbstractBaseUser | None = None,
+    *, source: bytes | str, actor: Actor, source_name: str = ""
 ) -> ImportResult:
     """Import a runbook file as a new revision, or do nothing if the current revision
     has the same content. Raises RunbookError (naming the line) before writing
     anything when the file cannot be read as a runbook."""
+    access.check(actor, access.IMPORT_RUNBOOKS, systems=IMPORTERS)
+    with transaction.atomic():
+        return _import(source, source_name, actor)
+
+
+def _import(source: bytes | str, source_name: str, actor: Actor) -> ImportResult:
     parsed = rb.parse_runbook(source)
     _check_source_name(source_name)
-    actor = {"actor": imported_by} if imported_by else {"actor_name": "manage.py"}
     key = slugify(parsed.title) or "runbook"
     revisions = Runbook.objects.select_for_update().filter(key=key)
     current = revisions.filter(is_current=True).first()
@@ -89,7 +93,10 @@ def import_runbook(
         and current.parser_version == rb.PARSER_VERSION
     ):
         audit.append(
-            "runbook.unchanged", obj=current, data={"sha256": parsed.sha256}, **actor
+            "runbook.unchanged",
+            actor=actor,
+            obj=current,
+            data={"sha256": parsed.sha256},
         )
         return ImportResult(current, parsed, created=False)
 
@@ -110,7 +117,7 @@ def import_runbook(
         preamble=parsed.preamble,
         sections=[{"title": s.title, "markdown": s.markdown} for s in parsed.sections],
         warnings=parsed.warnings,
-        imported_by=imported_by,
+        imported_by=actor.user,
     )
     new_playbooks = [_save_playbook(runbook, p) for p in parsed.playbooks]
     if current is not None:
@@ -125,7 +132,7 @@ def import_runbook(
             "source": source_name,
             "playbooks": len(parsed.playbooks),
         },
-        **actor,
+        actor=actor,
     )
     return ImportResult(runbook, parsed, created=True)
 

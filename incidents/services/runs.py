@@ -1,29 +1,34 @@
-"""Requests to run a command: their checks, previews bound to exact text and
-parameters, and one execution per click."""
+"""Run requests: their checks, previews bound to exact text, one run per click, dispatch."""
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
+from celery import current_app
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.core import signing
 from django.db import transaction
-from django.http import HttpRequest
 from django.utils import timezone
 
-from probes import dispatch as sending
 from probes.commands import (
     confirm_word,
     display_text,
     missing_targets,
     parameter_problem,
 )
+from probes.preview import preview as preview_of
 
 from .. import access, audit
+from ..actors import Actor
 from ..models import AuditEvent, Command, Incident, StepExecution
+from .execution import run_context
+
+log = logging.getLogger(__name__)
+State = StepExecution.State
 
 
 class RunRefused(ValueError):
@@ -91,7 +96,7 @@ def preview_token(
     incident: Incident,
     command: Command,
     params: dict[str, str],
-    by: AbstractBaseUser,
+    actor: Actor,
 ) -> str:
     """Signed proof that this person previewed exactly this command text and these
     parameters; the confirmation must carry it back. The nonce makes it single
@@ -100,7 +105,7 @@ def preview_token(
         {
             "i": incident.pk,
             "c": command.pk,
-            "u": by.pk,
+            "u": _who(actor),
             "f": command.fingerprint(params),
             "n": secrets.token_urlsafe(12),
         },
@@ -114,7 +119,7 @@ def check_preview_token(
     incident: Incident,
     command: Command,
     params: dict[str, str],
-    by: AbstractBaseUser,
+    actor: Actor,
 ) -> str:
     """The token's nonce, once the token is shown to be this person's preview of
     exactly this command and these parameters, and young enough."""
@@ -131,7 +136,7 @@ def check_preview_token(
     if (data.get("i"), data.get("c"), data.get("u")) != (
         incident.pk,
         command.pk,
-        by.pk,
+        _who(actor),
     ):
         raise RunRefused(
             "That preview was for another command or person: preview again."
@@ -142,6 +147,12 @@ def check_preview_token(
             f"{changed.capitalize()} changed since the preview: preview it again."
         )
     return data["n"]
+
+
+def _who(actor: Actor) -> int | str:
+    """Whose preview a token is: a person's account (a system actor never gets
+    this far: it may not run commands)."""
+    return actor.user.pk if actor.user is not None else actor.key
 
 
 def _preview_used(incident: Incident, nonce: str) -> AuditEvent | None:
@@ -159,19 +170,59 @@ def _preview_used(incident: Incident, nonce: str) -> AuditEvent | None:
     )
 
 
-@transaction.atomic
+@dataclass
+class Previewed:
+    result: Any  # probes.preview's answer: headline, rows, detail, facts
+    token: str
+    params: dict[str, str]
+
+
+def preview_action(
+    *,
+    incident: Incident,
+    command: Command,
+    params: dict[str, str],
+    actor: Actor,
+) -> Previewed:
+    """What an action would touch (its blast radius), audited, with the signed
+    token its confirmation must carry back."""
+    access.check(
+        actor,
+        access.run_permission(command),
+        incident=incident,
+        playbook=incident.playbook,
+    )
+    values = clean_parameters(command, params)
+    shown = preview_of(command, values, run_context())
+    audit.append(
+        "execution.previewed",
+        actor=actor,
+        incident=incident,
+        obj=command,
+        data={
+            "step": command.step.number if command.step else None,
+            "command": command.text[:300],
+            "rows": shown.rows,
+            "headline": shown.headline,
+        },
+    )
+    token = preview_token(
+        incident=incident, command=command, params=values, actor=actor
+    )
+    return Previewed(shown, token, values)
+
+
 def request_run(
     *,
     incident: Incident,
     command: Command,
     params: dict[str, str],
-    by: AbstractBaseUser,
+    actor: Actor,
     confirmation: str = "",
     preview: str | None = None,
     break_glass_reason: str = "",
     break_glass: bool = False,
     request_key: str = "",
-    request: HttpRequest | None = None,
 ) -> RunResult:
     """Queue one run of a command for an incident and send it on commit. Actions
     need the typed word and a preview token bound to the exact command and
@@ -180,7 +231,39 @@ def request_run(
     key from the same person) or a second person pressing Run while the same
     command with the same parameters is in flight gets that execution, not a new
     one. `preview=None` skips the preview check (internal callers and tests of the
-    pipeline only; views always pass it)."""
+    pipeline only; views always pass it). No system identity may run commands."""
+    access.check(
+        actor,
+        access.run_permission(command),
+        incident=incident,
+        playbook=incident.playbook,
+    )
+    with transaction.atomic():
+        return _request_run(
+            incident=incident,
+            command=command,
+            params=params,
+            actor=actor,
+            confirmation=confirmation,
+            preview=preview,
+            break_glass_reason=break_glass_reason,
+            break_glass=break_glass,
+            request_key=request_key,
+        )
+
+
+def _request_run(
+    *,
+    incident: Incident,
+    command: Command,
+    params: dict[str, str],
+    actor: Actor,
+    confirmation: str,
+    preview: str | None,
+    break_glass_reason: str,
+    break_glass: bool,
+    request_key: str,
+) -> RunResult:
     request_key = clean_request_key(request_key)
     break_glass_reason = clean_reason(break_glass_reason)
     if break_glass and not break_glass_reason:
@@ -203,10 +286,10 @@ def request_run(
             raise RunRefused(f"Type “{word}” to confirm this action.")
         if preview is not None:
             nonce = check_preview_token(
-                preview, incident=incident, command=command, params=values, by=by
+                preview, incident=incident, command=command, params=values, actor=actor
             )
         if command.requires_approval and break_glass_reason:
-            if not access.can_break_glass(by, command):
+            if not access.can_break_glass(actor.user, command):
                 raise RunRefused(
                     "Only a commander who may run this action can break glass."
                 )
@@ -224,7 +307,7 @@ def request_run(
     if request_key:
         # A key is one person's one page load: someone else's key never returns
         # their run (the key travels in HTML that might be shared).
-        clicked = runs.filter(request_key=request_key, requested_by=by).first()
+        clicked = runs.filter(request_key=request_key, requested_by=actor.user).first()
         if clicked is not None:
             return RunResult(clicked, created=False)
     if nonce:
@@ -246,10 +329,8 @@ def request_run(
         incident=incident,
         step=command.step,  # empty for a Diagnosis command
         command=command,
-        state=StepExecution.State.AWAITING_APPROVAL
-        if needs_approval
-        else StepExecution.State.QUEUED,
-        requested_by=by,
+        state=State.AWAITING_APPROVAL if needs_approval else State.QUEUED,
+        requested_by=actor.user,
         parameters=values,
         command_text=display_text(command, values),
         request_key=request_key,
@@ -277,9 +358,71 @@ def request_run(
         data["reason"] = execution.reason
     else:
         verb = "execution.requested"
-    audit.append(
-        verb, actor=by, incident=incident, obj=execution, data=data, request=request
-    )
+    audit.append(verb, actor=actor, incident=incident, obj=execution, data=data)
     if not needs_approval:
-        transaction.on_commit(lambda: sending.dispatch(execution.pk, command.kind))
+        transaction.on_commit(lambda: dispatch(execution.pk, command.kind))
     return RunResult(execution, created=True)
+
+
+# --- sending a queued run to the workers --------------------------------------------
+
+# The workers' task names (incidents/tasks.py registers them under these): runs are
+# sent by name, so this module never imports the tasks that call back into it.
+RUN_PROBE_TASK = "incidents.tasks.run_probe"
+RUN_ACTION_TASK = "incidents.tasks.run_action"
+# Fail within about a second when the broker is down, instead of kombu's own
+# multi-second reconnect loop (measured: ~0.05 s to the OperationalError).
+RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.1,
+    "interval_max": 0.2,
+}
+# Who records a run the broker refused.
+CONSOLE = Actor.system("console")
+
+
+def dispatch(execution_id: int, kind: str, task_id: str | None = None) -> None:
+    """Send a queued execution to the workers, or record why it could not go.
+    `task_id` names the message (the sweeper marks a re-sent probe by it)."""
+    task = RUN_ACTION_TASK if kind == Command.Kind.ACTION else RUN_PROBE_TASK
+    try:
+        sent = current_app.send_task(
+            task,
+            args=[execution_id],
+            task_id=task_id,
+            ignore_result=True,
+            retry=True,
+            retry_policy=RETRY_POLICY,
+        )
+    except Exception as exc:  # noqa: BLE001 - kombu raises several kinds; all mean "not sent"
+        log.warning("dispatch of execution %s failed: %s", execution_id, exc)
+        _dispatch_failed(execution_id, exc)
+        return
+    StepExecution.objects.filter(pk=execution_id).update(task_id=sent.id or "")
+
+
+def _dispatch_failed(execution_id: int, exc: Exception) -> None:
+    summary = (
+        "Not sent: the task queue is unreachable "
+        f"({type(exc).__name__}). Nothing ran; press Run again once it is back."
+    )
+    with transaction.atomic():
+        if StepExecution.objects.filter(pk=execution_id, state=State.QUEUED).update(
+            state=State.DISPATCH_FAILED,
+            finished_at=timezone.now(),
+            summary=summary,
+        ):
+            execution = StepExecution.objects.select_related("incident", "step").get(
+                pk=execution_id
+            )
+            audit.append(
+                "execution.dispatch_failed",
+                actor=CONSOLE,
+                incident=execution.incident,
+                obj=execution,
+                data={
+                    "step": execution.step.number if execution.step else None,
+                    "summary": summary,
+                },
+            )

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from incidents.models import Incident
 from incidents.services import import_runbook
-from tests.conftest import PASSWORD, YOMIRA_RUNBOOK
+from tests.conftest import IMPORTER, PASSWORD, YOMIRA_RUNBOOK
 from tests.e2e.conftest import sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def console(live_server, make_user):
-    import_runbook(source=YOMIRA_RUNBOOK.read_bytes())
+    import_runbook(source=YOMIRA_RUNBOOK.read_bytes(), actor=IMPORTER)
     make_user("rita", "Responder")
     return live_server
 

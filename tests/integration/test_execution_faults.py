@@ -12,13 +12,20 @@ import redis
 from django.db import connection
 from django.test import override_settings
 
+from incidents.actors import Actor
 from incidents.models import AuditEvent, Command, StepExecution
-from incidents.services import RunRefused, import_runbook, open_incident, request_run
-from probes import execution as runner
+from incidents.services import (
+    RunRefused,
+    import_runbook,
+    open_incident,
+    request_run,
+    sweeper,
+)
+from incidents.services import execution as runner
 from probes.commands import confirm_word
 from probes.families.sql.runner import bind
 from probes.runtime import ParameterError
-from tests.conftest import TEST_RUNBOOKS, grant, signed_in
+from tests.conftest import IMPORTER, TEST_RUNBOOKS, grant, signed_in
 
 from .conftest import wait_for
 from .targets import ADMIN_TOKEN, DB_PASSWORD_CANARY, free_port
@@ -29,10 +36,12 @@ pytestmark = [pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def faults(make_user, target_env):  # noqa: ANN001, ANN201
     cole = make_user("cole", "Commander")
-    runbook = import_runbook(source=(TEST_RUNBOOKS / "faults.md").read_bytes()).runbook
+    runbook = import_runbook(
+        source=(TEST_RUNBOOKS / "faults.md").read_bytes(), actor=IMPORTER
+    ).runbook
     playbook = runbook.playbooks.get()
     grant(cole, "run_actions", playbooks=[playbook])
-    incident = open_incident(playbook=playbook, title="fire", by=cole)
+    incident = open_incident(playbook=playbook, title="fire", actor=Actor.person(cole))
 
     def command(step: int, index: int = 0) -> Command:
         return list(playbook.commands.filter(step__number=step).order_by("position"))[
@@ -47,7 +56,7 @@ def faults(make_user, target_env):  # noqa: ANN001, ANN201
             incident=incident,
             command=cmd,
             params=params,
-            by=cole,
+            actor=Actor.person(cole),
             confirmation=confirm_word(cmd),
             break_glass_reason=reason,
         )
@@ -198,7 +207,7 @@ def test_a_probe_cannot_write_even_if_bound_as_one(
 
 def test_a_duplicate_delivery_does_nothing(faults, monkeypatch):
     monkeypatch.setattr(
-        "probes.dispatch.dispatch", lambda *a, **k: None
+        "incidents.services.runs.dispatch", lambda *a, **k: None
     )  # deliver by hand
     execution = faults.run(9)
     assert runner.execute(execution.pk) == "succeeded"
@@ -215,7 +224,7 @@ def test_a_double_click_and_a_second_responder_make_one_execution(
     faults, make_user, monkeypatch
 ):
     monkeypatch.setattr(
-        "probes.dispatch.dispatch", lambda *a, **k: None
+        "incidents.services.runs.dispatch", lambda *a, **k: None
     )  # keep it queued
     command = faults.command(9)
     url = f"/incidents/{faults.incident.pk}/commands/{command.pk}/run"
@@ -230,7 +239,7 @@ def test_a_double_click_and_a_second_responder_make_one_execution(
 
 
 def test_a_permission_revoked_after_the_click_stops_the_run(faults, monkeypatch):
-    monkeypatch.setattr("probes.dispatch.dispatch", lambda *a, **k: None)
+    monkeypatch.setattr("incidents.services.runs.dispatch", lambda *a, **k: None)
     execution = faults.run(9)
     faults.user.groups.clear()  # revoked between the click and the run
     assert runner.execute(execution.pk) == "failed"
@@ -302,7 +311,7 @@ def test_a_killed_worker_leaves_an_action_outcome_unknown_and_never_reruns_it(
         counter(target_database) == 0
     )  # the killed transaction rolled back; no second run
     with override_settings(STALE_RUNNING_AFTER=0):
-        assert runner.sweep_stale() == 1
+        assert sweeper.sweep_stale() == 1
     execution.refresh_from_db()
     assert execution.state == "outcome_unknown"
     assert "Check the target by hand" in execution.summary

@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from incidents.models import Playbook
 from incidents.services import import_runbook
-from tests.conftest import PASSWORD, YOMIRA_RUNBOOK, grant
+from tests.conftest import IMPORTER, PASSWORD, YOMIRA_RUNBOOK, grant
 from tests.e2e.conftest import sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True),
@@ -29,7 +29,7 @@ def watch_csp(page, violations: list) -> None:  # noqa: ANN001
 def test_one_asks_another_approves_and_both_see_the_result(
     browser, live_server, make_user
 ):
-    import_runbook(source=YOMIRA_RUNBOOK.read_bytes())
+    import_runbook(source=YOMIRA_RUNBOOK.read_bytes(), actor=IMPORTER)
     disk = Playbook.objects.current().get(number=9)
     grant(make_user("cole", "Commander"), "run_actions", playbooks=[disk])
     grant(make_user("abe", "Commander"), "approve_actions", playbooks=[disk])

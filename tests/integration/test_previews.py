@@ -9,7 +9,7 @@ import pytest
 from incidents.models import Command
 from incidents.services import import_runbook
 from probes.preview import preview
-from tests.conftest import TEST_RUNBOOKS, YOMIRA_RUNBOOK
+from tests.conftest import IMPORTER, TEST_RUNBOOKS, YOMIRA_RUNBOOK
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -24,7 +24,7 @@ def count(target_database: str, sql: str) -> int:
 
 @pytest.fixture
 def yomira_commands(db):  # noqa: ANN001, ANN201
-    runbook = import_runbook(source=YOMIRA_RUNBOOK.read_bytes()).runbook
+    runbook = import_runbook(source=YOMIRA_RUNBOOK.read_bytes(), actor=IMPORTER).runbook
     return Command.objects.filter(playbook__runbook=runbook)
 
 
@@ -115,7 +115,9 @@ def test_http_and_redis_actions_show_the_exact_request_with_secrets_masked(
 
 
 def test_a_preview_returns_the_rows_as_they_would_become(db, target_database):
-    runbook = import_runbook(source=(TEST_RUNBOOKS / "faults.md").read_bytes()).runbook
+    runbook = import_runbook(
+        source=(TEST_RUNBOOKS / "faults.md").read_bytes(), actor=IMPORTER
+    ).runbook
     write = Command.objects.get(
         playbook__runbook=runbook, text="UPDATE counter SET n = 100;"
     )

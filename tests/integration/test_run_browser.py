@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from incidents.services import import_runbook
-from tests.conftest import PASSWORD, YOMIRA_RUNBOOK, grant
+from tests.conftest import IMPORTER, PASSWORD, YOMIRA_RUNBOOK, grant
 from tests.e2e.conftest import sign_in
 
 pytestmark = [
@@ -21,7 +21,7 @@ pytestmark = [
 
 @pytest.fixture
 def console(live_server, make_user):  # noqa: ANN001, ANN201
-    import_runbook(source=YOMIRA_RUNBOOK.read_bytes())
+    import_runbook(source=YOMIRA_RUNBOOK.read_bytes(), actor=IMPORTER)
     make_user("rita", "Responder")
     grant(make_user("cole", "Commander"), "run_actions")
     return live_server

@@ -16,11 +16,11 @@ from django.conf import settings
 from django.db import connection
 from django.test import Client, override_settings
 
+from incidents.actors import Actor
 from incidents.models import AuditEvent, StepExecution
-from incidents.services import import_runbook, open_incident, request_run
-from probes import execution as runner
+from incidents.services import import_runbook, open_incident, request_run, sweeper
 from probes.commands import confirm_word
-from tests.conftest import grant
+from tests.conftest import IMPORTER, grant
 
 from .conftest import WORKER_LOG, wait_for
 from .test_execution_faults import counter, faults  # noqa: F401 - a fixture
@@ -83,7 +83,7 @@ def connection_dies_while_answering(monkeypatch):  # noqa: ANN001, ANN201
 def test_a_run_committed_before_the_connection_died_is_answered_as_done(
     faults, connection_dies_while_answering, monkeypatch
 ):
-    monkeypatch.setattr("probes.dispatch.dispatch", lambda *a, **k: None)
+    monkeypatch.setattr("incidents.services.runs.dispatch", lambda *a, **k: None)
     command = faults.command(9)
     response = raw(faults.user).post(
         f"/incidents/{faults.incident.pk}/commands/{command.pk}/run",
@@ -142,9 +142,14 @@ Version: 1.0.0
    {sql}
    ```
 """
-    playbook = import_runbook(source=source).runbook.playbooks.get()
+    playbook = import_runbook(source=source, actor=IMPORTER).runbook.playbooks.get()
     grant(faults.user, "run_actions", playbooks=[playbook])
-    incident = open_incident(playbook=playbook, title="db blips", by=faults.user)
+    # A user's grants are cached on the object (as Django caches permissions):
+    # the services check them, so act as a copy loaded after this grant.
+    cole = type(faults.user).objects.get(pk=faults.user.pk)
+    incident = open_incident(
+        playbook=playbook, title="db blips", actor=Actor.person(cole)
+    )
     return incident, playbook.commands.get()
 
 
@@ -156,7 +161,7 @@ def test_a_result_is_stored_although_the_workers_connection_died(killer_runbook)
         incident=incident,
         command=command,
         params={},
-        by=incident.opened_by,
+        actor=Actor.person(incident.opened_by),
         confirmation=confirm_word(command),
         break_glass_reason="fault test" if command.requires_approval else "",
     ).execution
@@ -189,7 +194,7 @@ def test_a_queued_run_whose_message_was_lost_is_resent_or_ended(
         assert execution.state == State.QUEUED  # nothing will ever claim them
 
     with override_settings(STALE_QUEUED_AFTER=0):
-        assert runner.sweep_unclaimed() == 2
+        assert sweeper.sweep_unclaimed() == 2
 
     probe = wait_for(probe)
     assert (probe.state, probe.summary) == (State.SUCCEEDED, "PING: PONG")

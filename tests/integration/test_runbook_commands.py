@@ -7,6 +7,7 @@ import psycopg
 import pytest
 from django.contrib.auth.models import Group
 
+from incidents.actors import Actor
 from incidents.models import Command, StepExecution
 from incidents.services import (
     decide_approval,
@@ -15,7 +16,7 @@ from incidents.services import (
     request_run,
 )
 from probes.commands import confirm_word
-from tests.conftest import YOMIRA_RUNBOOK, grant
+from tests.conftest import IMPORTER, YOMIRA_RUNBOOK, grant
 
 from .conftest import wait_for
 from .targets import ADMIN_TOKEN, DB_PASSWORD_CANARY
@@ -131,7 +132,7 @@ def test_every_runnable_command_of_the_runbook_runs_against_real_targets(
 ):
     cole = make_user("cole", "Commander")
     ana = make_user("ana", "Commander")  # the second pair of eyes
-    runbook = import_runbook(source=YOMIRA_RUNBOOK.read_bytes()).runbook
+    runbook = import_runbook(source=YOMIRA_RUNBOOK.read_bytes(), actor=IMPORTER).runbook
     grant(Group.objects.get(name="Commander"), "run_actions", "approve_actions")
     commands = list(
         Command.objects.filter(playbook__runbook=runbook)
@@ -147,7 +148,7 @@ def test_every_runnable_command_of_the_runbook_runs_against_real_targets(
         number = command.playbook.number
         if number not in incidents:
             incidents[number] = open_incident(
-                playbook=command.playbook, title=f"§{number}", by=cole
+                playbook=command.playbook, title=f"§{number}", actor=Actor.person(cole)
             )
         params = {"userId": "u-42", "$1": "u-42", "id": "7"}
         if "pid" in command.parameters:
@@ -159,13 +160,13 @@ def test_every_runnable_command_of_the_runbook_runs_against_real_targets(
             incident=incidents[number],
             command=command,
             params=params,
-            by=cole,
+            actor=Actor.person(cole),
             confirmation=confirm_word(command),
         )
         execution = result.execution
         if command.requires_approval:
             assert execution.state == "awaiting_approval", command.text
-            decide_approval(execution=execution, approve=True, by=ana)
+            decide_approval(execution=execution, approve=True, actor=Actor.person(ana))
         execution = wait_for(execution)
         state, says = expectation(command)
         text = execution.summary + "\n" + execution.output

@@ -16,15 +16,16 @@ import redis
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from incidents.actors import Actor
 from incidents.models import AuditEvent, Command, StepExecution
+from incidents.services import execution as runner
 from incidents.services import import_runbook, open_incident
-from probes import execution as runner
 from probes.commands import display_text
 from probes.families.http import runner as http_executor
 from probes.families.redis import runner as redis_executor
 from probes.preview import preview
 from probes.runtime import NOTE_ROOM, Context, Result
-from tests.conftest import grant, signed_in
+from tests.conftest import IMPORTER, grant, signed_in
 
 from .conftest import TARGET_REDIS_URL
 
@@ -143,10 +144,12 @@ def hooks(monkeypatch, make_user):  # noqa: ANN001, ANN201
         f"slow.yomira.test=http://127.0.0.1:{slow.port}",
     )
     cole = make_user("cole", "Commander")
-    runbook = import_runbook(source=RUNBOOK.encode(), source_name="secrets.md").runbook
+    runbook = import_runbook(
+        source=RUNBOOK.encode(), source_name="secrets.md", actor=IMPORTER
+    ).runbook
     playbook = runbook.playbooks.get()
     grant(cole, "run_actions", "approve_actions", playbooks=[playbook])
-    incident = open_incident(playbook=playbook, title="hooks", by=cole)
+    incident = open_incident(playbook=playbook, title="hooks", actor=Actor.person(cole))
     yield SimpleNamespace(
         user=cole,
         incident=incident,

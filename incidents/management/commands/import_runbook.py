@@ -7,8 +7,12 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from incidents.actors import Actor
 from incidents.runbook import Runbook, RunbookError
 from incidents.services import check_runbook, import_runbook
+
+# Who the audit log says imported the file (the command has no signed-in person).
+IMPORTER = Actor.system("manage.py")
 
 
 class Command(BaseCommand):
@@ -45,7 +49,7 @@ class Command(BaseCommand):
             if dry_run:
                 parsed, result = check_runbook(source=source, source_name=name), None
             else:
-                result = import_runbook(source=source, source_name=name)
+                result = import_runbook(source=source, source_name=name, actor=IMPORTER)
                 parsed = result.parsed
         except RunbookError as exc:
             raise CommandError(f"{path}:{exc.line}: {exc.message}") from None

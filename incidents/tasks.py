@@ -1,4 +1,4 @@
-"""Celery tasks: each takes a primary key and calls one function.
+"""Celery tasks: each takes a primary key (or nothing) and calls one function.
 
 Probes are read-only, so a redelivery after a lost worker is fine: acks late.
 Actions run at most once: acknowledged on receipt, never retried by Celery; the
@@ -7,8 +7,9 @@ conditional claim makes any duplicate delivery a no-op either way."""
 from celery import shared_task
 from celery.signals import task_prerun
 from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
 
-from . import execution
+from .services import execution, runs, sweeper
 
 
 @task_prerun.connect
@@ -17,25 +18,26 @@ def forget_content_types(**kwargs: object) -> None:
     long-lived worker would otherwise remember by their old ids (production never
     renumbers them, so this is off unless the tests turn it on)."""
     if settings.WORKER_FORGETS_CONTENT_TYPES:
-        from django.contrib.contenttypes.models import ContentType
-
         ContentType.objects.clear_cache()
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+@shared_task(
+    name=runs.RUN_PROBE_TASK,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+)
 def run_probe(execution_id: int) -> str | None:
     return execution.execute(execution_id)
 
 
-@shared_task(acks_late=False, ignore_result=True, max_retries=0)
+@shared_task(
+    name=runs.RUN_ACTION_TASK, acks_late=False, ignore_result=True, max_retries=0
+)
 def run_action(execution_id: int) -> str | None:
     return execution.execute(execution_id)
 
 
 @shared_task(ignore_result=True)
 def sweep_stale_executions() -> int:
-    return (
-        execution.sweep_stale()
-        + execution.sweep_unclaimed()
-        + execution.expire_approvals()
-    )
+    return sweeper.sweep()
