@@ -500,31 +500,17 @@ def percentile(samples: list[float], q: float) -> float:
 
 
 def start_worker(env: dict) -> subprocess.Popen:
+    """A real worker on the benchmark's database; logging at WARNING, so that the
+    per-task lines do not weigh on the round trips measured."""
+    from yomira_console import worker as celery_worker
+
     log = ROOT / "var" / "bench-worker.log"
-    log.parent.mkdir(exist_ok=True)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "yomira_console",
-            "worker",
-            "--loglevel",
-            "WARNING",
-            "--pool",
-            "prefork",
-            "--concurrency",
-            "2",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
+    process = celery_worker.start(
+        celery_worker.command(pool="prefork", loglevel="WARNING", alone=True),
+        env=env,
+        log=log,
     )
-    time.sleep(4)  # no "ready" line at WARNING level; give it time to connect
+    celery_worker.wait_ready(process, log=log)
     return process
 
 
@@ -586,8 +572,9 @@ def bench_execution(user) -> None:  # noqa: ANN001
         print(f"ratio p50 round trip / raw PING: {p50 / raw50:.0f}x (budget <= 80x)")
         bench_click_to_result(user, incident, worker)
     finally:
-        worker.terminate()
-        worker.wait(15)
+        from yomira_console import worker as celery_worker
+
+        celery_worker.stop(worker)
 
 
 def bench_click_to_result(user, incident, worker) -> None:  # noqa: ANN001

@@ -7,7 +7,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from pytest_httpserver.httpserver import METHOD_ALL
 
 from incidents.models import StepExecution
 from tests.conftest import ROOT
+from yomira_console import worker as worker_process
 
 from . import targets
 
@@ -119,55 +119,17 @@ def start_worker(
     """A real `celery worker` process on the test database and the test broker."""
     db = settings.DATABASES["default"]
     database_url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    log.parent.mkdir(exist_ok=True)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "yomira_console",
-            "worker",
-            "--loglevel",
-            "INFO",
-            "--pool",
-            "prefork",
-            "--concurrency",
-            "2",
-            "-Q",
-            queue,
-            "--without-gossip",
-            "--without-mingle",
-            "--hostname",
-            f"{queue}@%h",
-        ],
-        cwd=ROOT,
-        env={**os.environ, **env, "DATABASE_URL": database_url},
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    hostname = f"{queue}@%h"
+    process = worker_process.start(
+        worker_process.command(
+            hostname=hostname, queues=[queue], pool="prefork", alone=True
+        ),
+        env={**env, "DATABASE_URL": database_url},
+        log=log,
+        own_session=True,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if " ready." in log.read_text(errors="replace"):
-            return process
-        if process.poll() is not None:
-            break
-        time.sleep(0.1)
-    stop_worker(process)
-    raise RuntimeError(
-        f"the worker did not start:\n{log.read_text(errors='replace')[-3000:]}"
-    )
-
-
-def stop_worker(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, sig)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
+    worker_process.wait_ready(process, hostname, log=log)
+    return process
 
 
 class Worker:
@@ -178,10 +140,10 @@ class Worker:
         self.process = start_worker(env)
 
     def kill(self) -> None:
-        stop_worker(self.process, signal.SIGKILL)
+        worker_process.stop(self.process, sig=signal.SIGKILL)
 
     def restart(self) -> None:
-        stop_worker(self.process)
+        worker_process.stop(self.process)
         self.process = start_worker(self.env)
 
 
@@ -190,7 +152,7 @@ def worker(target_env):  # noqa: ANN001, ANN201
     redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()  # no stale messages
     handle = Worker(target_env)
     yield handle
-    stop_worker(handle.process)
+    worker_process.stop(handle.process)
 
 
 @pytest.fixture

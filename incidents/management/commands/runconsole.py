@@ -2,12 +2,13 @@
 
 import signal
 import socket
-import subprocess
 import sys
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from yomira_console import worker as celery_worker
 
 
 def broker_reachable() -> bool:
@@ -48,22 +49,8 @@ class Command(BaseCommand):
         if no_worker:
             self.stdout.write("Serving without a worker (--no-worker).")
         elif broker_reachable():
-            worker = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "yomira_console",
-                    "worker",
-                    "--beat",
-                    "--loglevel",
-                    "INFO",
-                    "--concurrency",
-                    "2",
-                    "--hostname",
-                    "console@%h",
-                ]
+            worker = celery_worker.start(
+                celery_worker.command(hostname="console@%h", beat=True)
             )
             self.stdout.write(f"Started a Celery worker (broker: {broker}).")
         else:
@@ -86,8 +73,4 @@ class Command(BaseCommand):
             call_command("runserver", f"{host}:{port}", use_reloader=False)
         finally:
             if worker is not None:
-                worker.terminate()
-                try:
-                    worker.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
+                celery_worker.stop(worker, grace=10)
