@@ -77,8 +77,6 @@ def kind(event: AuditEvent) -> str:
 
 
 RUN_WORDS = {
-    "requested": "asked to run",
-    "started": "started",
     "succeeded": "succeeded:",
     "failed": "failed:",
     "timed_out": "timed out:",
