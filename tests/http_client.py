@@ -35,6 +35,11 @@ def post(client: httpx.Client, url: str, data: dict[str, str]) -> httpx.Response
     )
 
 
+def csrf_of(page: str) -> str:
+    """The CSRF token of the page's (first) form."""
+    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+
+
 def form_fields(page: str, action: str) -> dict[str, str]:
     """The hidden and preset inputs of the form posting to `action`."""
     start = page.index(f'action="{action}"')

@@ -12,6 +12,7 @@ from incidents.actors import Actor
 from incidents.models import StepExecution
 from incidents.services import add_note, import_runbook, open_incident, tick_step
 from tests.conftest import IMPORTER
+from tests.http_client import csrf_of
 
 
 def tick(client, incident, number, state, expected=0, htmx=True, **extra):  # noqa: ANN001, ANN201
@@ -231,10 +232,6 @@ def test_fragments_also_run_constant_queries(commander_client, incident, path):
     tick(commander_client, incident, 1, "done")
     tick(commander_client, incident, 2, "done")
     assert count_queries(commander_client, url, HTTP_HX_REQUEST="true") == first
-
-
-def csrf_of(html: str) -> str:
-    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
 
 
 def test_cached_fragments_carry_each_persons_own_csrf_token(

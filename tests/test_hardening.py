@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 
@@ -11,6 +10,7 @@ from django.test import Client
 
 from incidents.models import AuditEvent
 from tests.conftest import PASSWORD, ROOT
+from tests.http_client import csrf_of
 
 
 def login(client, password: str, **extra):  # noqa: ANN001, ANN003, ANN201
@@ -76,10 +76,6 @@ def test_the_session_cookie_is_httponly_and_same_site(client, make_user):
     make_user("rita", "Responder")
     cookie = login(client, PASSWORD).cookies["sessionid"]
     assert cookie["httponly"] and cookie["samesite"] == "Lax"
-
-
-def csrf_of(html: str) -> str:
-    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
 
 
 def test_a_csrf_failure_is_audited_like_any_denial(responder, commander, incident):

@@ -183,6 +183,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "max_retries": 0,
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),
+        # Its exchange tables too (kombu's default is ./control, in the checkout).
+        "control_folder": str(_broker_dir / "control"),
         "polling_interval": 0.01,
     }
 CELERY_TASK_IGNORE_RESULT = True

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import json
 import socket
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import psycopg
 from werkzeug import Request, Response
+
+from tests.stack import free_port as free_port  # re-exported for the tests
+from tests.stack import with_database
 
 ADMIN_TOKEN = "canary-admin-token-5f1e2d"  # must never appear in stored output
 DB_PASSWORD_CANARY = "canary-db-password-93a1"
@@ -45,17 +48,6 @@ INSERT INTO schema_migrations VALUES (5, true);
 CREATE TABLE counter (n int NOT NULL);
 INSERT INTO counter VALUES (0);
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + name))
 
 
 def target_database_name(console_url: str) -> str:
