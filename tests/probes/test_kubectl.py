@@ -48,6 +48,14 @@ NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
 
 
+@pytest.fixture(autouse=True)
+def _now() -> None:
+    """Ages ("2m", "10m") are drawn from the time of the test, not of collection:
+    in the whole suite a test may run minutes after this module was imported."""
+    global NOW
+    NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
 def ago(**delta: float) -> str:
     return (NOW - dt.timedelta(**delta)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
