@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .models import AuditEvent
+from .models import AuditEvent, StepExecution
 
 
 @dataclass(frozen=True)
@@ -76,12 +76,13 @@ def kind(event: AuditEvent) -> str:
     return event.verb.split(".", 1)[0]
 
 
+# `execution.<state>` events: how each end of a run reads in the timeline.
 RUN_WORDS = {
-    "succeeded": "succeeded:",
-    "failed": "failed:",
-    "timed_out": "timed out:",
-    "dispatch_failed": "could not be sent:",
-    "outcome_unknown": "outcome unknown:",
+    StepExecution.State.SUCCEEDED: "succeeded:",
+    StepExecution.State.FAILED: "failed:",
+    StepExecution.State.TIMED_OUT: "timed out:",
+    StepExecution.State.DISPATCH_FAILED: "could not be sent:",
+    StepExecution.State.OUTCOME_UNKNOWN: "outcome unknown:",
 }
 
 

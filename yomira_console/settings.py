@@ -70,6 +70,9 @@ INSTALLED_APPS = [
     "guardian",
     "axes",
     "incidents",
+    # The project as an app: its management command `runconsole` serves the console
+    # with a worker (it sits above incidents, so incidents never imports it).
+    "yomira_console",
 ]
 
 MIDDLEWARE = [

@@ -9,11 +9,10 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from yomira_console import worker as celery_worker
+from yomira_console.celery import app
 
 
 def broker_reachable() -> bool:
-    from yomira_console.celery import app
-
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=0, timeout=1)
