@@ -8,6 +8,7 @@ table of `if executor == ...`: a family that forgot a part fails the protocol te
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -93,3 +94,53 @@ class Family(Protocol):
     def display(self, command: CommandLike, params: dict[str, str], text: str) -> str:
         """The text shown and stored for a run, given the runbook's text with the
         parameters filled in (`text`): e.g. SQL notes the values it bound."""
+
+
+class BaseFamily(ABC):
+    """What a family must say for itself is abstract: how it recognises and runs a
+    command, its preview, confirm word, targets and approval policy. The four parts
+    below have a neutral answer that is right for a family that does not need them
+    (no bare lines to claim, nothing to settle, no values it refuses, nothing to add
+    to the shown text); a family that needs one overrides it."""
+
+    name: str
+    label: str
+    programs: frozenset[str] = frozenset()
+    languages: frozenset[str] = frozenset()
+    examples: tuple[tuple[str, str], ...] = ()
+
+    @abstractmethod
+    def recognise(self, call: Call) -> Binding | None: ...
+
+    @abstractmethod
+    def run(
+        self, command: CommandLike, params: dict[str, str], ctx: Context
+    ) -> Result: ...
+
+    @abstractmethod
+    def preview(
+        self, command: CommandLike, params: dict[str, str], ctx: Context
+    ) -> Preview: ...
+
+    @abstractmethod
+    def confirm_word(self, command: CommandLike) -> str: ...
+
+    @abstractmethod
+    def targets(self, command: CommandLike) -> list[str]: ...
+
+    @abstractmethod
+    def needs_approval(self, command: CommandLike) -> bool: ...
+
+    def recognise_text(self, text: str, language: str) -> Binding | None:
+        return None  # it reads only its programs' shell commands
+
+    def settle(self, bindings: list[Binding]) -> None:
+        return None  # nothing to settle across a runbook's commands
+
+    def parameter_problem(
+        self, command: CommandLike, params: dict[str, str]
+    ) -> str | None:
+        return None  # its runner takes any text as a value, safely
+
+    def display(self, command: CommandLike, params: dict[str, str], text: str) -> str:
+        return text

@@ -40,14 +40,6 @@ def missing(names: list[str]) -> list[str]:
     return [n for n in names if value(n) is None]
 
 
-def expand(text: str) -> str:
-    """Replace every `${NAME}` with its TARGET_NAME value (raises if any is unset)."""
-    absent = missing(VARIABLE.findall(text))
-    if absent:
-        raise TargetMissing(absent)
-    return VARIABLE.sub(lambda m: value(m.group(1)) or "", text)
-
-
 def host_map() -> dict[str, str]:
     """TARGET_HOSTS as {runbook host: base URL}."""
     mapping: dict[str, str] = {}

@@ -46,7 +46,7 @@ def env(monkeypatch):
 
 def test_targets_come_from_the_environment(env):
     assert targets.value("ADMIN_TOKEN") == "tok-abcdef123456"
-    assert targets.expand("Bearer ${ADMIN_TOKEN}") == "Bearer tok-abcdef123456"
+    assert targets.require("ADMIN_TOKEN") == "tok-abcdef123456"
     assert targets.host_map() == {
         "api.yomira.app": "http://127.0.0.1:8001",
         "cdn.yomira.app": "http://127.0.0.1:8002",
@@ -61,7 +61,7 @@ def test_targets_come_from_the_environment(env):
     with pytest.raises(
         targets.TargetMissing, match="set TARGET_REDIS_URL in the worker's environment"
     ):
-        targets.expand("${REDIS_URL}")
+        targets.require("REDIS_URL")
 
 
 def test_redaction_removes_every_kind_of_secret(env):

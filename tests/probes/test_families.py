@@ -15,7 +15,7 @@ from incidents.models import Command
 from probes import commands, recognise
 from probes.binding import ACTION, KINDS, MANUAL, PROBE, Binding
 from probes.families import FAMILIES, UnknownFamily, by_program, families, family
-from probes.family import Family, Preview
+from probes.family import BaseFamily, Family, Preview
 from probes.preview import preview
 
 NAMES = list(FAMILIES)
@@ -66,11 +66,34 @@ def test_each_family_answers_the_whole_protocol(name: str) -> None:
     assert isinstance(each.programs, frozenset)
     assert isinstance(each.languages, frozenset)
     assert each.programs or each.languages, "a family nobody can reach"
+    assert isinstance(each, BaseFamily)
     for method in PROTOCOL_METHODS:
         own = getattr(type(each), method, None)
         assert callable(own), f"{name} lacks {method}"
-        assert own is not getattr(Family, method), f"{name} inherits {method}"
+        assert own is not getattr(Family, method), f"{name} has the protocol's stub"
     assert each.examples, f"{name} has no examples to be checked on"
+
+
+def test_what_a_family_must_say_for_itself_has_no_default() -> None:
+    """Only parts with a neutral answer have one; the rest are abstract, so a
+    family that forgets one cannot even be made."""
+    assert BaseFamily.__abstractmethods__ == {
+        "recognise",
+        "run",
+        "preview",
+        "confirm_word",
+        "targets",
+        "needs_approval",
+    }
+
+    class Forgetful(BaseFamily):
+        name, label = "forgetful", "forgot its confirm word"
+
+        def recognise(self, call):  # noqa: ANN001, ANN201
+            return None
+
+    with pytest.raises(TypeError, match="confirm_word"):
+        Forgetful()
 
 
 @pytest.mark.parametrize(("name", "language", "text"), examples())

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from ...binding import Binding, CommandLike
-from ...family import Call, Preview
+from ...family import BaseFamily, Call, Preview
 from ...runtime import Context, Result
 from . import runner
 from .recognise import recognise_disk
 
 
-class DiskFamily:
+class DiskFamily(BaseFamily):
     name = "disk"
     label = "Disk usage on the worker host"
     programs = frozenset({"df", "du"})
-    languages = frozenset()
     examples = (
         ("bash", "df -h"),
         ("bash", "du -sh /var/lib/postgresql"),
@@ -21,12 +20,6 @@ class DiskFamily:
 
     def recognise(self, call: Call) -> Binding | None:
         return recognise_disk(call.tokens, call.text)
-
-    def recognise_text(self, text: str, language: str) -> Binding | None:
-        return None
-
-    def settle(self, bindings: list[Binding]) -> None:
-        """Nothing to settle across a runbook's disk commands."""
 
     def run(self, command: CommandLike, params: dict[str, str], ctx: Context) -> Result:
         return runner.run(command, params, ctx)
@@ -47,14 +40,6 @@ class DiskFamily:
 
     def needs_approval(self, command: CommandLike) -> bool:
         return False  # probes only
-
-    def parameter_problem(
-        self, command: CommandLike, params: dict[str, str]
-    ) -> str | None:
-        return None
-
-    def display(self, command: CommandLike, params: dict[str, str], text: str) -> str:
-        return text
 
 
 FAMILY = DiskFamily()

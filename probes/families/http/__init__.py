@@ -7,7 +7,7 @@ import re
 from urllib.parse import urlsplit
 
 from ...binding import ACTION, Binding, CommandLike
-from ...family import Call, Preview
+from ...family import BaseFamily, Call, Preview
 from ...runtime import Context, Result
 from ...text import DESTRUCTIVE
 from . import preview as http_preview
@@ -17,7 +17,7 @@ from .recognise import recognise_curl, recognise_http_line, resolve_http_paths
 WORD = re.compile(r"[A-Za-z][A-Za-z-]*")
 
 
-class HttpFamily:
+class HttpFamily(BaseFamily):
     name = "http"
     label = "HTTP request (httpx)"
     programs = frozenset({"curl"})
@@ -63,14 +63,6 @@ class HttpFamily:
         if command.spec.get("method") == "DELETE":
             return True
         return bool(DESTRUCTIVE.search(command.spec.get("url") or command.text))
-
-    def parameter_problem(
-        self, command: CommandLike, params: dict[str, str]
-    ) -> str | None:
-        return None  # values are percent-encoded into the URL: any text is safe
-
-    def display(self, command: CommandLike, params: dict[str, str], text: str) -> str:
-        return text
 
 
 FAMILY = HttpFamily()

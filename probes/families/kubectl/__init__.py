@@ -9,7 +9,7 @@ Target: `TARGET_KUBECONFIG`, a kubeconfig file on the worker (a command's
 from __future__ import annotations
 
 from ...binding import Binding, CommandLike
-from ...family import Call, Preview
+from ...family import BaseFamily, Call, Preview
 from ...runtime import Context, ParameterError, Result
 from . import runner
 from .recognise import DEFAULT_TARGET, recognise_kubectl
@@ -22,11 +22,10 @@ WHAT = {
 }
 
 
-class KubectlFamily:
+class KubectlFamily(BaseFamily):
     name = "kubectl"
     label = "Kubernetes (kubectl, read-only)"
     programs = frozenset({"kubectl"})
-    languages = frozenset()
     examples = (
         ("bash", "kubectl get pods -n yomira -l app=api -o wide"),
         ("bash", "kubectl describe deploy/api -n yomira"),
@@ -38,12 +37,6 @@ class KubectlFamily:
 
     def recognise(self, call: Call) -> Binding | None:
         return recognise_kubectl(call.tokens, call.text)
-
-    def recognise_text(self, text: str, language: str) -> Binding | None:
-        return None  # only `kubectl ...` shell commands
-
-    def settle(self, bindings: list[Binding]) -> None:
-        """Nothing to settle across a runbook's kubectl commands."""
 
     def run(self, command: CommandLike, params: dict[str, str], ctx: Context) -> Result:
         return runner.run(command, params, ctx)
@@ -108,9 +101,6 @@ class KubectlFamily:
         except ParameterError as exc:
             return str(exc)
         return None
-
-    def display(self, command: CommandLike, params: dict[str, str], text: str) -> str:
-        return text
 
 
 FAMILY = KubectlFamily()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import psycopg
 
 from ...binding import ACTION, Binding, CommandLike
-from ...family import Call, Preview
+from ...family import BaseFamily, Call, Preview
 from ...runtime import Context, Result, first_line
 from ...text import DESTRUCTIVE
 from . import preview as migrate_preview
@@ -15,11 +15,10 @@ from . import runner
 from .recognise import recognise_migrate
 
 
-class MigrateFamily:
+class MigrateFamily(BaseFamily):
     name = "migrate"
     label = "golang-migrate schema_migrations"
     programs = frozenset({"migrate"})
-    languages = frozenset()
     examples = (
         ("bash", 'migrate -path ./migrations -database "${DATABASE_URL}" version'),
         ("bash", 'migrate -path ./migrations -database "${DATABASE_URL}" force 41'),
@@ -27,12 +26,6 @@ class MigrateFamily:
 
     def recognise(self, call: Call) -> Binding | None:
         return recognise_migrate(call.tokens, call.text)
-
-    def recognise_text(self, text: str, language: str) -> Binding | None:
-        return None
-
-    def settle(self, bindings: list[Binding]) -> None:
-        """Nothing to settle across a runbook's migrate commands."""
 
     def run(self, command: CommandLike, params: dict[str, str], ctx: Context) -> Result:
         return runner.run(command, params, ctx)
@@ -53,14 +46,6 @@ class MigrateFamily:
 
     def needs_approval(self, command: CommandLike) -> bool:
         return command.kind == ACTION and bool(DESTRUCTIVE.search(command.text))
-
-    def parameter_problem(
-        self, command: CommandLike, params: dict[str, str]
-    ) -> str | None:
-        return None  # the runner checks the version argument itself
-
-    def display(self, command: CommandLike, params: dict[str, str], text: str) -> str:
-        return text
 
 
 FAMILY = MigrateFamily()

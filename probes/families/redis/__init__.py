@@ -4,18 +4,17 @@ filter). Reading commands are probes; CONFIG SET, DEL, FLUSH* and the rest actio
 from __future__ import annotations
 
 from ...binding import ACTION, Binding, CommandLike
-from ...family import Call, Preview
+from ...family import BaseFamily, Call, Preview
 from ...runtime import Context, Result
 from ...text import DESTRUCTIVE
 from . import runner
 from .recognise import recognise_redis
 
 
-class RedisFamily:
+class RedisFamily(BaseFamily):
     name = "redis"
     label = "Redis command"
     programs = frozenset({"redis-cli"})
-    languages = frozenset()
     examples = (
         ("bash", 'redis-cli -u "${REDIS_URL}" ping'),
         ("bash", 'redis-cli -u "${REDIS_URL}" info memory | grep used_memory_human'),
@@ -25,12 +24,6 @@ class RedisFamily:
 
     def recognise(self, call: Call) -> Binding | None:
         return recognise_redis(call.tokens, call.text, call.grep)
-
-    def recognise_text(self, text: str, language: str) -> Binding | None:
-        return None
-
-    def settle(self, bindings: list[Binding]) -> None:
-        """Nothing to settle across a runbook's Redis commands."""
 
     def run(self, command: CommandLike, params: dict[str, str], ctx: Context) -> Result:
         return runner.run(command, params, ctx)
@@ -53,14 +46,6 @@ class RedisFamily:
 
     def needs_approval(self, command: CommandLike) -> bool:
         return command.kind == ACTION and bool(DESTRUCTIVE.search(command.text))
-
-    def parameter_problem(
-        self, command: CommandLike, params: dict[str, str]
-    ) -> str | None:
-        return None  # each value is sent as one argument: any text is safe
-
-    def display(self, command: CommandLike, params: dict[str, str], text: str) -> str:
-        return text
 
 
 FAMILY = RedisFamily()

@@ -4,17 +4,16 @@
 from __future__ import annotations
 
 from ...binding import Binding, CommandLike
-from ...family import Call, Preview
+from ...family import BaseFamily, Call, Preview
 from ...runtime import Context, Result
 from . import runner
 from .recognise import recognise_aws
 
 
-class S3Family:
+class S3Family(BaseFamily):
     name = "s3"
     label = "S3 bucket check"
     programs = frozenset({"aws"})
-    languages = frozenset()
     examples = (
         ("bash", "aws s3api head-bucket --bucket yomira-media"),
         ("bash", "aws s3 ls s3://yomira-media/avatars/"),
@@ -22,12 +21,6 @@ class S3Family:
 
     def recognise(self, call: Call) -> Binding | None:
         return recognise_aws(call.tokens, call.text)
-
-    def recognise_text(self, text: str, language: str) -> Binding | None:
-        return None
-
-    def settle(self, bindings: list[Binding]) -> None:
-        """Nothing to settle across a runbook's s3 commands."""
 
     def run(self, command: CommandLike, params: dict[str, str], ctx: Context) -> Result:
         return runner.run(command, params, ctx)
@@ -45,14 +38,6 @@ class S3Family:
 
     def needs_approval(self, command: CommandLike) -> bool:
         return False  # probes only
-
-    def parameter_problem(
-        self, command: CommandLike, params: dict[str, str]
-    ) -> str | None:
-        return None
-
-    def display(self, command: CommandLike, params: dict[str, str], text: str) -> str:
-        return text
 
 
 FAMILY = S3Family()

@@ -4,17 +4,16 @@ are probes; anything that sends mail stays manual."""
 from __future__ import annotations
 
 from ...binding import Binding, CommandLike
-from ...family import Call, Preview
+from ...family import BaseFamily, Call, Preview
 from ...runtime import Context, Result
 from . import runner
 from .recognise import recognise_smtp
 
 
-class SmtpFamily:
+class SmtpFamily(BaseFamily):
     name = "smtp"
     label = "SMTP connectivity"
     programs = frozenset({"openssl", "swaks"})
-    languages = frozenset()
     examples = (
         ("bash", "openssl s_client -starttls smtp -connect smtp.yomira.app:587"),
         ("bash", "swaks --server smtp.yomira.app:25 --quit-after EHLO"),
@@ -22,12 +21,6 @@ class SmtpFamily:
 
     def recognise(self, call: Call) -> Binding | None:
         return recognise_smtp(call.tokens, call.text)
-
-    def recognise_text(self, text: str, language: str) -> Binding | None:
-        return None
-
-    def settle(self, bindings: list[Binding]) -> None:
-        """Nothing to settle across a runbook's smtp commands."""
 
     def run(self, command: CommandLike, params: dict[str, str], ctx: Context) -> Result:
         return runner.run(command, params, ctx)
@@ -47,14 +40,6 @@ class SmtpFamily:
 
     def needs_approval(self, command: CommandLike) -> bool:
         return False  # probes only
-
-    def parameter_problem(
-        self, command: CommandLike, params: dict[str, str]
-    ) -> str | None:
-        return None
-
-    def display(self, command: CommandLike, params: dict[str, str], text: str) -> str:
-        return text
 
 
 FAMILY = SmtpFamily()

@@ -9,7 +9,7 @@ import re
 import psycopg
 
 from ...binding import ACTION, Binding, CommandLike
-from ...family import Call, Preview
+from ...family import BaseFamily, Call, Preview
 from ...runtime import Context, ParameterError, Result, first_line
 from ...text import DESTRUCTIVE
 from . import preview as sql_preview
@@ -19,7 +19,7 @@ from .recognise import looks_like_sql_statement, recognise_psql, recognise_sql
 SIGNAL = re.compile(r"pg_(cancel|terminate)_backend", re.I)
 
 
-class SqlFamily:
+class SqlFamily(BaseFamily):
     name = "sql"
     label = "SQL statement (PostgreSQL)"
     programs = frozenset({"psql"})
@@ -42,9 +42,6 @@ class SqlFamily:
         if language == "inline" and looks_like_sql_statement(text):
             return recognise_sql(text.strip())
         return None
-
-    def settle(self, bindings: list[Binding]) -> None:
-        """Nothing to settle across a runbook's SQL commands."""
 
     def run(self, command: CommandLike, params: dict[str, str], ctx: Context) -> Result:
         return runner.run(command, params, ctx)

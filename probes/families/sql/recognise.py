@@ -57,7 +57,6 @@ SQL_HINT = re.compile(
 )
 # Comments, quoted literals and dollar-quoted bodies, found in one pass.
 SQL_SPECIAL = re.compile(r"--|/\*|\$\w*\$|'")
-SQL_DOLLAR_TAG = re.compile(r"\$\w*\$")
 SQL_LOCKING = re.compile(
     r"\bFOR\s+(UPDATE|SHARE|NO\s+KEY\s+UPDATE|KEY\s+SHARE)\b", re.I
 )
