@@ -162,6 +162,19 @@ def test_only_the_sweeper_and_the_console_expire_approval_requests(world):
             services.expire(execution=waiting, actor=actor)
     waiting.refresh_from_db()
     assert waiting.state == State.AWAITING_APPROVAL
+    # Each refusal is on the incident's record, saying what was refused and why.
+    refusals = AuditEvent.objects.filter(verb="permission.denied").order_by("seq")
+    assert [(e.actor_name, e.incident_id, e.data) for e in refusals] == [
+        (
+            name,
+            world.pool.pk,
+            {
+                "permission": "expire approval requests",
+                "why": "only the sweeper and the console expire approval requests",
+            },
+        )
+        for name in ("alert-intake", world.people["admin"].get_username())
+    ]
     assert services.expire(execution=waiting, actor=Actor.system("sweeper"))
     waiting.refresh_from_db()
     assert waiting.state == State.CANCELLED
