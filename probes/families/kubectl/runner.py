@@ -16,6 +16,7 @@ import json
 import re
 import time
 from collections import Counter
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -272,6 +273,46 @@ def _none_found(namespace: str | None) -> str:
 # --- get --------------------------------------------------------------------------
 
 
+def _fetch(
+    api: Api,
+    spec: dict[str, Any],
+    res: Resource,
+    names: list[str | None],
+    optional: set[Resource],
+    namespace: str,
+    all_ns: bool,
+    errors: list[str],
+    *,
+    table: bool = True,
+) -> Iterator[tuple[str | None, dict]]:
+    """Each named object of one type, or its list (by selector), as the API answers:
+    a server-side table for `get`'s columns, the objects themselves for -o
+    json/yaml/name. A type the cluster does not serve is skipped where optional; a
+    missing named object is an error unless --ignore-not-found."""
+    where = _where(res, namespace, all_ns)
+    for name in names:
+        params: dict[str, Any] = {"includeObject": "Metadata"} if table else {}
+        if not name:
+            params |= {
+                "limit": LIST_LIMIT,
+                "labelSelector": spec.get("selector"),
+                "fieldSelector": spec.get("field_selector"),
+            }
+        ask = Ask("get" if name else "list", res.plural, where, name, res.singular)
+        extra = {"accept": TABLE} if table else {}
+        try:
+            doc = api.get(res.path(where, name), ask, params, **extra).json()
+        except ApiError as exc:
+            if _skippable(exc, name, res, optional):
+                continue
+            if name and exc.status == 404:
+                if not spec.get("ignore_not_found"):
+                    errors.append(exc.summary)
+                continue
+            raise
+        yield name, doc
+
+
 def get(api: Api, spec: dict[str, Any], namespace: str, ctx: Context) -> Result:
     all_ns = bool(spec.get("all_namespaces"))
     groups, optional = _resources(api, spec["objects"])
@@ -288,28 +329,10 @@ def get(api: Api, spec: dict[str, Any], namespace: str, ctx: Context) -> Result:
     statuses: Counter[str] = Counter()
     more = False
     for res, names in groups:
-        where = _where(res, namespace, all_ns)
         columns_doc: list[dict] = []
         rows: list[dict] = []
-        for name in names:
-            params: dict[str, Any] = {"includeObject": "Metadata"}
-            if not name:
-                params |= {
-                    "limit": LIST_LIMIT,
-                    "labelSelector": spec.get("selector"),
-                    "fieldSelector": spec.get("field_selector"),
-                }
-            ask = Ask("get" if name else "list", res.plural, where, name, res.singular)
-            try:
-                doc = api.get(res.path(where, name), ask, params, accept=TABLE).json()
-            except ApiError as exc:
-                if _skippable(exc, name, res, optional):
-                    continue
-                if name and exc.status == 404:
-                    if not spec.get("ignore_not_found"):
-                        errors.append(exc.summary)
-                    continue
-                raise
+        fetched = _fetch(api, spec, res, names, optional, namespace, all_ns, errors)
+        for _name, doc in fetched:
             more |= bool((doc.get("metadata") or {}).get("continue"))
             defs, found = _as_table(doc)
             columns_doc = columns_doc or defs
@@ -462,26 +485,10 @@ def _get_objects(
     errors: list[str] = []
     more = False
     for res, names in groups:
-        where = _where(res, namespace, all_ns)
-        for name in names:
-            params: dict[str, Any] = {}
-            if not name:
-                params = {
-                    "limit": LIST_LIMIT,
-                    "labelSelector": spec.get("selector"),
-                    "fieldSelector": spec.get("field_selector"),
-                }
-            ask = Ask("get" if name else "list", res.plural, where, name, res.singular)
-            try:
-                doc = api.get(res.path(where, name), ask, params).json()
-            except ApiError as exc:
-                if _skippable(exc, name, res, optional):
-                    continue
-                if name and exc.status == 404:
-                    if not spec.get("ignore_not_found"):
-                        errors.append(exc.summary)
-                    continue
-                raise
+        fetched = _fetch(
+            api, spec, res, names, optional, namespace, all_ns, errors, table=False
+        )
+        for name, doc in fetched:
             if name:
                 found.append((res, _tidy(doc, res)))
             else:
