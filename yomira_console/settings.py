@@ -70,6 +70,9 @@ INSTALLED_APPS = [
     "guardian",
     "axes",
     "incidents",
+    # The edges (DESIGN's layout): alert intake and routing; notification channels.
+    "alerts",
+    "notify",
     # The project as an app: its management command `runconsole` serves the console
     # with a worker (it sits above incidents, so incidents never imports it).
     "yomira_console",
@@ -221,6 +224,30 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 30.0,
     }
 }
+
+# Alert intake (alerts/). Alertmanager retries a 5xx and never a 4xx: only a body
+# that can never succeed gets a 4xx.
+ALERT_BODY_MAX_BYTES = env.int("ALERT_BODY_MAX_BYTES", default=1024 * 1024)
+# A group firing again within this many minutes of resolving reopens its incident.
+ALERT_FLAP_WINDOW_MINUTES = env.int("ALERT_FLAP_WINDOW_MINUTES", default=30)
+# Grafana's signed timestamp must be this close to our clock.
+ALERT_SIGNATURE_WINDOW_SECONDS = env.int("ALERT_SIGNATURE_WINDOW_SECONDS", default=300)
+# Diagnosis probes queued by alerts, across all incidents, per minute: a storm
+# cannot fan out into thousands of probes.
+DIAGNOSIS_PER_MINUTE = env.int("DIAGNOSIS_PER_MINUTE", default=30)
+# Route an ambiguous alert (one name, several playbooks) by running the runbook's
+# own read-only health probe once.
+ALERT_ROUTING_PROBE = env.bool("ALERT_ROUTING_PROBE", default=True)
+# Receipts still pending after this many seconds (their task was lost) are
+# processed by the beat sweeper.
+ALERT_RECEIPT_STALE_AFTER = env.int("ALERT_RECEIPT_STALE_AFTER", default=60)
+CELERY_BEAT_SCHEDULE["process-stale-alert-receipts"] = {
+    "task": "alerts.tasks.process_stale_receipts",
+    "schedule": 30.0,
+}
+
+# --- Notifications (notify/) ---------------------------------------------------
+# --- end of notifications ------------------------------------------------------
 
 # The runbook `make run` and the docker-compose one-shot import by default.
 DEFAULT_RUNBOOK = env.path(

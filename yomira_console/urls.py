@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+import alerts.urls
 from incidents.forms import SignInForm
 from incidents.views import home
 
@@ -30,5 +31,7 @@ urlpatterns = [
     path("accounts/", include(accounts)),
     path("health/ready", health.ready, name="health_ready"),
     path("health/live", health.live, name="health_live"),
+    path("hooks/", include((alerts.urls.hooks, "hooks"))),
+    path("alerts/", include((alerts.urls.pages, "alerts"))),
     path("", include("incidents.urls")),
 ]

@@ -3,12 +3,18 @@ from datetime import timedelta
 from django import template
 from django.utils.safestring import SafeString
 
-from incidents import timeline
+from incidents import panels, timeline
 from incidents.models import AuditEvent, Command
 from incidents.rendering import highlight_code
 from probes import commands
 
 register = template.Library()
+
+
+@register.simple_tag
+def panels_at(place: str, obj: object) -> SafeString:
+    """What the edges show at this place of a page (see incidents/panels.py)."""
+    return panels.render(place, obj)
 
 
 @register.filter

@@ -1,0 +1,1 @@
+"""The alerts an incident came from, in its header."""
