@@ -169,7 +169,6 @@ class AlertGroup(models.Model):
                 fields=["source", "key_sha256"], name="alert_group_unique"
             )
         ]
-        permissions = [("triage_alerts", "Pick a playbook for, or dismiss, alerts")]
 
     def __str__(self) -> str:
         return f"{self.source}: {self.group_key[:80]}"

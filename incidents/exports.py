@@ -223,7 +223,7 @@ def _ran_at(run: StepExecution) -> datetime:
 def _run_line(run: StepExecution) -> str:
     """`   - ran `redis-cli ping` with `pid=42` by rita at … → succeeded: PONG`,
     with a multi-line command shown whole in a block below."""
-    who = md(run.requested_by.get_username() if run.requested_by else "someone")
+    who = md(run.requester_name)
     text = _shown_command(run)
     lines = text.splitlines()
     command = md_code(lines[0]) if len(lines) == 1 else "the command below"
@@ -340,7 +340,7 @@ def postmortem(incident: Incident) -> Iterator[str]:
         yield "\n## Break-glass actions\n\n"
         yield "Run without the second approval they normally need. Review each one.\n\n"
         for run in glass:
-            who = run.requested_by.get_username() if run.requested_by else "someone"
+            who = run.requester_name
             text = _shown_command(run)
             shown = (
                 md_code(text) if len(text.splitlines()) <= 1 else "the command below"

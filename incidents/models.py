@@ -412,6 +412,9 @@ class StepExecution(models.Model):
         on_delete=models.SET_NULL,
         related_name="requested_executions",
     )
+    # The system identity that asked when no person did: "diagnosis", for the
+    # Diagnosis probes an alert-opened incident runs at once.
+    requested_as = models.CharField(max_length=150, blank=True)
     approved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -441,6 +444,14 @@ class StepExecution(models.Model):
 
     def __str__(self) -> str:
         return f"{self.step} {self.state}"
+
+    @property
+    def requester_name(self) -> str:
+        """Who asked, in words: a person's username, a system identity, or
+        "someone" (an account deleted since)."""
+        if self.requested_by is not None:
+            return self.requested_by.get_username()
+        return self.requested_as or "someone"
 
     @property
     def is_tick(self) -> bool:

@@ -4,6 +4,13 @@ taking an Actor. One module per area; callers keep writing
 
 from .approvals import decide_approval, expire
 from .checklist import TickResult, add_note, tick_step
+from .diagnosis import (
+    DIAGNOSIS,
+    Diagnosis,
+    diagnosis_probes,
+    probe_for_routing,
+    run_diagnosis,
+)
 from .lifecycle import TransitionError, change_commander, change_status, open_incident
 from .runbooks import ImportResult, carry_grants, check_runbook, import_runbook
 from .runs import (
@@ -20,7 +27,9 @@ from .runs import (
 )
 
 __all__ = [
+    "DIAGNOSIS",
     "PREVIEW_SALT",
+    "Diagnosis",
     "ImportResult",
     "Previewed",
     "RunRefused",
@@ -35,12 +44,15 @@ __all__ = [
     "check_runbook",
     "clean_parameters",
     "decide_approval",
+    "diagnosis_probes",
     "dispatch",
     "expire",
     "import_runbook",
     "open_incident",
     "preview_action",
     "preview_token",
+    "probe_for_routing",
     "request_run",
+    "run_diagnosis",
     "tick_step",
 ]

@@ -18,7 +18,7 @@ from probes.targets import TargetMissing
 
 from .. import access, audit
 from ..actors import Actor
-from ..models import StepExecution
+from ..models import Command, StepExecution
 
 log = logging.getLogger(__name__)
 State = StepExecution.State
@@ -31,6 +31,10 @@ T = TypeVar("T")
 STORE_ATTEMPTS = 6
 # Who records a run's outcome in the audit log.
 WORKER = Actor.system("worker")
+# Who runs an alert-opened incident's Diagnosis probes (services/diagnosis.py),
+# and the identities the worker lets run a command no person asked for.
+DIAGNOSIS = Actor.system("diagnosis")
+DIAGNOSERS = frozenset({DIAGNOSIS.name})
 
 
 def run_context() -> Context:
@@ -91,7 +95,10 @@ def recheck(execution: StepExecution) -> str:
     command = execution.command
     if not execution.incident.is_active:
         return "the incident was resolved before the run started."
-    if not access.can_run(execution.requested_by, command, execution.incident):
+    if execution.requested_as:
+        if not may_run_unasked(execution.requested_as, execution):
+            return f"{execution.requested_as} may run only Diagnosis probes."
+    elif not access.can_run(execution.requested_by, command, execution.incident):
         return "the requester may no longer run this command."
     changed = execution.fingerprint and command.fingerprint_changes(
         execution.fingerprint, execution.parameters
@@ -104,6 +111,19 @@ def recheck(execution: StepExecution) -> str:
         if not access.can_approve(execution.approved_by, execution):
             return "the approver may no longer approve this playbook's actions."
     return ""
+
+
+def may_run_unasked(identity: str, execution: StepExecution) -> bool:
+    """The worker's re-check for a run no person asked for: only the diagnosis
+    identity, only a Diagnosis probe of the incident's own playbook."""
+    command = execution.command
+    return (
+        identity in DIAGNOSERS
+        and command.kind == Command.Kind.PROBE
+        and command.step_id is None
+        and execution.step_id is None
+        and command.playbook_id == execution.incident.playbook_id
+    )
 
 
 def with_reconnect(write: Callable[[], T], what: str) -> T:
@@ -166,5 +186,5 @@ def event_data(execution: StepExecution) -> dict:
         "executor": execution.command.executor,
         "requested_by": execution.requested_by.get_username()
         if execution.requested_by
-        else None,
+        else (execution.requested_as or None),
     }

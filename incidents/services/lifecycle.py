@@ -13,8 +13,11 @@ from .idempotency import by_actor, once
 
 Status = Incident.Status
 
-# The system identities that may open an incident (alerts open their own).
+# The system identities that may open an incident (alerts open their own), and
+# change its status (a flapping alert reopens it; a playbook set to resolve with
+# its source resolves it).
 OPENERS = frozenset({"alert-intake"})
+STATUS_CHANGERS = frozenset({"alert-intake"})
 
 
 def open_incident(
@@ -23,10 +26,15 @@ def open_incident(
     title: str,
     actor: Actor,
     request_key: str = "",
+    severity: str = "",
+    origin: dict | None = None,
 ) -> Incident:
     """Open an incident. With a `request_key` (the form's one-time key), a repeat
     by the same actor returns the incident the first submit opened. A person who
-    opens it commands it; one opened by a system identity has no commander yet."""
+    opens it commands it; one opened by a system identity has no commander yet.
+    `severity` overrides the playbook's (an alert's own severity label);
+    `origin` says where it came from (an alert: source, rule and reason), kept in
+    the opening event."""
     access.check(actor, access.OPEN_INCIDENTS, systems=OPENERS)
     with once("incident", actor, request_key):
         if request_key:
@@ -45,8 +53,8 @@ def open_incident(
                 return Incident.objects.get(pk=first)
         incident = Incident.objects.create(
             playbook=playbook,
-            title=title.strip(),
-            severity=playbook.severity,
+            title=title.strip()[: Incident._meta.get_field("title").max_length],
+            severity=severity or playbook.severity,
             opened_by=actor.user,
             commander=actor.user,
         )
@@ -59,6 +67,8 @@ def open_incident(
         }
         if request_key:
             data["request_key"] = request_key
+        if origin:
+            data["origin"] = origin
         audit.append(
             "incident.opened", actor=actor, incident=incident, obj=incident, data=data
         )
@@ -76,8 +86,13 @@ STATUS_TIMESTAMPS = {
 }
 
 
-def change_status(*, incident: Incident, to: str, actor: Actor) -> Incident:
-    access.check(actor, access.COMMAND_INCIDENTS, incident=incident)
+def change_status(
+    *, incident: Incident, to: str, actor: Actor, why: str = ""
+) -> Incident:
+    """Move the incident's status; `why` is kept in the event (a system's reason)."""
+    access.check(
+        actor, access.COMMAND_INCIDENTS, incident=incident, systems=STATUS_CHANGERS
+    )
     with transaction.atomic():
         incident = Incident.objects.select_for_update().get(pk=incident.pk)
         if to not in incident.allowed_statuses():
@@ -102,7 +117,7 @@ def change_status(*, incident: Incident, to: str, actor: Actor) -> Incident:
             actor=actor,
             incident=incident,
             obj=incident,
-            data={"from": before, "to": to},
+            data={"from": before, "to": to, **({"why": why} if why else {})},
         )
         return incident
 

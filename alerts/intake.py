@@ -1,0 +1,423 @@
+"""What an alert source's webhook does: store the receipt (fast, in the request),
+then, after the commit and in a worker, apply it to its group: new and resolved
+alerts, the incident opened on the right playbook (or the triage list), flaps,
+"source resolved", and the Diagnosis probes.
+
+One open incident per group: a group's row is locked while a receipt is applied,
+so concurrent receipts for one group queue, and the group's unique key makes two
+first receipts agree on one row."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from celery import current_app
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from incidents import audit, services
+from incidents.actors import Actor
+from incidents.models import Incident, Playbook
+
+from . import routing
+from .models import (
+    Alert,
+    AlertGroup,
+    AlertSource,
+    PlaybookPolicy,
+    Receipt,
+    Route,
+    digest,
+)
+from .payloads import Alert as AlertIn
+from .payloads import Notification, PayloadError, parse
+
+log = logging.getLogger(__name__)
+INTAKE = Actor.system("alert-intake")
+PROCESS_TASK = "alerts.tasks.process_receipt"
+# Per receipt, at most this many alert events on the timeline; the rest are
+# counted in one line (a storm must not bury the timeline).
+EVENTS_PER_RECEIPT = 20
+
+
+class CannotStore(Exception):
+    """The console could not store the receipt: the sender should retry (503)."""
+
+
+def receive(*, source: AlertSource, body: bytes, notification: Notification) -> Receipt:
+    """Store a validated body as received and audit it; its processing is sent to
+    the workers after the commit."""
+    try:
+        with transaction.atomic():
+            receipt = Receipt.objects.create(
+                source=source,
+                body=body.decode(),
+                alert_count=len(notification.alerts),
+            )
+            audit.append(
+                "alert.received",
+                actor=INTAKE,
+                obj=receipt,
+                data={
+                    "source": source.name,
+                    "status": notification.status,
+                    "alerts": len(notification.alerts),
+                    "truncated": notification.truncated,
+                    "group": notification.group_key[:200],
+                },
+            )
+            transaction.on_commit(lambda: enqueue(receipt.pk))
+    except Exception as exc:
+        log.warning("alert receipt from %s not stored: %s", source.name, exc)
+        raise CannotStore(str(exc)) from exc
+    return receipt
+
+
+def enqueue(receipt_id: int) -> None:
+    """To the workers; if the broker is down, processed here and now (the receipt
+    is stored either way, and the sweeper takes any that stay pending)."""
+    try:
+        current_app.send_task(
+            PROCESS_TASK,
+            args=[receipt_id],
+            ignore_result=True,
+            retry=True,
+            retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.1},
+        )
+    except Exception as exc:  # noqa: BLE001 - kombu raises several kinds
+        log.warning(
+            "alert receipt %s processed inline: broker down (%s)", receipt_id, exc
+        )
+        process(receipt_id)
+
+
+@dataclass
+class Applied:
+    """What one receipt changed, for the caller and the tests."""
+
+    group: AlertGroup | None = None
+    opened: Incident | None = None
+    new_alerts: list[Alert] = field(default_factory=list)
+    resolved_alerts: list[Alert] = field(default_factory=list)
+    source_resolved: bool = False
+    flapped: bool = False
+    reopened: bool = False
+
+
+def process(receipt_id: int) -> Applied:
+    """Apply one stored receipt, once (a second delivery finds it processed)."""
+    receipt = Receipt.objects.select_related("source").filter(pk=receipt_id).first()
+    if receipt is None or receipt.state != Receipt.State.PENDING:
+        return Applied()
+    try:
+        notification = parse(receipt.source.kind, receipt.body.encode())
+    except PayloadError as exc:  # validated at the door; a format change since
+        Receipt.objects.filter(pk=receipt.pk).update(
+            state=Receipt.State.INVALID, error=str(exc), processed_at=timezone.now()
+        )
+        return Applied()
+    group = _group(receipt.source, notification)
+    applied = _apply(receipt, group, notification)
+    if applied.opened is not None:
+        try:
+            services.run_diagnosis(incident=applied.opened, actor=services.DIAGNOSIS)
+        except Exception:  # noqa: BLE001 - the incident is open; diagnosis is extra
+            log.exception("diagnosis of incident %s failed", applied.opened.pk)
+    return applied
+
+
+def _group(source: AlertSource, notification: Notification) -> AlertGroup:
+    key = digest(notification.group_key)
+    for _ in range(3):
+        found = AlertGroup.objects.filter(source=source, key_sha256=key).first()
+        if found is not None:
+            return found
+        try:
+            with transaction.atomic():
+                return AlertGroup.objects.create(
+                    source=source,
+                    group_key=notification.group_key,
+                    key_sha256=key,
+                    receiver=notification.receiver[:200],
+                    group_labels=notification.group_labels,
+                    firing=False,
+                )
+        except IntegrityError:
+            continue  # another worker created it first: read theirs
+    return AlertGroup.objects.get(source=source, key_sha256=key)
+
+
+def _apply(receipt: Receipt, group: AlertGroup, notification: Notification) -> Applied:
+    applied = Applied()
+    now = timezone.now()
+    with transaction.atomic():
+        group = AlertGroup.objects.select_for_update().get(pk=group.pk)
+        applied.group = group
+        claimed = Receipt.objects.filter(
+            pk=receipt.pk, state=Receipt.State.PENDING
+        ).update(state=Receipt.State.PROCESSED, processed_at=now)
+        if not claimed:
+            return applied
+        was_firing = group.firing
+        for alert in notification.alerts:
+            _apply_alert(receipt, group, alert, applied)
+        firing = group.alerts.filter(status=Alert.Status.FIRING)
+        firing_now = firing.exists()
+        incident = group.incident
+        if incident is not None:
+            incident.refresh_from_db()
+
+        if firing_now and applied.new_alerts:
+            incident = _on_new_firing(group, incident, was_firing, applied, now)
+        if incident is not None:
+            _timeline(incident, receipt, notification, applied)
+        if was_firing and not firing_now:
+            _source_resolved(group, incident, applied, now)
+        group.firing = firing_now
+        if firing_now:
+            group.resolved_at = None
+        group.updated_at = now
+        group.receiver = notification.receiver[:200]
+        group.save()
+    return applied
+
+
+def _apply_alert(
+    receipt: Receipt, group: AlertGroup, alert: AlertIn, applied: Applied
+) -> None:
+    row = Alert.objects.filter(
+        group=group, fingerprint=alert.fingerprint, starts_at=alert.starts_at
+    ).first()
+    status = Alert.Status.FIRING if alert.firing else Alert.Status.RESOLVED
+    if row is None:
+        if alert.firing:
+            # A new occurrence of a label set ends the older ones still open.
+            Alert.objects.filter(
+                group=group, fingerprint=alert.fingerprint, status=Alert.Status.FIRING
+            ).update(status=Alert.Status.RESOLVED, ends_at=alert.starts_at)
+        row = Alert.objects.create(
+            group=group,
+            fingerprint=alert.fingerprint,
+            starts_at=alert.starts_at,
+            ends_at=alert.ends_at,
+            status=status,
+            name=alert.name[:200],
+            severity=alert.labels.get("severity", "")[:40],
+            labels=alert.labels,
+            annotations=alert.annotations,
+            generator_url=alert.generator_url,
+            last_receipt=receipt,
+        )
+        (applied.new_alerts if alert.firing else applied.resolved_alerts).append(row)
+        return
+    # A receipt older than the one that last changed this alert (a retry that
+    # arrived late) changes nothing.
+    if row.last_receipt_id is not None and row.last_receipt_id > receipt.pk:
+        return
+    changed = row.status != status
+    row.status = status
+    row.ends_at = alert.ends_at
+    row.labels, row.annotations = alert.labels, alert.annotations
+    row.last_seen = timezone.now()
+    row.last_receipt = receipt
+    row.save()
+    if changed:
+        (applied.new_alerts if alert.firing else applied.resolved_alerts).append(row)
+
+
+def _on_new_firing(
+    group: AlertGroup,
+    incident: Incident | None,
+    was_firing: bool,
+    applied: Applied,
+    now,  # noqa: ANN001
+) -> Incident | None:
+    window = timedelta(minutes=settings.ALERT_FLAP_WINDOW_MINUTES)
+    recent = group.resolved_at is not None and now - group.resolved_at <= window
+    if incident is not None and incident.is_active:
+        if not was_firing and group.resolved_at is not None:
+            group.flaps += 1
+            applied.flapped = True
+            _append(
+                incident, "alert.flapped", {"flaps": group.flaps, "reopened": False}
+            )
+        return incident
+    if incident is not None and (recent or was_firing):
+        group.flaps += 1 if not was_firing else 0
+        applied.flapped = applied.reopened = True
+        services.change_status(
+            incident=incident,
+            to=Incident.Status.OPEN,
+            actor=INTAKE,
+            why="its alerts fired again"
+            + (
+                f" {int((now - group.resolved_at).total_seconds() // 60)} min after resolving"
+                if group.resolved_at
+                else ""
+            ),
+        )
+        incident.refresh_from_db()
+        _append(incident, "alert.flapped", {"flaps": group.flaps, "reopened": True})
+        return incident
+    if group.triage == AlertGroup.Triage.DISMISSED and was_firing:
+        return None  # dismissed while still firing: repeats stay dismissed
+    return _open(group, applied)
+
+
+def _open(group: AlertGroup, applied: Applied) -> Incident | None:
+    first = min(applied.new_alerts, key=lambda a: (a.starts_at, a.fingerprint))
+    playbooks = list(Playbook.objects.current().select_related("runbook"))
+    routes = list(Route.objects.filter(enabled=True))
+    prober = _prober if settings.ALERT_ROUTING_PROBE else None
+    routed = routing.route(_as_payload(first), playbooks, routes, prober)
+    group.rule, group.reason = routed.rule, routed.reason
+    group.candidates = [p.number for p in routed.candidates]
+    if routed.playbook is None:
+        group.playbook, group.incident = None, None
+        group.triage = AlertGroup.Triage.WAITING
+        audit.append(
+            "alert.unrouted",
+            actor=INTAKE,
+            obj=group,
+            data={
+                "alert": first.name,
+                "source": group.source.name,
+                "rule": routed.rule,
+                "reason": routed.reason,
+                "candidates": group.candidates,
+            },
+        )
+        return None
+    incident = open_for(
+        group, routed.playbook, first, INTAKE, routed.rule, routed.reason
+    )
+    applied.opened = incident
+    return incident
+
+
+def open_for(
+    group: AlertGroup,
+    playbook: Playbook,
+    first: Alert,
+    actor: Actor,
+    rule: str,
+    reason: str,
+) -> Incident:
+    """Open the group's incident on a playbook (routed, or picked in triage)."""
+    incident = services.open_incident(
+        playbook=playbook,
+        title=incident_title(first),
+        actor=actor,
+        severity=first.severity.lower()[
+            : Incident._meta.get_field("severity").max_length
+        ],
+        origin={
+            "source": group.source.name,
+            "alert": first.name,
+            "fingerprint": first.fingerprint,
+            "rule": rule,
+            "reason": reason[:500],
+        },
+    )
+    group.incident, group.playbook = incident, playbook
+    group.rule, group.reason = rule, reason
+    if group.triage == AlertGroup.Triage.WAITING:
+        group.triage = AlertGroup.Triage.PICKED
+    return incident
+
+
+def incident_title(alert: Alert) -> str:
+    summary = alert.annotations.get("summary") or alert.annotations.get("title")
+    if summary:
+        return f"{alert.name}: {summary}" if alert.name not in summary else summary
+    where = ", ".join(
+        f"{k}={v}"
+        for k, v in alert.labels.items()
+        if k not in {"alertname", "severity"}
+    )
+    return f"{alert.name or 'Alert'}" + (f" ({where})" if where else "")
+
+
+def _as_payload(row: Alert) -> AlertIn:
+    return AlertIn(
+        status=row.status,
+        labels=row.labels,
+        annotations=row.annotations,
+        starts_at=row.starts_at,
+        ends_at=row.ends_at,
+        generator_url=row.generator_url,
+        fingerprint=row.fingerprint,
+    )
+
+
+def _prober(command) -> tuple[bool, str]:  # noqa: ANN001
+    return services.probe_for_routing(command=command, actor=INTAKE)
+
+
+def _timeline(
+    incident: Incident, receipt: Receipt, notification: Notification, applied: Applied
+) -> None:
+    shown = 0
+    for row in applied.new_alerts + applied.resolved_alerts:
+        if shown == EVENTS_PER_RECEIPT:
+            break
+        shown += 1
+        verb = "alert.firing" if row.is_firing else "alert.resolved"
+        _append(
+            incident,
+            verb,
+            {
+                "alert": row.name,
+                "fingerprint": row.fingerprint,
+                "labels": row.labels,
+                "starts_at": row.starts_at.isoformat(),
+                "ends_at": row.ends_at.isoformat() if row.ends_at else None,
+                "source": receipt.source.name,
+            },
+        )
+    more = len(applied.new_alerts) + len(applied.resolved_alerts) - shown
+    if more > 0 or notification.truncated:
+        _append(
+            incident,
+            "alert.more",
+            {"more": more, "truncated": notification.truncated},
+        )
+
+
+def _source_resolved(
+    group: AlertGroup, incident: Incident | None, applied: Applied, now
+) -> None:  # noqa: ANN001
+    group.resolved_at = now
+    applied.source_resolved = True
+    if incident is None:
+        return
+    count = group.alerts.count()
+    _append(
+        incident,
+        "alert.source_resolved",
+        {"alerts": count, "source": group.source.name},
+    )
+    resolve = PlaybookPolicy.objects.filter(
+        runbook_key=incident.playbook.runbook.key,
+        playbook_slug=incident.playbook.slug,
+        resolve_with_source=True,
+    ).exists()
+    if resolve and incident.is_active:
+        services.change_status(
+            incident=incident,
+            to=Incident.Status.RESOLVED,
+            actor=INTAKE,
+            why="every alert of its group ended and its playbook resolves with its source",
+        )
+
+
+def _append(incident: Incident, verb: str, data: dict) -> None:
+    audit.append(verb, actor=INTAKE, incident=incident, obj=incident, data=data)
+
+
+def payload_json(receipt: Receipt) -> dict:
+    return json.loads(receipt.body)

@@ -1,0 +1,145 @@
+"""Alert sources' credentials: a bearer token (stored as its SHA-256, compared in
+constant time) and, for Grafana, an optional HMAC signature over the body."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import secrets
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from incidents import audit
+from incidents.actors import Actor
+
+from .models import AlertSource, digest
+
+TOKEN_BYTES = 32
+
+
+class Unauthorized(Exception):
+    """The request is not from the source it names (401), or the source is off."""
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def create(
+    *, name: str, kind: str, actor: Actor, **fields: object
+) -> tuple[AlertSource, str]:
+    """A new source and its token (returned once, never stored)."""
+    token = new_token()
+    with transaction.atomic():
+        source = AlertSource.objects.create(
+            name=name, kind=kind, token_sha256=digest(token), **fields
+        )
+        audit.append(
+            "alert_source.created",
+            actor=actor,
+            obj=source,
+            data={"name": source.name, "kind": source.kind},
+        )
+    return source, token
+
+
+def rotate(*, source: AlertSource, actor: Actor) -> str:
+    """A new token for the source; the old one stops working at once."""
+    token = new_token()
+    with transaction.atomic():
+        AlertSource.objects.filter(pk=source.pk).update(
+            token_sha256=digest(token), token_rotated_at=timezone.now()
+        )
+        audit.append(
+            "alert_source.token_rotated",
+            actor=actor,
+            obj=source,
+            data={"name": source.name},
+        )
+    source.refresh_from_db()
+    return token
+
+
+def presented_token(request: HttpRequest) -> str:
+    """`Authorization: Bearer TOKEN`, or Basic with the token as the password
+    (Alertmanager's http_config offers both)."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip()
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return ""
+        return decoded.partition(":")[2]
+    return ""
+
+
+def authenticate(
+    source: AlertSource | None,
+    request: HttpRequest,
+    body: bytes,
+    *,
+    signature: bool = True,
+) -> None:
+    """Raise Unauthorized unless the request carries the source's token (and, for
+    a Grafana source with a secret, a valid fresh signature over `body`; with
+    `signature=False` only the token is checked, before the body is read)."""
+    token = presented_token(request)
+    # Compare even when the source does not exist, so the answer's timing does
+    # not tell which source names exist.
+    expected = source.token_sha256 if source is not None else "0" * 64
+    matches = hmac.compare_digest(digest(token), expected)
+    if source is None or not token or not matches:
+        raise Unauthorized("a missing or wrong token")
+    if not source.enabled:
+        raise Unauthorized("the source is disabled")
+    if signature and source.kind == AlertSource.Kind.GRAFANA and source.hmac_secret_env:
+        check_signature(source, request, body)
+
+
+def check_signature(source: AlertSource, request: HttpRequest, body: bytes) -> None:
+    secret = os.environ.get(source.hmac_secret_env, "")
+    if not secret:
+        raise Unauthorized(
+            f"the source's HMAC secret is not set ({source.hmac_secret_env})"
+        )
+    signature = request.headers.get(source.signature_header, "").strip()
+    if not signature:
+        raise Unauthorized(f"no {source.signature_header} header")
+    signed = body
+    if source.timestamp_header:
+        stamp = request.headers.get(source.timestamp_header, "").strip()
+        try:
+            when = int(stamp)
+        except ValueError:
+            raise Unauthorized(f"no valid {source.timestamp_header} header") from None
+        if abs(time.time() - when) > settings.ALERT_SIGNATURE_WINDOW_SECONDS:
+            raise Unauthorized("the signature's timestamp is outside ±5 minutes")
+        signed = stamp.encode() + b":" + body
+    wanted = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(wanted, signature.lower()):
+        raise Unauthorized("a wrong signature")
+
+
+def over_rate_limit(source: AlertSource) -> bool:
+    """Counted per source per minute in the cache (shared when the cache is)."""
+    key = f"alert-rate:{source.pk}:{int(time.time() // 60)}"
+    if cache.add(key, 1, timeout=120):
+        count = 1
+    else:
+        try:
+            count = cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.add(key, 1, timeout=120)
+            count = 1
+    return count > source.rate_limit_per_minute
