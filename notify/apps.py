@@ -5,3 +5,14 @@ class NotifyConfig(AppConfig):
     name = "notify"
     verbose_name = "Notification channels"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from incidents.events import audit_event_committed
+        from incidents.models import AuditEvent
+
+        from . import panels  # noqa: F401  (incident and playbook header panels)
+        from .subscription import on_audit_event
+
+        audit_event_committed.connect(
+            on_audit_event, sender=AuditEvent, dispatch_uid="notify.subscription"
+        )

@@ -247,6 +247,41 @@ CELERY_BEAT_SCHEDULE["process-stale-alert-receipts"] = {
 }
 
 # --- Notifications (notify/) ---------------------------------------------------
+# Links in messages point here (the console as responders reach it).
+CONSOLE_BASE_URL = env.str("CONSOLE_BASE_URL", default="http://127.0.0.1:8000")
+# Off: every notification is recorded `suppressed` and nothing leaves the machine
+# (drills, tests, a laptop). Off by default with DEBUG, on otherwise.
+NOTIFY_SEND = env.bool("NOTIFY_SEND", default=not DEBUG)
+# A setting, not a channel field: an admin cannot redirect the routing key.
+NOTIFY_PAGERDUTY_URL = env.str(
+    "NOTIFY_PAGERDUTY_URL", default="https://events.pagerduty.com/v2/enqueue"
+)
+# Sends per notification (the first and its retries on 429, 5xx, no connection),
+# backoff base doubling per attempt, and the cap (also on a server's Retry-After).
+NOTIFY_MAX_ATTEMPTS = env.int("NOTIFY_MAX_ATTEMPTS", default=5)
+NOTIFY_RETRY_BASE_SECONDS = env.float("NOTIFY_RETRY_BASE_SECONDS", default=10.0)
+NOTIFY_RETRY_MAX_SECONDS = env.float("NOTIFY_RETRY_MAX_SECONDS", default=300.0)
+# Client timeouts, well inside Celery's soft limit.
+NOTIFY_CONNECT_TIMEOUT = env.float("NOTIFY_CONNECT_TIMEOUT", default=3.0)
+NOTIFY_TIMEOUT = env.float("NOTIFY_TIMEOUT", default=10.0)
+NOTIFY_ANSWER_MAX = env.int("NOTIFY_ANSWER_MAX", default=2000)  # characters kept
+# A first Slack/email message waits up to this long for Diagnosis probes.
+NOTIFY_DIAGNOSIS_WAIT_SECONDS = env.float("NOTIFY_DIAGNOSIS_WAIT_SECONDS", default=10.0)
+# Minutes an incident may stay `open` (not acknowledged) per severity before it is
+# escalated; level k at k times that, up to NOTIFY_ESCALATE_MAX_LEVEL.
+# "severity=minutes,..." (notify.escalation.thresholds reads it); a severity not
+# listed is never escalated.
+NOTIFY_ESCALATE_AFTER = env.str(
+    "NOTIFY_ESCALATE_AFTER", default="critical=5,warning=15"
+)
+NOTIFY_ESCALATE_MAX_LEVEL = env.int("NOTIFY_ESCALATE_MAX_LEVEL", default=3)
+# A notification not picked up this many seconds after it was due is sent to the
+# workers again; one left `sending` that long is failed (never sent twice).
+NOTIFY_STALE_AFTER = env.int("NOTIFY_STALE_AFTER", default=120)
+CELERY_BEAT_SCHEDULE["notify-escalate-unacknowledged"] = {
+    "task": "notify.tasks.escalate_unacknowledged",
+    "schedule": 60.0,
+}
 # --- end of notifications ------------------------------------------------------
 
 # The runbook `make run` and the docker-compose one-shot import by default.

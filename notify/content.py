@@ -1,0 +1,65 @@
+"""An incident as a message tells it (channels.base.Brief), read in two queries."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+from incidents.models import Incident, StepExecution
+
+from .channels.base import Brief, DiagnosisLine
+from .models import Notification
+
+
+def absolute(path: str) -> str:
+    return settings.CONSOLE_BASE_URL.rstrip("/") + path
+
+
+def _first_line(run: StepExecution) -> str:
+    # As run (secrets masked) when it ran; the runbook's text otherwise.
+    text = run.command_text or (run.command.text if run.command else "")
+    lines = text.strip().splitlines()
+    return lines[0] if lines else "(command)"
+
+
+def diagnosis(incident: Incident) -> list[DiagnosisLine]:
+    """The latest run of each Diagnosis command (`step` is empty for those)."""
+    latest: dict[int | None, StepExecution] = {}
+    runs = StepExecution.objects.filter(incident=incident, step__isnull=True)
+    for run in runs.select_related("command").order_by("created_at", "id"):
+        latest[run.command_id] = run
+    return [
+        DiagnosisLine(
+            command=_first_line(run),
+            state=run.get_state_display().lower(),
+            summary=run.summary,
+        )
+        for run in latest.values()
+    ]
+
+
+def diagnosis_in_flight(incident_id: int) -> bool:
+    return StepExecution.objects.filter(
+        incident_id=incident_id,
+        step__isnull=True,
+        state__in=StepExecution.IN_FLIGHT,
+    ).exists()
+
+
+def brief(notification: Notification, *, with_diagnosis: bool = True) -> Brief:
+    incident = notification.incident
+    playbook = incident.playbook
+    return Brief(
+        incident_id=incident.pk,
+        title=incident.title,
+        url=absolute(incident.get_absolute_url()),
+        severity=incident.severity,
+        status=incident.get_status_display().lower(),
+        playbook=f"§{playbook.number} {playbook.title}",
+        event=notification.event,
+        note=notification.note,
+        dedup_key=notification.dedup_key,
+        diagnosis=diagnosis(incident) if with_diagnosis else [],
+        source=f"yomira-console ({urlsplit(settings.CONSOLE_BASE_URL).netloc})",
+    )
