@@ -36,16 +36,32 @@ def describe(event: AuditEvent, style: Style = PLAIN) -> str:
     t = style.text
     verb = event.verb
     if verb == "incident.opened":
+        origin = d.get("origin") or {}
+        came = (
+            f" for the alert {t(str(origin.get('alert') or '?'))} from "
+            f"{t(str(origin.get('source', '')))} ({t(str(origin.get('reason', '')))})"
+            if origin
+            else ""
+        )
         return (
             f"opened the incident from §{t(str(d.get('playbook')))} "
-            f"{t(str(d.get('playbook_title', '')))}"
+            f"{t(str(d.get('playbook_title', '')))}{came}"
         )
     if verb == "incident.status_changed":
+        why = f": {t(str(d['why']))}" if d.get("why") else ""
         return (
-            f"changed the status from {t(str(d.get('from')))} to {t(str(d.get('to')))}"
+            f"changed the status from {t(str(d.get('from')))} to "
+            f"{t(str(d.get('to')))}{why}"
         )
+    if verb.startswith("alert."):
+        return _alert(verb.split(".", 1)[1], d, style)
+    if verb.startswith("notification.") or verb == "incident.escalated":
+        return _notification(verb, d, style)
+    if verb == "diagnosis.started":
+        return _diagnosis(d, style)
     if verb == "incident.reopened":
-        return f"reopened the incident (was {t(str(d.get('from')))})"
+        why = f": {t(str(d['why']))}" if d.get("why") else ""
+        return f"reopened the incident (was {t(str(d.get('from')))}){why}"
     if verb == "incident.commander_changed":
         return f"made {t(str(d.get('to') or 'nobody'))} the commander"
     step = t(str(d.get("step")))
@@ -113,3 +129,96 @@ def _execution(state: str, d: dict, style: Style) -> str:
         else ""
     )
     return f"{command}{where} {word}{summary}"
+
+
+def _labels(labels: object, style: Style) -> str:
+    if not isinstance(labels, dict):
+        return ""
+    shown = [
+        f"{k}={v}" for k, v in labels.items() if k not in {"alertname", "severity"}
+    ][:6]
+    return f" ({style.text(', '.join(shown))})" if shown else ""
+
+
+def _alert(what: str, d: dict, style: Style) -> str:
+    """The alerts an incident came from (alerts/intake.py writes these)."""
+    t = style.text
+    name = t(str(d.get("alert") or "an alert"))
+    source = t(str(d.get("source", "")))
+    if what == "firing":
+        return (
+            f"alert {name} firing since {t(str(d.get('starts_at', '')))}"
+            f"{_labels(d.get('labels'), style)} from {source}"
+        )
+    if what == "resolved":
+        return (
+            f"alert {name} resolved at {t(str(d.get('ends_at') or 'an unknown time'))}"
+            f"{_labels(d.get('labels'), style)}"
+        )
+    if what == "more":
+        parts = []
+        if d.get("more"):
+            parts.append(
+                f"{t(str(d['more']))} more alert changes, not listed one by one"
+            )
+        if d.get("truncated"):
+            parts.append(
+                f"{t(str(d['truncated']))} alerts the sender left out of its "
+                "message (its max_alerts)"
+            )
+        return "; ".join(parts) or "more alerts"
+    if what == "source_resolved":
+        return (
+            f"source resolved: all {t(str(d.get('alerts', '')))} alerts of the group "
+            f"from {source} have ended"
+        )
+    if what == "flapped":
+        reopened = "; the incident was reopened" if d.get("reopened") else ""
+        return (
+            f"the alerts fired again after resolving "
+            f"(flap {t(str(d.get('flaps', '')))}){reopened}"
+        )
+    if what == "dismissed":
+        return f"dismissed the alerts: {t(str(d.get('reason', '')))}"
+    return t(f"alert {what.replace('_', ' ')}")
+
+
+def _notification(verb: str, d: dict, style: Style) -> str:
+    """What was sent to whom, and the answer (notify/ writes these)."""
+    t = style.text
+    channel = t(str(d.get("channel", "")))
+    event = t(str(d.get("event", "")))
+    if verb == "incident.escalated":
+        channels = d.get("channels") or []
+        to = t(", ".join(str(c) for c in channels)) if channels else "no channel"
+        return (
+            f"escalated (level {t(str(d.get('level', '')))}: still unacknowledged "
+            f"after {t(str(d.get('after_minutes', '')))} min) to {to}"
+        )
+    if verb == "notification.sent":
+        return (
+            f"notified {channel} ({event}): answered {t(str(d.get('status_code', '')))}"
+        )
+    if verb == "notification.failed":
+        again = "; will retry" if d.get("will_retry") else ""
+        return (
+            f"could not notify {channel} ({event}): "
+            f"{t(str(d.get('error') or d.get('status_code') or 'no answer'))}{again}"
+        )
+    if verb == "notification.suppressed":
+        return f"did not notify {channel} ({event}): {t(str(d.get('why', '')))}"
+    return t(verb.replace(".", " "))
+
+
+def _diagnosis(d: dict, style: Style) -> str:
+    t = style.text
+    skipped = d.get("skipped") or []
+    said = "; ".join(
+        f"{style.code(str(s.get('command', '')))} skipped: {t(str(s.get('why', '')))}"
+        for s in skipped[:5]
+        if isinstance(s, dict)
+    )
+    return (
+        f"queued {t(str(d.get('queued', 0)))} of {t(str(d.get('probes', 0)))} "
+        f"Diagnosis probes" + (f"; {said}" if said else "")
+    )

@@ -20,6 +20,9 @@ from tests.conftest import grant, signed_in
 # Open to anyone (or to anyone signed in): the way in, the way out, health checks.
 PUBLIC = {"login", "health_ready", "health_live"}
 ANY_SIGNED_IN = {"logout", "password_change", "password_change_done", "home"}
+# Webhooks: no session, a source's token (tests/alerts/test_hooks.py covers them);
+# here, without one they must refuse (401, audited), whoever is signed in.
+WEBHOOKS = {"alertmanager", "grafana"}
 
 
 def walk(patterns, prefix=""):  # noqa: ANN001, ANN201
@@ -40,6 +43,7 @@ def concrete(route: str, incident, slug: str) -> str:  # noqa: ANN001
         "<slug:slug>": slug,
         "<int:command_id>": "1",
         "<int:execution_id>": "1",
+        "<slug:source>": "no-such-source",
     }
     for placeholder, value in replacements.items():
         url = url.replace(placeholder, value)
@@ -57,9 +61,25 @@ def urls(incident):
     ]
 
 
+def test_webhooks_refuse_without_a_token_signed_in_or_not(client, nobody_client, urls):
+    hooks = [(name, url) for name, url in urls if name in WEBHOOKS]
+    assert {name for name, _ in hooks} == WEBHOOKS
+    for who in (client, nobody_client):
+        for name, url in hooks:
+            before = AuditEvent.objects.filter(verb="permission.denied").count()
+            response = who.post(url, data=b"{}", content_type="application/json")
+            assert response.status_code == 401, (name, response.status_code)
+            denial = AuditEvent.objects.filter(verb="permission.denied").latest("seq")
+            assert AuditEvent.objects.filter(verb="permission.denied").count() == (
+                before + 1
+            )
+            assert denial.data["path"] == url
+            assert who.get(url).status_code == 405
+
+
 def test_anonymous_visitors_are_sent_to_sign_in(client, urls):
     for name, url in urls:
-        if name in PUBLIC or name == "logout":
+        if name in PUBLIC | WEBHOOKS or name == "logout":
             continue
         for method in ("get", "post"):
             response = getattr(client, method)(url)
@@ -75,7 +95,7 @@ def test_a_user_without_rights_is_refused_everywhere_and_each_refusal_is_audited
 ):
     checked = 0
     for name, url in urls:
-        if name in PUBLIC | ANY_SIGNED_IN:
+        if name in PUBLIC | ANY_SIGNED_IN | WEBHOOKS:
             continue
         for method in ("get", "post"):
             before = AuditEvent.objects.filter(verb="permission.denied").count()

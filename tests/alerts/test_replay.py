@@ -101,3 +101,28 @@ def test_a_flap_reopens_the_same_incident(alertmanager, commander):
     assert opened.status == Incident.Status.OPEN
     assert AlertGroup.objects.get().flaps == 1
     assert Incident.objects.count() == 1
+
+
+def test_the_timeline_tells_the_alert_story_in_words(alertmanager):
+    from incidents.timeline import describe
+
+    opened = alertmanager.deliver(fixture_body("01_am_firing_single.json")).opened
+    alertmanager.deliver(fixture_body("02_am_grouped_second_alert_added.json"))
+    alertmanager.deliver(fixture_body("04_am_partially_resolved.json"))
+    alertmanager.deliver(fixture_body("05_am_resolved_final.json"))
+    said = {e.verb: describe(e) for e in opened.events.order_by("seq")}
+    assert said["incident.opened"] == (
+        "opened the incident from §1 High API Error Rate (5xx) for the alert "
+        "HighErrorRate from prod-am (§1 lists the alert HighErrorRate)"
+    )
+    assert said["alert.firing"].startswith(
+        "alert HighErrorRate firing since 2026-11-29"
+    )
+    assert "instance=web-" in said["alert.firing"]
+    assert said["alert.resolved"].startswith(
+        "alert HighErrorRate resolved at 2026-11-29"
+    )
+    assert said["alert.source_resolved"] == (
+        "source resolved: all 2 alerts of the group from prod-am have ended"
+    )
+    assert said["diagnosis.started"].startswith("queued ")
