@@ -14,6 +14,9 @@ one command works everywhere `.ci/run` does:
   is used if it answers.
 - Chromium: Debian's package, installed with apt-get when missing and allowed (root,
   and YOMIRA_INSTALL_CHROMIUM is not 0); otherwise the one command to run is printed.
+- Alertmanager: Debian's prometheus-alertmanager for the live alert tests, installed
+  the same way when missing (YOMIRA_INSTALL_ALERTMANAGER=0 refuses); without it those
+  tests are skipped with the command to run.
 
 Arguments are passed to pytest. Exit code: pytest's (5, "no tests", is a failure).
 `tests/stack.py --mutate PATTERN...` runs mutmut over the mutants named by the
@@ -38,6 +41,7 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+ALERTMANAGER = os.environ.get("ALERTMANAGER_PATH", "/usr/bin/prometheus-alertmanager")
 RUN_ID = f"r{os.getpid()}"
 
 
@@ -228,6 +232,40 @@ def ensure_chromium() -> None:
         fail("apt-get could not install chromium: sudo apt-get install -y chromium")
 
 
+# --- Alertmanager -------------------------------------------------------------------
+
+
+def ensure_alertmanager() -> None:
+    """Debian's prometheus-alertmanager for the live alert tests: installed with
+    apt-get when missing and allowed (root or passwordless sudo, and
+    YOMIRA_INSTALL_ALERTMANAGER is not 0). Unlike Chromium, its absence does not
+    stop the run: those tests are skipped, saying why."""
+    if Path(ALERTMANAGER).exists():
+        return
+    allowed = os.environ.get("YOMIRA_INSTALL_ALERTMANAGER", "1") != "0"
+    command = as_root(
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends",
+         "prometheus-alertmanager"]
+    )  # fmt: skip
+    if not allowed or command is None or not shutil.which("apt-get"):
+        say(
+            f"prometheus-alertmanager is missing at {ALERTMANAGER}: the live alert "
+            "tests are skipped (sudo apt-get install -y --no-install-recommends "
+            "prometheus-alertmanager, or set ALERTMANAGER_PATH)"
+        )
+        return
+    say(
+        "installing Debian's prometheus-alertmanager "
+        "(set YOMIRA_INSTALL_ALERTMANAGER=0 to refuse)"
+    )
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    if subprocess.run(command, env=env, stdout=subprocess.DEVNULL).returncode != 0:
+        subprocess.run(as_root(["apt-get", "update", "-q"]), env=env, check=False)
+        subprocess.run(command, env=env, stdout=subprocess.DEVNULL, check=False)
+    if not Path(ALERTMANAGER).exists():
+        say("apt-get could not install prometheus-alertmanager: its tests are skipped")
+
+
 # --- the run ------------------------------------------------------------------------
 
 
@@ -240,6 +278,7 @@ def main(pytest_args: list[str]) -> int:
     drop_dead_runs_databases(base_url)
     if not mutate:
         ensure_chromium()
+        ensure_alertmanager()
     database_url = with_database(
         base_url, f"{urlsplit(base_url).path.lstrip('/')}_{RUN_ID}"
     )
