@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from celery import current_app
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from incidents import audit, services
@@ -120,8 +120,23 @@ def process(receipt_id: int) -> Applied:
             state=Receipt.State.INVALID, error=str(exc), processed_at=timezone.now()
         )
         return Applied()
-    group = _group(receipt.source, notification)
-    applied = _apply(receipt, group, notification)
+    try:
+        group = _group(receipt.source, notification)
+        applied = _apply(receipt, group, notification)
+    except DatabaseError:
+        # Left pending: the sweeper applies it again once the database answers.
+        log.warning("alert receipt %s not applied yet: database error", receipt_id)
+        raise
+    except Exception as exc:
+        # A bug, not a passing fault: recorded on the receipt (the admin shows it)
+        # instead of failing again every sweep.
+        log.exception("alert receipt %s could not be applied", receipt_id)
+        Receipt.objects.filter(pk=receipt.pk, state=Receipt.State.PENDING).update(
+            state=Receipt.State.FAILED,
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+            processed_at=timezone.now(),
+        )
+        return Applied()
     if applied.opened is not None:
         try:
             services.run_diagnosis(incident=applied.opened, actor=services.DIAGNOSIS)

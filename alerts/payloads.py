@@ -129,6 +129,12 @@ def parse(kind: str, body: bytes) -> Notification:
         raise PayloadError(f"The body is not JSON: {exc}.") from None
     if not isinstance(data, dict):
         raise PayloadError("The body must be a JSON object.")
+    if b"\\u0000" in body:
+        where = _nul_at(data)
+        if where:
+            raise PayloadError(
+                f"{where}: holds a NUL character (\\u0000), which cannot be stored."
+            )
     model = GrafanaIn if kind == "grafana" else AlertmanagerIn
     try:
         payload = model.model_validate(data)
@@ -142,6 +148,26 @@ def parse(kind: str, body: bytes) -> Notification:
         alerts=[_alert(a) for a in payload.alerts],
         truncated=max(0, payload.truncatedAlerts),
     )
+
+
+def _nul_at(value: object, path: str = "") -> str:
+    """Where a NUL character is, as a dotted path (`alerts.0.labels.job`)."""
+    if isinstance(value, str):
+        return (path or "body") if "\x00" in value else ""
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return ""
+    for key, item in items:
+        here = f"{path}.{key}" if path else str(key)
+        if isinstance(key, str) and "\x00" in key:
+            return here
+        found = _nul_at(item, here)
+        if found:
+            return found
+    return ""
 
 
 def _describe(exc: ValidationError) -> str:
