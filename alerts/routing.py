@@ -31,6 +31,8 @@ from .payloads import Alert
 MATCHER = re.compile(
     r"""\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*("(?:[^"\\]|\\.)*"|[^,\s]*)\s*"""
 )
+# One matcher between commas or new lines; a quoted value may hold either.
+MATCHER_PART = re.compile(r'(?:"(?:[^"\\]|\\.)*"?|[^,\n"])+')
 # `key: value` in an alert condition's code spans (`database: error`).
 DISCRIMINATOR = re.compile(r"^\s*([A-Za-z0-9_.-]+)\s*:\s*([A-Za-z0-9_.-]+)\s*$")
 CODE_SPAN = re.compile(r"`([^`]+)`")
@@ -65,7 +67,7 @@ class Matcher:
 def parse_matchers(text: str) -> list[Matcher]:
     """`alertname="X", severity=~"crit.*"` (commas or new lines between)."""
     found = []
-    for number, part in enumerate(re.split(r"[,\n]", text), start=1):
+    for number, part in enumerate(MATCHER_PART.findall(text), start=1):
         if not part.strip():
             continue
         match = MATCHER.fullmatch(part)
