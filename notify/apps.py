@@ -10,7 +10,9 @@ class NotifyConfig(AppConfig):
         from incidents.events import audit_event_committed
         from incidents.models import AuditEvent
 
-        from . import panels  # noqa: F401  (incident and playbook header panels)
+        # The panels register themselves; the tasks must be known to the web
+        # process's Celery app, which sends them by name (services.dispatch).
+        from . import panels, tasks  # noqa: F401
         from .subscription import on_audit_event
 
         audit_event_committed.connect(
