@@ -56,6 +56,17 @@ def wait_until(
     )
 
 
+def audit_mark() -> int:
+    """The audit log's last sequence number now. The log outlives a transactional
+    test's flush (its rows cannot be deleted), so a test counts events after its
+    mark: `AuditEvent.objects.filter(seq__gt=mark)`."""
+    from incidents.models import AuditEvent
+
+    return (
+        AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+    )
+
+
 def iso(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
