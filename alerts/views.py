@@ -71,7 +71,10 @@ def _hook(request: HttpRequest, name: str, kind: str) -> HttpResponse:
         response["Retry-After"] = RATE_RETRY_AFTER
         return response
     try:
+        body.decode()  # stored as text: UTF-16/32 JSON would be a 503 retried forever
         notification = parse(kind, body)
+    except UnicodeDecodeError:
+        return _refused(request, source, 400, "The body is not UTF-8.")
     except PayloadError as exc:
         return _refused(request, source, 400, str(exc))
     try:
