@@ -12,6 +12,9 @@
 5. A redis PING probe's round trip, enqueue -> result stored, against a raw redis
    PING in the same run (budget: p50 within 80x), with a real Celery worker.
 6. Click-to-result in a real browser for that probe (budget: p50 under 300 ms).
+7. Alert intake (`alert-intake`): requests/s of POST /hooks/alertmanager/<source>
+   against /health/live under gunicorn, both with wrk (budget: at least 0.3x), and
+   alert received -> incident committed with a real worker (p50, p99).
 
 It works in its own PostgreSQL database (`<name>_bench`), made afresh each run."""
 
@@ -626,9 +629,167 @@ def bench_click_to_result(user, incident, worker) -> None:  # noqa: ANN001
         )
 
 
+WRK = os.environ.get("WRK", "/usr/bin/wrk")
+
+
+def wrk_rate(
+    url: str,
+    *,
+    seconds: int = 8,
+    connections: int = 4,
+    script: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> float:
+    """Requests per second measured by wrk (2 threads); any non-2xx answer stops
+    the benchmark with an error."""
+    import re
+
+    argv = [WRK, "-t2", f"-c{connections}", f"-d{seconds}s"]
+    if script is not None:
+        argv += ["-s", str(script)]
+    done = subprocess.run(
+        [*argv, url],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = done.stdout
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: .*", out)
+    if bad or errors:
+        raise RuntimeError(f"wrk saw failures on {url}:\n{out}")
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+
+def one_alert(service: str, starts: str) -> dict:
+    """A one-alert Alertmanager notification (webhook version 4), its own group."""
+    labels = {
+        "alertname": "HighErrorRate",
+        "service": service,
+        "severity": "critical",
+        "instance": "api-1:8080",
+    }
+    return {
+        "version": "4",
+        "receiver": "console",
+        "status": "firing",
+        "groupKey": f'{{}}:{{alertname="HighErrorRate", service="{service}"}}',
+        "groupLabels": {"alertname": "HighErrorRate", "service": service},
+        "truncatedAlerts": 0,
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": labels,
+                "annotations": {"summary": "5xx rate above 5%"},
+                "startsAt": starts,
+                "endsAt": "0001-01-01T00:00:00Z",
+            }
+        ],
+    }
+
+
+def bench_alert_intake() -> None:
+    """POST /hooks/alertmanager/<source> (a one-alert notification, a new alert
+    each request) against the trivial view, on the same gunicorn, with wrk; then
+    alert received -> incident committed, one new group at a time, with a real
+    worker applying the receipts (HighErrorRate: §1, no Diagnosis probe)."""
+    import json
+
+    import httpx
+    import redis as redis_lib
+    from django.conf import settings
+    from django.utils import timezone
+
+    from alerts import sources
+    from alerts.models import AlertGroup, Receipt, digest
+    from incidents.actors import Actor
+    from incidents.models import Incident
+    from yomira_console import worker as celery_worker
+
+    if not Path(WRK).exists():
+        print(
+            f"\n== Alert intake: skipped, wrk is not installed ({WRK}): apt-get install -y wrk"
+        )
+        return
+    source, token = sources.create(
+        name=f"bench-{os.getpid()}",
+        kind="alertmanager",
+        actor=Actor.system("bench"),
+        rate_limit_per_minute=10**9,  # the rate limit is not what is measured
+    )
+    hook = f"/hooks/alertmanager/{source.name}"
+    section(
+        "Alert intake throughput (gunicorn, 2 sync workers, wrk 2 threads, 4 connections)"
+    )
+    redis_lib.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    with gunicorn(threads=1) as base:
+        script = ROOT / "bench" / "alert_intake.lua"
+        env = {"BENCH_ALERT_TOKEN": token}
+        wrk_rate(f"{base}/health/live", seconds=2)  # warm-up: workers, connections
+        wrk_rate(f"{base}{hook}", seconds=2, script=script, env=env)
+        trivial = wrk_rate(f"{base}/health/live")
+        before = Receipt.objects.count()
+        intake = wrk_rate(f"{base}{hook}", script=script, env=env)
+        stored = Receipt.objects.count() - before
+        print(f"trivial view /health/live: {trivial:.0f} req/s")
+        print(
+            f"POST {hook} (1 alert, receipt + audit event + task sent): "
+            f"{intake:.0f} req/s ({stored} receipts stored)"
+        )
+        print(f"ratio intake / trivial: {intake / trivial:.2f}x (budget >= 0.3x)")
+    # The receipts just stored are not processed (nobody consumes their tasks).
+    redis_lib.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+
+    section("Alert received -> incident committed (gunicorn + real worker)")
+    worker = start_worker({})
+    try:
+        with (
+            gunicorn(threads=1) as base,
+            httpx.Client(
+                base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30
+            ) as client,
+        ):
+            seen, server = [], []
+            for n in range(55):
+                service = f"latency-{os.getpid()}-{n}"
+                body = one_alert(service, timezone.now().isoformat())
+                key = body["groupKey"]
+                start = time.perf_counter()
+                response = client.post(hook, content=json.dumps(body))
+                assert response.status_code == 202, response.text
+                groups = AlertGroup.objects.filter(
+                    source=source, key_sha256=digest(key), incident__isnull=False
+                )
+                deadline = start + 30
+                while not groups.exists():
+                    if time.perf_counter() > deadline:
+                        raise RuntimeError(f"no incident 30 s after posting {key}")
+                    time.sleep(0.002)
+                seen.append(time.perf_counter() - start)
+                incident = Incident.objects.get(alert_groups__in=groups)
+                receipt = Receipt.objects.get(pk=response.json()["receipt"])
+                server.append(
+                    (incident.opened_at - receipt.received_at).total_seconds()
+                )
+        seen, server = seen[5:], server[5:]  # warm-up: worker processes importing
+        print(
+            f"POST -> incident row visible (polled every 2 ms): p50 "
+            f"{statistics.median(seen) * 1000:.1f} ms, p99 "
+            f"{percentile(seen, 0.99) * 1000:.1f} ms ({len(seen)} groups)"
+        )
+        print(
+            f"Receipt.received_at -> Incident.opened_at: p50 "
+            f"{statistics.median(server) * 1000:.1f} ms, p99 "
+            f"{percentile(server, 0.99) * 1000:.1f} ms"
+        )
+    finally:
+        celery_worker.stop(worker)
+
+
 def main() -> None:
     """`python bench/run.py [importer] [importer-scale] [redaction] [checklist]
-    [exports] [execution]`: all by default."""
+    [exports] [execution] [alert-intake]`: all by default."""
     import logging
 
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -639,12 +800,19 @@ def main() -> None:
         "checklist",
         "exports",
         "execution",
+        "alert-intake",
     }
     if "importer" in wanted:
         bench_importer()
     if "redaction" in wanted:
         bench_redaction()
-    if not wanted & {"importer-scale", "checklist", "exports", "execution"}:
+    if not wanted & {
+        "importer-scale",
+        "checklist",
+        "exports",
+        "execution",
+        "alert-intake",
+    }:
         return
     fresh_database()
     import django
@@ -657,6 +825,8 @@ def main() -> None:
         bench_checklist(user, incident)
     if "execution" in wanted:
         bench_execution(user)
+    if "alert-intake" in wanted:
+        bench_alert_intake()
     if "exports" in wanted:
         bench_exports(user, incident)
         bench_verify()
