@@ -5,6 +5,7 @@ NOTIFY_ESCALATE_MAX_LEVEL. Also the sweep for notifications whose task was lost.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -20,18 +21,30 @@ from . import services
 from .models import Notification
 
 State = Notification.State
+log = logging.getLogger(__name__)
 
 
 def thresholds() -> dict[str, int]:
-    """Severity -> minutes, from NOTIFY_ESCALATE_AFTER (a dict, or the env's
-    "critical=5,warning=15" text). A severity not listed is never escalated."""
+    """Severity -> minutes, from NOTIFY_ESCALATE_AFTER ("critical=5,warning=15",
+    or a dict). A severity not listed is never escalated; a pair that is not
+    `name=minutes` is logged and skipped, so one typo does not stop the rest."""
     value = settings.NOTIFY_ESCALATE_AFTER
-    if isinstance(value, str):
-        value = dict(pair.split("=", 1) for pair in value.split(",") if "=" in pair)
+    pairs = (
+        value.items()
+        if isinstance(value, dict)
+        else (
+            pair.partition("=")[::2] for pair in str(value).split(",") if pair.strip()
+        )
+    )
     found = {}
-    for severity, minutes in value.items():
-        if int(minutes) > 0:
-            found[severity.strip().lower()] = int(minutes)
+    for severity, minutes in pairs:
+        try:
+            minutes = int(minutes)
+        except (TypeError, ValueError):
+            log.warning("NOTIFY_ESCALATE_AFTER: %r is not severity=minutes", severity)
+            continue
+        if minutes > 0:
+            found[str(severity).strip().lower()] = minutes
     return found
 
 

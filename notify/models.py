@@ -89,8 +89,8 @@ class Channel(models.Model):
         return self.kind in self.SECRET_SUFFIX
 
     def secret(self) -> str:
-        """The secret from the environment, "" when unset (read at each send, so
-        a rotated value needs no restart of the database rows)."""
+        """The secret from the environment, "" when unset: read at each send and
+        never kept."""
         return os.environ.get(self.secret_env, "") if self.secret_env else ""
 
     def recipient_list(self) -> list[str]:

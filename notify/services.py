@@ -167,8 +167,14 @@ def deliver(notification_id: int, *, waited: int = 0) -> Outcome:
     except NotConfigured as exc:
         answer = Answer(None, str(exc))
     except Exception as exc:  # noqa: BLE001 - a failure is a result, never a crash
-        log.exception("notification %s: %s failed", notification_id, channel.kind)
+        # No traceback: a message about a malformed webhook URL quotes the URL.
         answer = Answer(None, f"{type(exc).__name__}: {exc}")
+        log.error(
+            "notification %s: %s failed: %s",
+            notification_id,
+            channel.kind,
+            mask(answer.text, secret),
+        )
     return record(notification, attempt, answer, secret)
 
 

@@ -152,10 +152,6 @@ def test_a_reopened_incident_counts_from_its_reopening(
     )
 
 
-def test_thresholds_read_the_environments_text():
-    assert escalation.thresholds() == {"critical": 5, "warning": 15}
-
-
 def test_the_sweep_sends_a_notification_whose_task_was_lost(
     yomira, pagerduty, accepting, committed, commander_actor, settings
 ):

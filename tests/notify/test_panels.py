@@ -107,11 +107,3 @@ def test_a_channels_secret_variable_must_say_what_it_holds(db):
     Channel.objects.create(name="Slack", kind="slack", secret_env="X_WEBHOOK_URL")
     with pytest.raises(ValidationError):
         Channel(name="SLACK", kind="slack", secret_env="Y_WEBHOOK_URL").full_clean()
-
-
-def test_every_channel_kind_is_in_the_table_and_tells_about_trigger():
-    from notify.channels import KINDS, kind
-
-    assert list(KINDS) == list(Channel.Kind.values)
-    for name in KINDS:
-        assert kind(name).name == name and "trigger" in kind(name).events
