@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from incidents.models import Incident, StepExecution
+from incidents.models import Command, Incident, StepExecution
 
 from .channels.base import Brief, DiagnosisLine
 from .models import Notification
@@ -39,11 +39,19 @@ def diagnosis(incident: Incident) -> list[DiagnosisLine]:
     ]
 
 
-def diagnosis_in_flight(incident_id: int) -> bool:
-    return StepExecution.objects.filter(
-        incident_id=incident_id,
+def diagnosis_pending(incident: Incident) -> bool:
+    """Diagnosis results still to come: probes queued or running, or, for an
+    incident an alert opened (no person did), probes not queued yet (the intake
+    queues them just after the incident commits, so a fast worker can be first)."""
+    runs = StepExecution.objects.filter(incident=incident, step__isnull=True)
+    if runs.filter(state__in=StepExecution.IN_FLIGHT).exists():
+        return True
+    if incident.opened_by_id is not None or runs.exists():
+        return False
+    return Command.objects.filter(
+        playbook_id=incident.playbook_id,
         step__isnull=True,
-        state__in=StepExecution.IN_FLIGHT,
+        kind=Command.Kind.PROBE,
     ).exists()
 
 

@@ -207,16 +207,16 @@ def secret_for(channel: Channel) -> str:
 
 
 def diagnosis_wait(notification: Notification, waited: int) -> float | None:
-    """Seconds to wait before a first message that carries the Diagnosis results,
-    while those probes are still queued or running; None to send now. At most
-    DIAGNOSIS_WAITS waits, never past NOTIFY_DIAGNOSIS_WAIT_SECONDS after the row
-    was made: then it goes with whatever is there."""
+    """Seconds to wait before a first message that carries the Diagnosis results
+    while they are still to come (content.diagnosis_pending); None to send now.
+    At most DIAGNOSIS_WAITS waits, never past NOTIFY_DIAGNOSIS_WAIT_SECONDS after
+    the row was made: then it goes with whatever is there."""
     waits = kind(notification.channel.kind).waits_for_diagnosis
     budget = settings.NOTIFY_DIAGNOSIS_WAIT_SECONDS
     if notification.event not in waits or waited >= DIAGNOSIS_WAITS or budget <= 0:
         return None
     left = budget - (timezone.now() - notification.created_at).total_seconds()
-    if left <= 0 or not content.diagnosis_in_flight(notification.incident_id):
+    if left <= 0 or not content.diagnosis_pending(notification.incident):
         return None
     return min(left, budget / DIAGNOSIS_WAITS)
 

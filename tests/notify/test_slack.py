@@ -207,3 +207,24 @@ def test_slacks_refusal_is_stored_without_the_webhook_url(
     assert (row.state, row.status_code) == ("failed", 404)
     assert row.answer.startswith("no_service for ") and "••••" in row.answer
     assert_secret_nowhere()
+
+
+def test_an_alert_opened_incident_waits_for_its_diagnosis_to_be_queued(
+    yomira, slack, committed, settings
+):
+    from incidents.actors import Actor
+    from incidents.services import open_incident
+
+    from .conftest import playbook
+
+    settings.NOTIFY_SEND = False
+    with committed():
+        incident = open_incident(
+            playbook=playbook(2),
+            title="HighLatency",
+            actor=Actor.system("alert-intake"),
+        )
+    row = Notification.objects.get(incident=incident)
+    assert services.diagnosis_wait(row, 0) == 5.0  # its probes are not queued yet
+    diagnosis_run(incident, "succeeded", "ok")
+    assert services.diagnosis_wait(row, 0) is None
