@@ -49,26 +49,16 @@ class CannotStore(Exception):
 
 
 def receive(*, source: AlertSource, body: bytes, notification: Notification) -> Receipt:
-    """Store a validated body as received and audit it; its processing is sent to
-    the workers after the commit."""
+    """Store a validated body as received; its processing is sent to the workers
+    after the commit. One insert and nothing else in the request, so the sender
+    hears back fast: the audit event is written when the receipt is applied (in
+    the same transaction as what it changed)."""
     try:
         with transaction.atomic():
             receipt = Receipt.objects.create(
                 source=source,
                 body=body.decode(),
                 alert_count=len(notification.alerts),
-            )
-            audit.append(
-                "alert.received",
-                actor=INTAKE,
-                obj=receipt,
-                data={
-                    "source": source.name,
-                    "status": notification.status,
-                    "alerts": len(notification.alerts),
-                    "truncated": notification.truncated,
-                    "group": notification.group_key[:200],
-                },
             )
             transaction.on_commit(lambda: enqueue(receipt.pk))
     except Exception as exc:
@@ -77,22 +67,83 @@ def receive(*, source: AlertSource, body: bytes, notification: Notification) -> 
     return receipt
 
 
+# Pending receipts are applied by a drain task, sent only when none is already
+# waiting to start: under a burst the request costs an insert and a Redis SET
+# instead of a Celery message each. The drain deletes this flag before it reads
+# the pending receipts, so a receipt committed while the flag stood is read by
+# that drain; the flag's expiry and the sweeper cover a lost message.
+DRAIN_TASK = "alerts.tasks.drain_receipts"
+DRAIN_FLAG = "yomira:alerts:drain-queued"
+DRAIN_FLAG_SECONDS = 30
+_flags: object = None
+
+
+def _flag_client():  # noqa: ANN202
+    """A Redis client on the broker, or None when the broker is not Redis."""
+    global _flags
+    if _flags is None:
+        url = settings.CELERY_BROKER_URL
+        if url.startswith(("redis://", "rediss://")):
+            import redis
+
+            _flags = redis.Redis.from_url(
+                url, socket_timeout=0.5, socket_connect_timeout=0.5
+            )
+        else:
+            _flags = False
+    return _flags or None
+
+
+def drain_flag_cleared() -> None:
+    client = _flag_client()
+    if client is not None:
+        try:
+            client.delete(DRAIN_FLAG)
+        except Exception:  # noqa: BLE001 - the flag expires by itself
+            log.warning("could not clear the alert drain flag")
+
+
 def enqueue(receipt_id: int) -> None:
-    """To the workers; if the broker is down, processed here and now (the receipt
-    is stored either way, and the sweeper takes any that stay pending)."""
+    """To the workers; if the broker is down, applied here and now (the receipt is
+    stored either way, and the sweeper takes any that stay pending)."""
+    client = _flag_client()
+    if client is not None:
+        try:
+            if not client.set(DRAIN_FLAG, receipt_id, nx=True, ex=DRAIN_FLAG_SECONDS):
+                return  # a drain is queued and has not started: it will read ours
+        except Exception:  # noqa: BLE001 - no flag: send the drain anyway
+            log.warning("alert drain flag unavailable; sending a drain")
     try:
         current_app.send_task(
-            PROCESS_TASK,
-            args=[receipt_id],
+            DRAIN_TASK,
             ignore_result=True,
             retry=True,
             retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.1},
         )
     except Exception as exc:  # noqa: BLE001 - kombu raises several kinds
         log.warning(
-            "alert receipt %s processed inline: broker down (%s)", receipt_id, exc
+            "alert receipt %s applied inline: broker down (%s)", receipt_id, exc
         )
+        drain_flag_cleared()
         process(receipt_id)
+
+
+def drain(limit: int = 5000) -> int:
+    """Apply every pending receipt, oldest first, until none is left."""
+    drain_flag_cleared()
+    done = 0
+    while done < limit:
+        batch = list(
+            Receipt.objects.filter(state=Receipt.State.PENDING)
+            .order_by("id")
+            .values_list("id", flat=True)[:100]
+        )
+        if not batch:
+            break
+        for receipt_id in batch:
+            process(receipt_id)
+            done += 1
+    return done
 
 
 @dataclass
@@ -116,9 +167,7 @@ def process(receipt_id: int) -> Applied:
     try:
         notification = parse(receipt.source.kind, receipt.body.encode())
     except PayloadError as exc:  # validated at the door; a format change since
-        Receipt.objects.filter(pk=receipt.pk).update(
-            state=Receipt.State.INVALID, error=str(exc), processed_at=timezone.now()
-        )
+        _not_applied(receipt, Receipt.State.INVALID, str(exc), None)
         return Applied()
     try:
         group = _group(receipt.source, notification)
@@ -131,10 +180,8 @@ def process(receipt_id: int) -> Applied:
         # A bug, not a passing fault: recorded on the receipt (the admin shows it)
         # instead of failing again every sweep.
         log.exception("alert receipt %s could not be applied", receipt_id)
-        Receipt.objects.filter(pk=receipt.pk, state=Receipt.State.PENDING).update(
-            state=Receipt.State.FAILED,
-            error=f"{type(exc).__name__}: {exc}"[:2000],
-            processed_at=timezone.now(),
+        _not_applied(
+            receipt, Receipt.State.FAILED, f"{type(exc).__name__}: {exc}", notification
         )
         return Applied()
     if applied.opened is not None:
@@ -143,6 +190,16 @@ def process(receipt_id: int) -> Applied:
         except Exception:  # noqa: BLE001 - the incident is open; diagnosis is extra
             log.exception("diagnosis of incident %s failed", applied.opened.pk)
     return applied
+
+
+def _not_applied(
+    receipt: Receipt, state: str, error: str, notification: Notification | None
+) -> None:
+    with transaction.atomic():
+        if Receipt.objects.filter(pk=receipt.pk, state=Receipt.State.PENDING).update(
+            state=state, error=error[:2000], processed_at=timezone.now()
+        ):
+            _received(receipt, notification, applied=False, error=error[:500])
 
 
 def _group(source: AlertSource, notification: Notification) -> AlertGroup:
@@ -177,6 +234,7 @@ def _apply(receipt: Receipt, group: AlertGroup, notification: Notification) -> A
         ).update(state=Receipt.State.PROCESSED, processed_at=now)
         if not claimed:
             return applied
+        _received(receipt, notification)
         was_firing = group.firing
         for alert in notification.alerts:
             _apply_alert(receipt, group, alert, applied)
@@ -199,6 +257,27 @@ def _apply(receipt: Receipt, group: AlertGroup, notification: Notification) -> A
         group.receiver = notification.receiver[:200]
         group.save()
     return applied
+
+
+def _received(
+    receipt: Receipt, notification: Notification | None, **extra: object
+) -> None:
+    """The receipt's audit event: written when it is applied, in the same
+    transaction, with when it arrived."""
+    audit.append(
+        "alert.received",
+        actor=INTAKE,
+        obj=receipt,
+        data={
+            "source": receipt.source.name,
+            "received_at": receipt.received_at.isoformat(),
+            "status": notification.status if notification else "",
+            "alerts": receipt.alert_count,
+            "truncated": notification.truncated if notification else 0,
+            "group": notification.group_key[:200] if notification else "",
+            **extra,
+        },
+    )
 
 
 def _apply_alert(

@@ -18,6 +18,11 @@ def process_receipt(receipt_id: int) -> None:
     intake.process(receipt_id)
 
 
+@shared_task(name=intake.DRAIN_TASK, ignore_result=True)
+def drain_receipts() -> int:
+    return intake.drain()
+
+
 @shared_task(name="alerts.tasks.process_stale_receipts", ignore_result=True)
 def process_stale_receipts() -> int:
     """Receipts still pending well after they arrived: their message was lost (a

@@ -200,8 +200,15 @@ def test_a_system_actor_cannot_approve_or_tick_or_take_command(world):
         )
     with pytest.raises(PermissionDenied):
         services.add_note(incident=world.pool, text="hello", actor=bot)
+    # The intake may move an incident's status (a flap reopens it; a playbook set
+    # to resolve with its source resolves it), never its commander; no other
+    # system identity may do either.
     with pytest.raises(PermissionDenied):
-        services.change_status(incident=world.pool, to="resolved", actor=bot)
+        services.change_commander(incident=world.pool, commander=None, actor=bot)
+    with pytest.raises(PermissionDenied):
+        services.change_status(
+            incident=world.pool, to="resolved", actor=Actor.system("sweeper")
+        )
     waiting.refresh_from_db()
     world.pool.refresh_from_db()
     assert waiting.state == State.AWAITING_APPROVAL

@@ -73,6 +73,13 @@ FIELDS: dict[str, tuple[str, dict[str, str]]] = {
         {"decision": "reject", "reason": "no", "since": "0"},
     ),
     "approval_queue": ("get", {}),
+    # Webhooks read a JSON body and a token (tests/alerts/test_hooks.py); here,
+    # hostile form values without a token are refused and write only the denial.
+    "alertmanager": ("post", {"status": "firing"}),
+    "grafana": ("post", {"status": "firing"}),
+    "alert_list": ("get", {}),
+    "triage_pick": ("post", {"playbook": "{slug}"}),
+    "triage_dismiss": ("post", {"reason": "noise"}),
     "target_status": ("get", {}),
     "export_postmortem": ("get", {}),
     "export_json": ("get", {}),
@@ -149,6 +156,7 @@ def world(incident, admin_user, settings):
         "<int:command_id>": str(probe.pk),
         "<int:execution_id>": str(ticked.pk),
         "{slug}": incident.playbook.slug,
+        "<slug:source>": "prod-am",
         "{user}": str(admin_user.pk),
     }
 

@@ -127,9 +127,13 @@ def test_basic_auth_with_the_token_as_password_is_accepted(alertmanager):
     receipt = Receipt.objects.get()
     assert response.json() == {"status": "accepted", "receipt": receipt.pk, "alerts": 1}
     assert receipt.state == "pending"
+    # The request only stores it; the audit event is written when it is applied.
+    assert not AuditEvent.objects.filter(verb="alert.received").exists()
+    intake.process(receipt.pk)
     received = last("alert.received")
     assert received.actor_name == "alert-intake"
     assert received.data["source"] == "prod-am" and received.data["alerts"] == 1
+    assert received.data["received_at"] == receipt.received_at.isoformat()
 
 
 @pytest.mark.parametrize(
