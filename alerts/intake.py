@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from celery import current_app
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from incidents import audit, services
@@ -49,21 +49,55 @@ class CannotStore(Exception):
 
 
 def receive(*, source: AlertSource, body: bytes, notification: Notification) -> Receipt:
-    """Store a validated body as received; its processing is sent to the workers
-    after the commit. One insert and nothing else in the request, so the sender
-    hears back fast: the audit event is written when the receipt is applied (in
-    the same transaction as what it changed)."""
+    """Store a validated body as received; it is applied by the workers. One insert
+    and nothing else in the request, so the sender hears back fast: the audit
+    event is written when the receipt is applied (in the same transaction as what
+    it changed). Outside a transaction the insert is its own commit (one round
+    trip), and the drain is sent once it is durable."""
+    fields = {
+        "source": source,
+        "body": body.decode(),
+        "alert_count": len(notification.alerts),
+    }
     try:
-        with transaction.atomic():
-            receipt = Receipt.objects.create(
-                source=source,
-                body=body.decode(),
-                alert_count=len(notification.alerts),
-            )
-            transaction.on_commit(lambda: enqueue(receipt.pk))
+        if connection.in_atomic_block:  # a caller's transaction: a savepoint
+            with transaction.atomic():
+                receipt = Receipt.objects.create(**fields)
+        elif connection.vendor == "postgresql":
+            receipt = _insert_prepared(fields)
+        else:
+            receipt = Receipt.objects.create(**fields)
     except Exception as exc:
         log.warning("alert receipt from %s not stored: %s", source.name, exc)
         raise CannotStore(str(exc)) from exc
+    transaction.on_commit(lambda: enqueue(receipt.pk))
+    return receipt
+
+
+def _insert_prepared(fields: dict) -> Receipt:
+    """The receipt's INSERT as a prepared statement on the bare psycopg
+    connection, committed by itself (autocommit): every webhook runs it, and the
+    ORM's model machinery and client-side quoting of a 1 MB body were half the
+    request's time (measured with py-spy under wrk)."""
+    receipt = Receipt(**fields)
+    table = Receipt._meta.db_table
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        row = connection.connection.execute(
+            f"INSERT INTO {table} (source_id, received_at, body, state, error, "
+            "alert_count, processed_at) VALUES (%s, %s, %s, %s, '', %s, NULL) "
+            "RETURNING id",
+            [
+                receipt.source_id,
+                receipt.received_at,
+                receipt.body,
+                receipt.state,
+                receipt.alert_count,
+            ],
+            prepare=True,
+        ).fetchone()
+    receipt.pk = row[0]
+    receipt._state.adding = False
     return receipt
 
 

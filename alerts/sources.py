@@ -10,10 +10,13 @@ import hmac
 import os
 import secrets
 import time
+from time import monotonic
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models.signals import post_save
+from django.dispatch import receiver
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -65,7 +68,39 @@ def rotate(*, source: AlertSource, actor: Actor) -> str:
             data={"name": source.name},
         )
     source.refresh_from_db()
+    forget_cached()
     return token
+
+
+# Sources as last read, per process: {(name, kind): (read at, source)}. A webhook
+# then costs one database round trip (the receipt's insert), not two; a token
+# rotated or a source disabled stops working within this many seconds.
+SOURCE_CACHE_SECONDS = 1.0
+_sources: dict[tuple[str, str], tuple[float, AlertSource]] = {}
+
+
+def lookup(name: str, kind: str) -> AlertSource | None:
+    """The source a webhook names, or None. Only found sources are kept: a new
+    one works at once, and unknown names always ask the database."""
+    key = (name, kind)
+    now = monotonic()
+    cached = _sources.get(key)
+    if cached is not None and now - cached[0] < SOURCE_CACHE_SECONDS:
+        return cached[1]
+    source = AlertSource.objects.filter(name=name, kind=kind).order_by().first()
+    if source is None:
+        _sources.pop(key, None)
+    else:
+        if len(_sources) > 1000:
+            _sources.clear()
+        _sources[key] = (now, source)
+    return source
+
+
+@receiver(post_save, sender=AlertSource)
+def forget_cached(**kwargs: object) -> None:
+    """A source saved in this process (the admin, the command) is read afresh."""
+    _sources.clear()
 
 
 def presented_token(request: HttpRequest) -> str:

@@ -46,7 +46,7 @@ def _answer(status: int, message: str, **extra: object) -> JsonResponse:
 
 def _hook(request: HttpRequest, name: str, kind: str) -> HttpResponse:
     try:
-        source = AlertSource.objects.filter(name=name, kind=kind).first()
+        source = sources.lookup(name, kind)
     except DatabaseError:
         return _answer(503, "The console cannot store alerts right now; retry.")
     body = b""

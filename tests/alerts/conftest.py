@@ -62,6 +62,15 @@ class Hook:
         return intake.process(response.json()["receipt"])
 
 
+@pytest.fixture(autouse=True)
+def _sources_read_afresh():
+    """Each test reads sources from the database (the per-process cache of
+    alerts.sources would carry one test's source into the next)."""
+    sources.forget_cached()
+    yield
+    sources.forget_cached()
+
+
 @pytest.fixture
 def alertmanager(yomira, django_capture_on_commit_callbacks) -> Hook:
     source, token = sources.create(
