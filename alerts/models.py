@@ -230,6 +230,13 @@ class Alert(models.Model):
     def is_firing(self) -> bool:
         return self.status == self.Status.FIRING
 
+    def shown_labels(self) -> list[tuple[str, str]]:
+        """Labels to show beside the alert's name: sorted, without the name and
+        severity (shown on their own)."""
+        return sorted(
+            (k, v) for k, v in self.labels.items() if k not in {"alertname", "severity"}
+        )
+
 
 class PlaybookPolicy(models.Model):
     """Per playbook (by runbook key and slug, so it survives re-imports): what an

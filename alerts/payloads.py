@@ -64,7 +64,7 @@ class AlertmanagerIn(_Model):
     receiver: str = Field(default="", max_length=500)
     status: str = Field(pattern="^(firing|resolved)$")
     alerts: list[AlertIn] = Field(max_length=MAX_ALERTS)
-    groupKey: str = Field(max_length=MAX_VALUE)  # noqa: N815
+    groupKey: str = Field(min_length=1, max_length=MAX_VALUE)  # noqa: N815
     groupLabels: dict[str, object] = Field(default_factory=dict)  # noqa: N815
     truncatedAlerts: int = 0  # noqa: N815
 
@@ -161,7 +161,9 @@ def _nul_at(value: object, path: str = "") -> str:
     else:
         return ""
     for key, item in items:
-        here = f"{path}.{key}" if path else str(key)
+        # A NUL in a key is named, not repeated (it would cut the message).
+        shown = str(key).replace("\x00", "\\u0000")
+        here = f"{path}.{shown}" if path else shown
         if isinstance(key, str) and "\x00" in key:
             return here
         found = _nul_at(item, here)

@@ -260,11 +260,8 @@ def _by_runbook_url(url: str, playbooks: list[Playbook]) -> Playbook | None:
     last = unquote(parts.path.rstrip("/").rsplit("/", 1)[-1]).lower()
     last = re.sub(r"\.md$", "", last)
     for playbook in playbooks:
-        if (
-            fragment
-            and playbook.anchor
-            and fragment == playbook.anchor.lower().lstrip("#")
-        ):
+        anchor = (playbook.anchor or "").lower().lstrip("#")
+        if fragment and fragment in (anchor, playbook.slug.lower()):
             return playbook
     for playbook in playbooks:
         if last and last in (playbook.slug.lower(), (playbook.anchor or "").lower()):

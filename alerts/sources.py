@@ -178,3 +178,35 @@ def over_rate_limit(source: AlertSource) -> bool:
             cache.add(key, 1, timeout=120)
             count = 1
     return count > source.rate_limit_per_minute
+
+
+# Unauthenticated webhook requests audited per address per minute; beyond, they
+# are refused all the same but only logged (a flood must not grow the audit log
+# without bound) and counted.
+DENIALS_AUDITED = 30
+
+
+def denial_budget(ip: str) -> int | None:
+    """None past this minute's budget for `ip`; otherwise how many denials from it
+    went unaudited before (reported once, in the next audited one)."""
+    minute = int(time.time() // 60)
+    key = f"alert-denied:{ip}:{minute}"
+    if cache.add(key, 1, timeout=120):
+        count = 1
+    else:
+        try:
+            count = cache.incr(key)
+        except ValueError:
+            cache.add(key, 1, timeout=120)
+            count = 1
+    skipped_key = f"alert-denied-skipped:{ip}"
+    if count > DENIALS_AUDITED:
+        try:
+            cache.incr(skipped_key)
+        except ValueError:
+            cache.set(skipped_key, 1, timeout=3600)
+        return None
+    skipped = cache.get(skipped_key) or 0
+    if skipped:
+        cache.delete(skipped_key)
+    return skipped

@@ -86,21 +86,29 @@ def _hook(request: HttpRequest, name: str, kind: str) -> HttpResponse:
 
 def _denied(request: HttpRequest, name: str, why: str) -> HttpResponse:
     """Unauthenticated: audited as a denial, the body never stored (401 or 404
-    alike, so that the answer does not tell which source names exist)."""
-    try:
-        audit.append(
-            "permission.denied",
-            actor=Actor.anonymous(ip=client_ip(request)),
-            data={
-                "permission": "alerts.post",
-                "source": name[:64],
-                "why": why,
-                "method": request.method,
-                "path": request.path[:200],
-            },
-        )
-    except DatabaseError:
-        return _answer(503, "The console cannot store alerts right now; retry.")
+    alike, so that the answer does not tell which source names exist). A flood
+    from one address is audited up to DENIALS_AUDITED a minute, then logged and
+    counted: the next audited denial says how many were not."""
+    ip = client_ip(request)
+    unaudited = sources.denial_budget(ip)
+    if unaudited is None:
+        log.warning("webhook denial from %s not audited (over the minute's budget)", ip)
+    else:
+        try:
+            audit.append(
+                "permission.denied",
+                actor=Actor.anonymous(ip=ip),
+                data={
+                    "permission": "alerts.post",
+                    "source": name[:64],
+                    "why": why,
+                    "method": request.method,
+                    "path": request.path[:200],
+                    **({"not_audited_before": unaudited} if unaudited else {}),
+                },
+            )
+        except DatabaseError:
+            return _answer(503, "The console cannot store alerts right now; retry.")
     response = _answer(401, "Unauthorized: send the source's token as a Bearer token.")
     response["WWW-Authenticate"] = 'Bearer realm="alerts"'
     return response
@@ -144,7 +152,10 @@ def alert_list(request: HttpRequest) -> HttpResponse:
         group.candidate_playbooks = [
             p for p in playbooks if p.number in group.candidates
         ]
-        group.firing_alerts = [a for a in group.alerts.all() if a.is_firing]
+        group.firing_alerts = sorted(
+            (a for a in group.alerts.all() if a.is_firing), key=lambda a: a.starts_at
+        )
+        group.since = group.firing_alerts[0].starts_at if group.firing_alerts else None
     context = {
         "waiting": waiting,
         "firing": [a for a in alerts if a.is_firing],

@@ -220,6 +220,27 @@ def _ran_at(run: StepExecution) -> datetime:
     return run.started_at or run.created_at
 
 
+def _opened_by(incident: Incident) -> str:
+    """` by rita`, or ` by alert-intake, for the alert X from S (why routed)`."""
+    if incident.opened_by:
+        return f" by {md(incident.opened_by.get_username())}"
+    opened = (
+        incident.events.filter(verb="incident.opened")
+        .values("actor_name", "data")
+        .first()
+    )
+    if not opened or not opened["actor_name"]:
+        return ""
+    said = f" by {md(opened['actor_name'])}"
+    origin = (opened["data"] or {}).get("origin") or {}
+    if origin.get("alert"):
+        said += (
+            f", for the alert {md(str(origin['alert']))} from "
+            f"{md(str(origin.get('source', '')))} ({md(str(origin.get('reason', '')))})"
+        )
+    return said
+
+
 def _run_line(run: StepExecution) -> str:
     """`   - ran `redis-cli ping` with `pid=42` by rita at … → succeeded: PONG`,
     with a multi-line command shown whole in a block below."""
@@ -277,10 +298,7 @@ def postmortem(incident: Incident) -> Iterator[str]:
     yield f"(runbook revision {playbook.runbook.revision})\n"
     yield f"- **Severity:** {incident.severity or 'unspecified'}\n"
     yield f"- **Status:** {incident.status}\n"
-    yield f"- **Opened:** {utc(incident.opened_at)}"
-    yield (
-        f" by {md(incident.opened_by.get_username())}\n" if incident.opened_by else "\n"
-    )
+    yield f"- **Opened:** {utc(incident.opened_at)}{_opened_by(incident)}\n"
     for label, moment in [
         ("Acknowledged", incident.acknowledged_at),
         ("Mitigated", incident.mitigated_at),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from .models import AuditEvent, StepExecution
 
@@ -140,6 +141,18 @@ def _labels(labels: object, style: Style) -> str:
     return f" ({style.text(', '.join(shown))})" if shown else ""
 
 
+def _when(value: object) -> str:
+    """An alert's ISO time as the timeline's other times read: `2026-11-29
+    06:58:40 UTC`."""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def _alert(what: str, d: dict, style: Style) -> str:
     """The alerts an incident came from (alerts/intake.py writes these)."""
     t = style.text
@@ -147,12 +160,13 @@ def _alert(what: str, d: dict, style: Style) -> str:
     source = t(str(d.get("source", "")))
     if what == "firing":
         return (
-            f"alert {name} firing since {t(str(d.get('starts_at', '')))}"
+            f"alert {name} firing since {t(_when(d.get('starts_at', '')))}"
             f"{_labels(d.get('labels'), style)} from {source}"
         )
     if what == "resolved":
         return (
-            f"alert {name} resolved at {t(str(d.get('ends_at') or 'an unknown time'))}"
+            f"alert {name} resolved at "
+            f"{t(_when(d['ends_at']) if d.get('ends_at') else 'an unknown time')}"
             f"{_labels(d.get('labels'), style)}"
         )
     if what == "more":
@@ -218,6 +232,8 @@ def _diagnosis(d: dict, style: Style) -> str:
         for s in skipped[:5]
         if isinstance(s, dict)
     )
+    if not d.get("probes"):
+        return "found no Diagnosis probe to run in this playbook"
     return (
         f"queued {t(str(d.get('queued', 0)))} of {t(str(d.get('probes', 0)))} "
         f"Diagnosis probes" + (f"; {said}" if said else "")

@@ -34,6 +34,15 @@ def _fast_passwords(settings):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_counters():
+    """Per-minute counters (webhook rate limits, the audited-denial budget) live
+    in the default cache: each test starts from zero, whatever ran before it."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_redaction_forms():
     """Encoded forms of the target values are cached per process. A test must
     compute them itself, or it judges the code that filled the cache earlier (and

@@ -272,7 +272,7 @@ NOTIFY_DIAGNOSIS_WAIT_SECONDS = env.float("NOTIFY_DIAGNOSIS_WAIT_SECONDS", defau
 # "severity=minutes,..." (notify.escalation.thresholds reads it); a severity not
 # listed is never escalated.
 NOTIFY_ESCALATE_AFTER = env.str(
-    "NOTIFY_ESCALATE_AFTER", default="critical=5,warning=15"
+    "NOTIFY_ESCALATE_AFTER", default="critical=5,high=10,warning=15"
 )
 NOTIFY_ESCALATE_MAX_LEVEL = env.int("NOTIFY_ESCALATE_MAX_LEVEL", default=3)
 # A notification not picked up this many seconds after it was due is sent to the
