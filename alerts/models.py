@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
@@ -38,9 +39,16 @@ class AlertSource(models.Model):
         "HMAC secret (environment variable)",
         max_length=100,
         blank=True,
+        validators=[
+            RegexValidator(
+                r"^[A-Z][A-Z0-9_]*_HMAC_SECRET$",
+                "Name an environment variable ending in _HMAC_SECRET, e.g. "
+                "GRAFANA_HMAC_SECRET (the console's own keys cannot be used).",
+            )
+        ],
         help_text="Grafana only: the name of the environment variable holding the "
-        "HMAC-SHA256 secret (the secret never enters the database). Empty: no "
-        "signature is required.",
+        "HMAC-SHA256 secret, ending in _HMAC_SECRET (the secret never enters the "
+        "database, and is masked in all output). Empty: no signature is required.",
     )
     signature_header = models.CharField(
         max_length=100, default="X-Grafana-Alerting-Signature", blank=True

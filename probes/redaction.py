@@ -88,12 +88,17 @@ def _forms(values: tuple[str, ...]) -> tuple[str, ...]:
 
 # The console's own secrets, should a library put one in a message (a broker or
 # database error quoting its URL): the keys whole, the URLs' passwords.
-CONSOLE_KEYS = ("SECRET_KEY", "AUDIT_HMAC_KEY")
+CONSOLE_KEYS = ("SECRET_KEY", "AUDIT_HMAC_KEY", "EMAIL_HOST_PASSWORD")
 CONSOLE_URLS = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")
+# The notification channels' and alert sources' secrets, named by convention (the
+# admin forms refuse other names): Slack webhook URLs, PagerDuty routing keys,
+# Grafana HMAC secrets.
+SECRET_SUFFIXES = ("_WEBHOOK_URL", "_ROUTING_KEY", "_HMAC_SECRET")
 
 
 def _console_secrets() -> tuple[str, ...]:
     found = [os.environ.get(k, "") for k in CONSOLE_KEYS]
+    found += [v for k, v in os.environ.items() if k.endswith(SECRET_SUFFIXES)]
     for key in CONSOLE_URLS:
         password = urlsplit(os.environ.get(key, "")).password
         found += [password or "", unquote(password or "")]

@@ -265,6 +265,26 @@ def test_the_consoles_own_secrets_and_decoded_url_passwords_are_masked(monkeypat
     assert "p@ss-word" not in clean
 
 
+def test_channel_and_source_secrets_are_masked_by_their_names(monkeypatch):
+    """Notification channels and alert sources name their secrets by convention
+    (the admin refuses other names): every such variable is masked, and a
+    variable that only looks similar is not."""
+    monkeypatch.setenv(
+        "SLACK_OPS_WEBHOOK_URL", "https://hooks.slack.test/T0/B0/xyzzy-42"
+    )
+    monkeypatch.setenv("PAGERDUTY_ROUTING_KEY", "r0ut1ng-k3y-value")
+    monkeypatch.setenv("GRAFANA_HMAC_SECRET", "grafana-hmac-77")
+    monkeypatch.setenv("EMAIL_HOST_PASSWORD", "smtp-pass-99")
+    monkeypatch.setenv("SLACK_WEBHOOK_URL_NOTE", "not-a-secret-here")
+    clean = redaction.redact(
+        "POST https://hooks.slack.test/T0/B0/xyzzy-42 key r0ut1ng-k3y-value "
+        "sig grafana-hmac-77 smtp smtp-pass-99 note not-a-secret-here"
+    )
+    for secret in ("xyzzy-42", "r0ut1ng-k3y", "grafana-hmac", "smtp-pass"):
+        assert secret not in clean
+    assert "not-a-secret-here" in clean
+
+
 # --- what mutation testing found unpinned (issue 8 point 17) -------------------------
 
 

@@ -282,6 +282,14 @@ CELERY_BEAT_SCHEDULE["notify-escalate-unacknowledged"] = {
     "task": "notify.tasks.escalate_unacknowledged",
     "schedule": 60.0,
 }
+# Email channels send through Django's SMTP backend (EMAIL_HOST_PASSWORD is
+# masked in every output, like the console's keys).
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="yomira-console@localhost")
 # --- end of notifications ------------------------------------------------------
 
 # The runbook `make run` and the docker-compose one-shot import by default.

@@ -75,13 +75,13 @@ def test_add_defaults_to_alertmanager_and_takes_its_options(db):
         "--kind",
         "grafana",
         "--hmac-secret-env",
-        "GRAFANA_EU_HMAC",
+        "GRAFANA_EU_HMAC_SECRET",
     )
     source = AlertSource.objects.get(name="am-eu")
     assert (source.kind, source.rate_limit_per_minute, source.hmac_secret_env) == (
         "grafana",
         50,
-        "GRAFANA_EU_HMAC",
+        "GRAFANA_EU_HMAC_SECRET",
     )
     assert source.token_sha256 == digest(lines[-1])
     run("add", "am-us")
@@ -193,3 +193,12 @@ def test_as_a_real_command_with_tail(tmp_path):
     assert again.stdout == ""
     assert "A source named 'ci-grafana' exists" in again.stderr
     assert AlertSource.objects.count() == 1
+
+
+def test_the_hmac_secret_must_be_named_as_one(db):
+    """A source cannot be pointed at the console's own keys (or any other
+    variable): the name must end in _HMAC_SECRET, which the redaction masks."""
+    for wrong in ("SECRET_KEY", "AUDIT_HMAC_KEY", "grafana_hmac_secret"):
+        with pytest.raises(CommandError, match="_HMAC_SECRET"):
+            run("add", "g", "--kind", "grafana", "--hmac-secret-env", wrong)
+    assert not AlertSource.objects.exists()

@@ -386,7 +386,7 @@ def changed_grafana(**fields: object) -> dict:
     return {**grafana_body(), **fields}
 
 
-SECRET_ENV = "YOMIRA_TEST_GRAFANA_HMAC"
+SECRET_ENV = "YOMIRA_TEST_GRAFANA_HMAC_SECRET"
 SECRET = "grafana-shared-secret-9f1c"
 
 

@@ -5,6 +5,7 @@ this once and stored only as a hash."""
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import IntegrityError
 from django.urls import reverse
@@ -47,13 +48,23 @@ class Command(BaseCommand):
             return
         name = str(options["name"])
         if action == "add":
-            field = AlertSource._meta.get_field("name")
-            try:
-                field.clean(name, None)
-            except Exception as exc:  # noqa: BLE001 - ValidationError's list of messages
-                raise CommandError(
-                    f"{name!r} is not a valid source name: {exc}"
-                ) from None
+            for field_name, label, value in (
+                ("name", "source name", name),
+                (
+                    "hmac_secret_env",
+                    "HMAC secret variable",
+                    str(options["hmac_secret_env"]),
+                ),
+            ):
+                field = AlertSource._meta.get_field(field_name)
+                if not value and field.blank:
+                    continue
+                try:
+                    field.clean(value, None)
+                except ValidationError as exc:
+                    raise CommandError(
+                        f"{value!r} is not a valid {label}: {' '.join(exc.messages)}"
+                    ) from None
             try:
                 source, token = sources.create(
                     name=name,
