@@ -54,7 +54,12 @@ def test_a_responder_opens_an_incident_ticks_a_step_and_adds_a_note(page, consol
     page.keyboard.press("j")
     page.keyboard.press("d")
     expect(page.locator("#step-2 .tick")).to_have_text("done")
-    expect(page.locator("#timeline-list li.event")).to_have_count(4)
+    # Opened; "did not notify PagerDuty" (no channel has the runbook's name: the
+    # commander sees that nobody was paged); two ticks; the note.
+    expect(page.locator("#timeline-list li.event")).to_have_count(5)
+    expect(page.locator("#timeline-list")).to_contain_text(
+        "did not notify PagerDuty (trigger): no notification channel has this name"
+    )
     assert page.evaluate("window.__marker") == "no reload"
 
 
