@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from celery import current_app
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from incidents import audit, services
@@ -64,7 +67,7 @@ def receive(*, source: AlertSource, body: bytes, notification: Notification) -> 
             with transaction.atomic():
                 receipt = Receipt.objects.create(**fields)
         elif connection.vendor == "postgresql":
-            receipt = _insert_prepared(fields)
+            receipt = _insert_bare(fields)
         else:
             receipt = Receipt.objects.create(**fields)
     except Exception as exc:
@@ -74,18 +77,20 @@ def receive(*, source: AlertSource, body: bytes, notification: Notification) -> 
     return receipt
 
 
-def _insert_prepared(fields: dict) -> Receipt:
-    """The receipt's INSERT as a prepared statement on the bare psycopg
-    connection, committed by itself (autocommit): every webhook runs it, and the
-    ORM's model machinery and client-side quoting of a 1 MB body were half the
-    request's time (measured with py-spy under wrk)."""
+def _insert_bare(fields: dict) -> Receipt:
+    """The receipt's INSERT on the bare psycopg connection, committed by itself
+    (Django keeps it in autocommit outside a transaction): every webhook runs it,
+    and the ORM's model machinery around one insert was a third of the request's
+    time (measured with py-spy under wrk). A connection the database dropped
+    fails this request with a 503 (the sender retries) and is replaced after it."""
     receipt = Receipt(**fields)
     table = Receipt._meta.db_table
     connection.ensure_connection()
     with connection.wrap_database_errors:
         row = connection.connection.execute(
             f"INSERT INTO {table} (source_id, received_at, body, state, error, "
-            "alert_count, processed_at) VALUES (%s, %s, %s, %s, '', %s, NULL) "
+            "alert_count, attempts, processed_at) "
+            "VALUES (%s, %s, %s, %s, '', %s, 0, NULL) "
             "RETURNING id",
             [
                 receipt.source_id,
@@ -94,7 +99,6 @@ def _insert_prepared(fields: dict) -> Receipt:
                 receipt.state,
                 receipt.alert_count,
             ],
-            prepare=True,
         ).fetchone()
     receipt.pk = row[0]
     receipt._state.adding = False
@@ -162,22 +166,35 @@ def enqueue(receipt_id: int) -> None:
         process(receipt_id)
 
 
-def drain(limit: int = 5000) -> int:
-    """Apply every pending receipt, oldest first, until none is left."""
+# A drain works this long, then hands the rest to a new drain task: well inside
+# the task's soft time limit, which would otherwise cut a receipt in half.
+DRAIN_SECONDS = 15.0
+
+
+def drain() -> int:
+    """Apply every pending receipt, oldest first, until none is left. One that
+    fails (the database refusing it, say) does not stop the others."""
     drain_flag_cleared()
-    done = 0
-    while done < limit:
+    deadline = time.monotonic() + DRAIN_SECONDS
+    done, last = 0, 0
+    while True:
         batch = list(
-            Receipt.objects.filter(state=Receipt.State.PENDING)
+            Receipt.objects.filter(state=Receipt.State.PENDING, id__gt=last)
             .order_by("id")
             .values_list("id", flat=True)[:100]
         )
         if not batch:
-            break
+            return done
         for receipt_id in batch:
-            process(receipt_id)
+            if time.monotonic() > deadline:
+                enqueue(receipt_id)  # the rest, in a fresh task
+                return done
+            last = receipt_id
+            try:
+                process(receipt_id)
+            except DatabaseError:
+                continue  # left pending (process counted the attempt)
             done += 1
-    return done
 
 
 @dataclass
@@ -206,9 +223,14 @@ def process(receipt_id: int) -> Applied:
     try:
         group = _group(receipt.source, notification)
         applied = _apply(receipt, group, notification)
-    except DatabaseError:
-        # Left pending: the sweeper applies it again once the database answers.
-        log.warning("alert receipt %s not applied yet: database error", receipt_id)
+    except SoftTimeLimitExceeded:
+        raise  # cut short, rolled back: still pending, applied by the next drain
+    except DatabaseError as exc:
+        # Usually passing (the database restarting): left pending for the next
+        # drain or the sweeper; one the database keeps refusing is failed after
+        # RECEIPT_ATTEMPTS, so it cannot hold up the others for ever.
+        log.warning("alert receipt %s not applied yet: %s", receipt_id, exc)
+        _attempt_failed(receipt, exc, notification)
         raise
     except Exception as exc:
         # A bug, not a passing fault: recorded on the receipt (the admin shows it)
@@ -224,6 +246,29 @@ def process(receipt_id: int) -> Applied:
         except Exception:  # noqa: BLE001 - the incident is open; diagnosis is extra
             log.exception("diagnosis of incident %s failed", applied.opened.pk)
     return applied
+
+
+# Attempts at a receipt the database refuses before it is marked failed.
+RECEIPT_ATTEMPTS = 5
+
+
+def _attempt_failed(
+    receipt: Receipt, exc: Exception, notification: Notification
+) -> None:
+    try:
+        Receipt.objects.filter(pk=receipt.pk).update(attempts=F("attempts") + 1)
+        if Receipt.objects.filter(
+            pk=receipt.pk, attempts__gte=RECEIPT_ATTEMPTS
+        ).exists():
+            _not_applied(
+                receipt,
+                Receipt.State.FAILED,
+                f"refused by the database {RECEIPT_ATTEMPTS} times: "
+                f"{type(exc).__name__}: {exc}",
+                notification,
+            )
+    except DatabaseError:
+        pass  # the database is down: the attempt is not counted, nothing lost
 
 
 def _not_applied(
@@ -262,13 +307,20 @@ def _apply(receipt: Receipt, group: AlertGroup, notification: Notification) -> A
     now = timezone.now()
     with transaction.atomic():
         group = AlertGroup.objects.select_for_update().get(pk=group.pk)
+        if group.incident_id is not None:
+            # The incident's row before the audit log's lock, in the order a
+            # person's status change takes them (the reverse would deadlock).
+            list(
+                Incident.objects.select_for_update()
+                .filter(pk=group.incident_id)
+                .values_list("pk")
+            )
         applied.group = group
         claimed = Receipt.objects.filter(
             pk=receipt.pk, state=Receipt.State.PENDING
         ).update(state=Receipt.State.PROCESSED, processed_at=now)
         if not claimed:
             return applied
-        _received(receipt, notification)
         was_firing = group.firing
         for alert in notification.alerts:
             _apply_alert(receipt, group, alert, applied)
@@ -290,6 +342,9 @@ def _apply(receipt: Receipt, group: AlertGroup, notification: Notification) -> A
         group.updated_at = now
         group.receiver = notification.receiver[:200]
         group.save()
+        # Last: the audit log's lock is held from the first append to the
+        # commit, so nothing slow (the routing probe) may come after one.
+        _received(receipt, notification)
     return applied
 
 
@@ -343,8 +398,12 @@ def _apply_alert(
         (applied.new_alerts if alert.firing else applied.resolved_alerts).append(row)
         return
     # A receipt older than the one that last changed this alert (a retry that
-    # arrived late) changes nothing.
+    # arrived late) changes nothing; nor does a late copy of a firing body after
+    # the resolved one (an HA peer's, a retry): an occurrence that ended stays
+    # ended, and a real re-fire comes with a new startsAt.
     if row.last_receipt_id is not None and row.last_receipt_id > receipt.pk:
+        return
+    if row.status == Alert.Status.RESOLVED and alert.firing:
         return
     changed = row.status != status
     row.status = status
@@ -503,8 +562,20 @@ def _as_payload(row: Alert) -> AlertIn:
     )
 
 
+# The health probe's answer, per process, for this long: a storm of ambiguous
+# groups asks the health check once, not once per group.
+PROBE_ANSWER_SECONDS = 10.0
+_probed: dict[int, tuple[float, tuple[bool, str]]] = {}
+
+
 def _prober(command) -> tuple[bool, str]:  # noqa: ANN001
-    return services.probe_for_routing(command=command, actor=INTAKE)
+    now = time.monotonic()
+    kept = _probed.get(command.pk)
+    if kept is not None and now - kept[0] < PROBE_ANSWER_SECONDS:
+        return kept[1]
+    answer = services.probe_for_routing(command=command, actor=INTAKE)
+    _probed[command.pk] = (time.monotonic(), answer)
+    return answer
 
 
 def _timeline(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 
 from django.conf import settings
-from django.core.validators import RegexValidator
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
@@ -62,6 +62,7 @@ class AlertSource(models.Model):
     )
     rate_limit_per_minute = models.PositiveIntegerField(
         default=600,
+        validators=[MinValueValidator(1)],
         help_text="Requests a minute; more are answered 503 with Retry-After, "
         "which Alertmanager retries (it never retries a 4xx).",
     )
@@ -99,6 +100,8 @@ class Receipt(models.Model):
     )
     error = models.TextField(blank=True)
     alert_count = models.PositiveIntegerField(default=0)
+    # Times the database refused to apply it (failed after a few).
+    attempts = models.PositiveSmallIntegerField(default=0)
     processed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

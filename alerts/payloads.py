@@ -51,6 +51,16 @@ class AlertIn(_Model):
 
     _check_labels = field_validator("labels", "annotations")(_labels)
 
+    @field_validator("startsAt")
+    @classmethod
+    def _starts(cls, value: datetime) -> datetime:
+        return _sane_time(value)
+
+    @field_validator("endsAt")
+    @classmethod
+    def _ends(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else _sane_time(value, zero_is_none=True)
+
     @field_validator("labels")
     @classmethod
     def _has_labels(cls, value: dict) -> dict:
@@ -129,12 +139,10 @@ def parse(kind: str, body: bytes) -> Notification:
         raise PayloadError(f"The body is not JSON: {exc}.") from None
     if not isinstance(data, dict):
         raise PayloadError("The body must be a JSON object.")
-    if b"\\u0000" in body:
-        where = _nul_at(data)
-        if where:
-            raise PayloadError(
-                f"{where}: holds a NUL character (\\u0000), which cannot be stored."
-            )
+    if b"\\u" in body:  # only an escape can smuggle in what cannot be stored
+        found = _unstorable_at(data)
+        if found:
+            raise PayloadError(f"{found[0]}: holds {found[1]}, which cannot be stored.")
     model = GrafanaIn if kind == "grafana" else AlertmanagerIn
     try:
         payload = model.model_validate(data)
@@ -150,26 +158,42 @@ def parse(kind: str, body: bytes) -> Notification:
     )
 
 
-def _nul_at(value: object, path: str = "") -> str:
-    """Where a NUL character is, as a dotted path (`alerts.0.labels.job`)."""
+def _unstorable(text: str) -> str:
+    """What in a string PostgreSQL cannot store ("" if nothing): a NUL, or a lone
+    surrogate escape (not UTF-8, so jsonb and text both refuse it)."""
+    if "\x00" in text:
+        return "a NUL character (\\u0000)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "a lone surrogate escape (\\ud800-\\udfff), not UTF-8"
+    return ""
+
+
+def _unstorable_at(value: object, path: str = "") -> tuple[str, str] | None:
+    """Where the first string PostgreSQL cannot store is, as a dotted path
+    (`alerts.0.labels.job`), and what is wrong with it."""
     if isinstance(value, str):
-        return (path or "body") if "\x00" in value else ""
+        what = _unstorable(value)
+        return (path or "body", what) if what else None
     if isinstance(value, dict):
         items = value.items()
     elif isinstance(value, list):
         items = enumerate(value)
     else:
-        return ""
+        return None
     for key, item in items:
-        # A NUL in a key is named, not repeated (it would cut the message).
-        shown = str(key).replace("\x00", "\\u0000")
+        # A bad key is named, not repeated (it would break the message too).
+        shown = str(key).encode("utf-8", "backslashreplace").decode()
+        shown = shown.replace("\x00", "\\u0000")
         here = f"{path}.{shown}" if path else shown
-        if isinstance(key, str) and "\x00" in key:
-            return here
-        found = _nul_at(item, here)
+        what = _unstorable(key) if isinstance(key, str) else ""
+        if what:
+            return here, what
+        found = _unstorable_at(item, here)
         if found:
             return found
-    return ""
+    return None
 
 
 def _describe(exc: ValidationError) -> str:
@@ -179,6 +203,25 @@ def _describe(exc: ValidationError) -> str:
         problems.append(f"{where}: {error['msg']}")
     more = exc.error_count() - len(problems)
     return "; ".join(problems) + (f" (and {more} more)" if more > 0 else "")
+
+
+# Alert times outside these years are refused: PostgreSQL stores them (BC dates,
+# year 10000 after a negative offset) but cannot read them back into Python.
+EARLIEST, LATEST = 1970, 2200
+
+
+def _sane_time(value: datetime, *, zero_is_none: bool = False) -> datetime | None:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    if zero_is_none and value.year < 1970:
+        return None  # Alertmanager's 0001-01-01: no end yet
+    try:
+        year = value.astimezone(UTC).year
+    except OverflowError:
+        year = value.year
+    if not EARLIEST <= year <= LATEST:
+        raise ValueError(f"must be between {EARLIEST} and {LATEST}")
+    return value
 
 
 def _no_end(value: datetime | None) -> datetime | None:

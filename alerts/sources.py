@@ -162,7 +162,8 @@ def check_signature(source: AlertSource, request: HttpRequest, body: bytes) -> N
             raise Unauthorized("the signature's timestamp is outside ±5 minutes")
         signed = stamp.encode() + b":" + body
     wanted = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(wanted, signature.lower()):
+    # Bytes: compare_digest refuses a str with non-ASCII characters (a 500).
+    if not hmac.compare_digest(wanted.encode(), signature.lower().encode()):
         raise Unauthorized("a wrong signature")
 
 

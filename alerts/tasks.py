@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
+from django.db import DatabaseError
 from django.utils import timezone
 
 from . import intake
@@ -33,6 +34,9 @@ def process_stale_receipts() -> int:
     ).order_by("id")
     count = 0
     for receipt_id in stale.values_list("id", flat=True)[:500]:
-        intake.process(receipt_id)
+        try:
+            intake.process(receipt_id)
+        except DatabaseError:
+            continue  # left pending, its attempt counted; the others go on
         count += 1
     return count

@@ -142,10 +142,14 @@ def alert_list(request: HttpRequest) -> HttpResponse:
         .prefetch_related("alerts")
         .order_by("-updated_at")[:100]
     )
-    alerts = list(
-        Alert.objects.select_related(
-            "group__source", "group__incident", "group__playbook"
-        ).order_by("-last_seen", "-id")[:300]
+    rows = Alert.objects.select_related(
+        "group__source", "group__incident", "group__playbook"
+    )
+    # Every firing alert (one that has fired for hours stays listed after a storm
+    # of newer ones), and the latest resolved ones.
+    firing = list(rows.filter(status=Alert.Status.FIRING).order_by("-starts_at")[:500])
+    resolved = list(
+        rows.filter(status=Alert.Status.RESOLVED).order_by("-last_seen", "-id")[:100]
     )
     playbooks = list(Playbook.objects.current().order_by("number"))
     for group in waiting:
@@ -158,8 +162,8 @@ def alert_list(request: HttpRequest) -> HttpResponse:
         group.since = group.firing_alerts[0].starts_at if group.firing_alerts else None
     context = {
         "waiting": waiting,
-        "firing": [a for a in alerts if a.is_firing],
-        "resolved": [a for a in alerts if not a.is_firing],
+        "firing": firing,
+        "resolved": resolved,
         "playbooks": playbooks,
         "can_triage": access.can(request.user, access.OPEN_INCIDENTS),
     }

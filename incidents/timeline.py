@@ -146,10 +146,10 @@ def _when(value: object) -> str:
     06:58:40 UTC`."""
     try:
         moment = datetime.fromisoformat(str(value))
-    except ValueError:
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         return str(value)
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 

@@ -11,6 +11,7 @@ import os
 import re
 
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -67,8 +68,17 @@ class Channel(models.Model):
         problem = self.secret_problem()
         if problem and self.kind in self.SECRET_SUFFIX:
             raise ValidationError({"secret_env": problem})
-        if self.kind == self.Kind.EMAIL and not self.recipient_list():
-            raise ValidationError({"recipients": "Give at least one address."})
+        if self.kind == self.Kind.EMAIL:
+            addresses = self.recipient_list()
+            if not addresses:
+                raise ValidationError({"recipients": "Give at least one address."})
+            for address in addresses:
+                try:
+                    validate_email(address)
+                except ValidationError:
+                    raise ValidationError(
+                        {"recipients": f"{address!r} is not an email address."}
+                    ) from None
 
     def secret_problem(self) -> str:
         """Why `secret_env` cannot be used for this kind ("" if it can)."""
