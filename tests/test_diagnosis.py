@@ -59,7 +59,9 @@ def test_a_probe_without_its_target_is_skipped_with_the_reason(yomira, monkeypat
     outcome = services.run_diagnosis(incident=incident, actor=DIAGNOSIS)
     assert not outcome.queued and not incident.executions.exists()
     ((text, why),) = outcome.skipped
-    assert text.startswith("SELECT") and why == "not configured: set TARGET_DATABASE_URL"
+    assert (
+        text.startswith("SELECT") and why == "not configured: set TARGET_DATABASE_URL"
+    )
     started = AuditEvent.objects.get(verb="diagnosis.started", incident=incident)
     assert started.data["skipped"] == [{"command": text[:200], "why": why}]
 
