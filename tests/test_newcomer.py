@@ -188,3 +188,48 @@ def test_a_busy_port_is_named_before_any_worker_starts(tmp_path):
     assert done.returncode != 0
     assert f"Cannot serve on 127.0.0.1:{port}" in done.stderr
     assert "Started a Celery worker" not in done.stdout
+
+
+def test_an_alert_opens_an_incident_with_its_diagnosis(console):
+    """Alertmanager's first notification in the newcomer's setup: the receipt goes
+    through the filesystem broker to the worker, which opens the incident on SQLite
+    while the web process writes too (a refused request's audit record)."""
+    base, _, log = console
+    env = make_run_env(log.parent)  # the console's own database and broker
+    token = manage(env, "alert_source", "add", "newcomer-am").splitlines()[-1]
+    body = {
+        "version": "4",
+        "status": "firing",
+        "receiver": "console",
+        "groupKey": '{}:{alertname="HighLatency"}',
+        "groupLabels": {"alertname": "HighLatency"},
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {"alertname": "HighLatency", "severity": "warning"},
+                "annotations": {"summary": "p95 above 500 ms"},
+                "startsAt": "2026-11-29T06:00:00Z",
+                "endsAt": "0001-01-01T00:00:00Z",
+                "fingerprint": "1234567890abcdef",
+            }
+        ],
+    }
+    hook = f"{base}/hooks/alertmanager/newcomer-am"
+    accepted = httpx.post(hook, json=body, headers={"Authorization": f"Bearer {token}"})
+    assert accepted.status_code == 202, accepted.text
+    refused = httpx.post(hook, json=body, headers={"Authorization": "Bearer wrong"})
+    assert refused.status_code == 401
+    viewer = sign_in(base, "viewer")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        listing = viewer.get("/incidents/").text
+        found = re.search(r'href="(/incidents/\d+/)"[^>]*>HighLatency: p95', listing)
+        if found:
+            page = viewer.get(found.group(1)).text
+            if "Diagnosis probes" in page and "alert-intake" in page:
+                break
+        time.sleep(0.3)
+    else:
+        pytest.fail(f"no incident with its diagnosis:\n{log.read_text()[-3000:]}")
+    assert "queued 0 of 2 Diagnosis probes" in page  # no targets on a newcomer's box
+    assert "database is locked" not in log.read_text()

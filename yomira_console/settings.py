@@ -120,6 +120,13 @@ DATABASES = {
 # Persistent connections: with 0, DB-backed views were 4-8x slower on this machine.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # `make run`'s web process and worker write to one file: a transaction takes
+    # the write lock when it begins (instead of failing "database is locked" when
+    # a reader turns writer mid-way) and waits up to 20 s for it.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"transaction_mode": "IMMEDIATE", "timeout": 20}
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
