@@ -248,17 +248,23 @@ def backoff(attempt: int, retry_after: float | None) -> float:
     return float(min(wanted, settings.NOTIFY_RETRY_MAX_SECONDS))
 
 
+def _about(notification: Notification) -> dict[str, str]:
+    """What every notification event on the timeline names."""
+    return {
+        "channel": notification.channel.name,
+        "kind": notification.channel.kind,
+        "event": notification.event,
+    }
+
+
 def record(
     notification: Notification, attempt: int, answer: Answer, secret: str
 ) -> Outcome:
     """The claimed row's outcome and its audit event, in one transaction."""
     text = mask(answer.text, secret)[: settings.NOTIFY_ANSWER_MAX]
     now = timezone.now()
-    channel = notification.channel
     data = {
-        "channel": channel.name,
-        "kind": channel.kind,
-        "event": notification.event,
+        **_about(notification),
         "status_code": answer.status,
         "attempt": attempt,
     }
@@ -304,9 +310,7 @@ def suppress(notification: Notification, why: str) -> Outcome:
             incident=notification.incident,
             obj=notification,
             data={
-                "channel": notification.channel.name,
-                "kind": notification.channel.kind,
-                "event": notification.event,
+                **_about(notification),
                 "why": why,
             },
         )
@@ -331,9 +335,7 @@ def fail_stuck(notification: Notification) -> bool:
             incident=notification.incident,
             obj=notification,
             data={
-                "channel": notification.channel.name,
-                "kind": notification.channel.kind,
-                "event": notification.event,
+                **_about(notification),
                 "status_code": None,
                 "attempt": notification.attempts,
                 "error": why,
