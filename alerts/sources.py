@@ -167,18 +167,25 @@ def check_signature(source: AlertSource, request: HttpRequest, body: bytes) -> N
         raise Unauthorized("a wrong signature")
 
 
+def count(key: str, timeout: int) -> int:
+    """One more on a counter kept in the cache for `timeout` seconds (shared
+    between processes when the cache is)."""
+    cache.add(key, 0, timeout=timeout)
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between the two calls: a new window
+        cache.set(key, 1, timeout=timeout)
+        return 1
+
+
+def this_minute() -> int:
+    return int(time.time() // 60)
+
+
 def over_rate_limit(source: AlertSource) -> bool:
-    """Counted per source per minute in the cache (shared when the cache is)."""
-    key = f"alert-rate:{source.pk}:{int(time.time() // 60)}"
-    if cache.add(key, 1, timeout=120):
-        count = 1
-    else:
-        try:
-            count = cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.add(key, 1, timeout=120)
-            count = 1
-    return count > source.rate_limit_per_minute
+    """Counted per source per minute."""
+    key = f"alert-rate:{source.pk}:{this_minute()}"
+    return count(key, timeout=120) > source.rate_limit_per_minute
 
 
 # Unauthenticated webhook requests audited per address per minute; beyond, they
@@ -190,22 +197,9 @@ DENIALS_AUDITED = 30
 def denial_budget(ip: str) -> int | None:
     """None past this minute's budget for `ip`; otherwise how many denials from it
     went unaudited before (reported once, in the next audited one)."""
-    minute = int(time.time() // 60)
-    key = f"alert-denied:{ip}:{minute}"
-    if cache.add(key, 1, timeout=120):
-        count = 1
-    else:
-        try:
-            count = cache.incr(key)
-        except ValueError:
-            cache.add(key, 1, timeout=120)
-            count = 1
     skipped_key = f"alert-denied-skipped:{ip}"
-    if count > DENIALS_AUDITED:
-        try:
-            cache.incr(skipped_key)
-        except ValueError:
-            cache.set(skipped_key, 1, timeout=3600)
+    if count(f"alert-denied:{ip}:{this_minute()}", timeout=120) > DENIALS_AUDITED:
+        count(skipped_key, timeout=3600)
         return None
     skipped = cache.get(skipped_key) or 0
     if skipped:

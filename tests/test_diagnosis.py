@@ -48,6 +48,7 @@ def test_the_probes_are_queued_once_as_the_diagnosis_identity(yomira, targets):
     assert asked.actor_name == "diagnosis" and asked.data["diagnosis"] is True
     started = AuditEvent.objects.get(verb="diagnosis.started", incident=incident)
     assert started.data == {"probes": 1, "queued": 1, "skipped": []}
+    assert (started.object_type, started.object_id) == ("incident", str(incident.pk))
     again = services.run_diagnosis(incident=incident, actor=DIAGNOSIS)
     assert again.already and not again.queued
     assert incident.executions.count() == 1
@@ -64,6 +65,7 @@ def test_a_probe_without_its_target_is_skipped_with_the_reason(yomira, monkeypat
     )
     started = AuditEvent.objects.get(verb="diagnosis.started", incident=incident)
     assert started.data["skipped"] == [{"command": text[:200], "why": why}]
+    assert started.data["queued"] == 0
 
 
 def test_the_budget_holds_across_incidents(yomira, targets, settings):
@@ -75,8 +77,10 @@ def test_the_budget_holds_across_incidents(yomira, targets, settings):
         )
     assert queued == [1, 1, 0]
     last = AuditEvent.objects.filter(verb="diagnosis.started").latest("seq")
-    assert "alert storm guard" in last.data["skipped"][0]["why"]
-    assert "more than 2 Diagnosis probes" in last.data["skipped"][0]["why"]
+    assert last.data["skipped"][0]["why"] == (
+        "more than 2 Diagnosis probes were queued in the last minute "
+        "(alert storm guard): press Run"
+    )
 
 
 @pytest.mark.parametrize(
@@ -88,6 +92,7 @@ def test_only_the_diagnosis_identity_may_queue_it(yomira, targets, actor):
         services.run_diagnosis(incident=incident, actor=actor)
     denial = AuditEvent.objects.filter(verb="permission.denied").latest("seq")
     assert denial.actor_name == actor.name
+    assert denial.incident_id == incident.pk
     assert denial.data["why"] == (
         "Diagnosis is queued only by the console's diagnosis identity"
     )
@@ -138,3 +143,63 @@ def test_the_worker_refuses_anything_else_asked_as_diagnosis(yomira, targets):
         "alert-intake may run only Diagnosis probes."
     )
     assert recheck(forged(own, probe)) == ""
+
+
+# --- the budget and the reasons, to their edges -------------------------------------
+
+
+def test_the_budget_counts_only_the_last_minute(yomira, targets, settings, monkeypatch):
+    from django.utils import timezone
+
+    from incidents.services import diagnosis
+
+    settings.DIAGNOSIS_PER_MINUTE = 1
+    assert len(services.run_diagnosis(incident=opened(6), actor=DIAGNOSIS).queued) == 1
+    assert not services.run_diagnosis(incident=opened(6), actor=DIAGNOSIS).queued
+    later = timezone.now() + timezone.timedelta(seconds=61)
+    monkeypatch.setattr(diagnosis.timezone, "now", lambda: later)
+    assert len(services.run_diagnosis(incident=opened(6), actor=DIAGNOSIS).queued) == 1
+
+
+def test_people_running_probes_do_not_spend_the_budget(
+    yomira, targets, settings, commander
+):
+    settings.DIAGNOSIS_PER_MINUTE = 1
+    incident = opened(6)
+    probe = incident.playbook.commands.get(kind="probe", step__isnull=True)
+    services.request_run(
+        incident=incident, command=probe, params={}, actor=Actor.person(commander)
+    )
+    assert AuditEvent.objects.filter(verb="execution.requested").count() == 1
+    assert len(services.run_diagnosis(incident=opened(6), actor=DIAGNOSIS).queued) == 1
+
+
+def test_the_budget_is_taken_under_its_own_lock(yomira):
+    """Concurrent diagnoses count one after the other: the budget's advisory lock
+    is held by the transaction that counts."""
+    from django.db import connection, transaction
+
+    from incidents.services import diagnosis
+
+    with transaction.atomic():
+        diagnosis._take_budget(1)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                "AND pid = pg_backend_pid() AND classid = %s AND objid = %s",
+                [diagnosis.BUDGET_LOCK_ID >> 32, diagnosis.BUDGET_LOCK_ID & 0xFFFFFFFF],
+            )
+            assert cursor.fetchone()[0] == 1
+    assert diagnosis._take_budget(0) == 0
+
+
+def test_the_reasons_name_every_parameter_and_target(monkeypatch):
+    from incidents.services import diagnosis
+
+    asks = Command(text="SELECT pg_cancel_backend($1, $2)", parameters=["pid", "why"])
+    assert diagnosis._cannot_run(asks) == "needs pid, why, which only a person can give"
+    monkeypatch.setattr(
+        diagnosis, "missing_targets", lambda command: ["TARGET_A", "TARGET_B"]
+    )
+    plain = Command(text="SELECT 1", parameters=[])
+    assert diagnosis._cannot_run(plain) == "not configured: set TARGET_A, TARGET_B"
