@@ -207,3 +207,20 @@ def test_the_hmac_secret_must_be_named_as_one(db):
         with pytest.raises(CommandError, match="_HMAC_SECRET"):
             run("add", "g", "--kind", "grafana", "--hmac-secret-env", wrong)
     assert not AlertSource.objects.exists()
+
+
+def test_grafana_headers_can_be_named(db):
+    run(
+        "add",
+        "g",
+        "--kind",
+        "grafana",
+        "--hmac-secret-env",
+        "G_HMAC_SECRET",
+        "--signature-header",
+        "X-Signature",
+        "--timestamp-header",
+        "",
+    )
+    source = AlertSource.objects.get(name="g")
+    assert (source.signature_header, source.timestamp_header) == ("X-Signature", "")

@@ -35,6 +35,17 @@ class Command(BaseCommand):
         add.add_argument(
             "--rate-limit", type=int, default=600, help="Requests a minute."
         )
+        add.add_argument(
+            "--signature-header",
+            default="X-Grafana-Alerting-Signature",
+            help="Grafana: the header carrying the HMAC signature.",
+        )
+        add.add_argument(
+            "--timestamp-header",
+            default="X-Grafana-Alerting-Timestamp",
+            help="Grafana: the header carrying the signed timestamp; '' when the "
+            "contact point signs the body alone.",
+        )
         rotate = sub.add_parser(
             "rotate", help="A new token; the old one stops working."
         )
@@ -72,6 +83,8 @@ class Command(BaseCommand):
                     actor=ACTOR,
                     hmac_secret_env=str(options["hmac_secret_env"]),
                     rate_limit_per_minute=max(1, int(options["rate_limit"])),
+                    signature_header=str(options["signature_header"]),
+                    timestamp_header=str(options["timestamp_header"]),
                 )
             except IntegrityError:
                 raise CommandError(
