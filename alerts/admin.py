@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from incidents import audit
 from incidents.actors import Actor
 from incidents.models import Playbook
 
@@ -39,12 +41,30 @@ class AlertSourceAdmin(admin.ModelAdmin):
     def save_model(
         self, request: HttpRequest, obj: AlertSource, form, change: bool
     ) -> None:  # noqa: ANN001
-        if change:
+        actor = Actor.from_request(request)
+        with transaction.atomic():
+            if change:
+                super().save_model(request, obj, form, change)
+                audit.append(
+                    "alert_source.changed",
+                    actor=actor,
+                    obj=obj,
+                    data={
+                        "name": obj.name,
+                        "changed": sorted(form.changed_data),
+                        "enabled": obj.enabled,
+                    },
+                )
+                return
+            token = sources.new_token()
+            obj.token_sha256 = digest(token)
             super().save_model(request, obj, form, change)
-            return
-        token = sources.new_token()
-        obj.token_sha256 = digest(token)
-        super().save_model(request, obj, form, change)
+            audit.append(
+                "alert_source.created",
+                actor=actor,
+                obj=obj,
+                data={"name": obj.name, "kind": obj.kind},
+            )
         _show_token(request, obj, token)
 
     @admin.action(description="Rotate the token (the old one stops working)")
