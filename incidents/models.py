@@ -130,6 +130,26 @@ class Playbook(models.Model):
         haystack = [self.title, self.slug, str(self.number), *self.alerts]
         return any(query in value.lower() for value in haystack)
 
+    def found_in_text(self, query: str) -> str:
+        """Where in the playbook's own text a search is found, in words ("" if
+        nowhere): the alert condition, a context section (Symptoms, Impact), the
+        Diagnosis. Steps and commands are asked in the database (the view)."""
+        query = query.strip().lower()
+        if not query:
+            return ""
+        if query in self.alert_condition.lower():
+            return "the alert condition"
+        for section in self.context or []:
+            title = str(section.get("title", ""))
+            if (
+                query in title.lower()
+                or query in str(section.get("markdown", "")).lower()
+            ):
+                return title or "its context"
+        if query in self.diagnosis.lower():
+            return "Diagnosis"
+        return ""
+
 
 class Step(models.Model):
     playbook = models.ForeignKey(

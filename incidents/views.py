@@ -41,7 +41,7 @@ from .fragments import (
     personalise,
     with_token,
 )
-from .models import AuditEvent, Command, Incident, Playbook, StepExecution
+from .models import AuditEvent, Command, Incident, Playbook, Step, StepExecution
 from .presenters import present_checklist, present_playbook
 
 # --- the playbook library ---------------------------------------------------------------
@@ -79,7 +79,7 @@ def playbook_list(request: HttpRequest) -> HttpResponse:
         )
     )
     everything = list(playbooks)
-    shown = [p for p in everything if p.matches(query)]
+    shown = search(everything, query)
     runbooks = {p.runbook_id: p.runbook for p in everything}.values()
     template = "incidents/playbook_list.html"
     if request.htmx:
@@ -93,6 +93,41 @@ def playbook_list(request: HttpRequest) -> HttpResponse:
         "can_open": access.can(request.user, access.OPEN_INCIDENTS),
     }
     return render(request, template, context, status=400 if search_error else 200)
+
+
+def search(playbooks: list[Playbook], query: str) -> list[Playbook]:
+    """What a person types, found: titles, slugs, numbers and alert names first;
+    then the text a responder remembers (a command such as `terminate`, a step, a
+    symptom such as `502`), each saying where it was found (`found_in`)."""
+    named = [p for p in playbooks if p.matches(query)]
+    if not query:
+        return named
+    ids = [p.pk for p in playbooks if p not in named]
+    in_commands = dict(
+        Command.objects.filter(playbook_id__in=ids, text__icontains=query)
+        .order_by("playbook_id", "-position")
+        .values_list("playbook_id", "step__number")
+    )
+    in_steps = dict(
+        Step.objects.filter(playbook_id__in=ids)
+        .filter(Q(title__icontains=query) | Q(body__icontains=query))
+        .order_by("playbook_id", "-number")
+        .values_list("playbook_id", "number")
+    )
+    found = []
+    for playbook in playbooks:
+        if playbook in named:
+            continue
+        where = playbook.found_in_text(query)
+        if not where and playbook.pk in in_commands:
+            number = in_commands[playbook.pk]
+            where = f"a command of step {number}" if number else "Diagnosis"
+        if not where and playbook.pk in in_steps:
+            where = f"step {in_steps[playbook.pk]}"
+        if where:
+            playbook.found_in = where
+            found.append(playbook)
+    return named + found
 
 
 @permission_required(access.VIEW_PLAYBOOKS)

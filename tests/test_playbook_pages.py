@@ -47,10 +47,36 @@ def test_search_matches_titles_and_alert_names(
     responder_client, yomira, query, expected
 ):
     page = responder_client.get("/playbooks/", {"q": query}).content.decode()
-    found = [
-        p.slug for p in yomira.playbooks.all() if f'href="/playbooks/{p.slug}/"' in page
-    ]
-    assert found == expected
+    found = in_page_order(page, yomira)
+    # Names first; playbooks that only mention it in their text come after.
+    assert found[: len(expected)] == expected
+    named = page[: page.index(f'href="/playbooks/{expected[-1]}/"')]
+    assert "” in " not in named
+
+
+def in_page_order(page: str, runbook) -> list[str]:  # noqa: ANN001
+    slugs = [p.slug for p in runbook.playbooks.all()]
+    shown = [s for s in slugs if f'href="/playbooks/{s}/"' in page]
+    return sorted(shown, key=lambda s: page.index(f'href="/playbooks/{s}/"'))
+
+
+@pytest.mark.parametrize(
+    ("query", "slug", "where"),
+    [
+        ("terminate", "db-connection-pool-exhausted", "a command of step 3"),
+        ("rate limiting", "redis-down-unreachable", "Impact when Redis is down"),
+        ("latency-history", "high-api-latency", "Diagnosis"),
+        ("maintenance mode", "high-api-latency", "step 5"),
+    ],
+)
+def test_search_finds_what_a_responder_remembers_and_says_where(
+    responder_client, yomira, query, slug, where
+):
+    page = responder_client.get("/playbooks/", {"q": query}).content.decode()
+    assert slug in in_page_order(page, yomira), page
+    row = page[page.index(f'href="/playbooks/{slug}/"') :]
+    row = row[: row.index("</tr>")]
+    assert f"“{query}” in {where}" in row
 
 
 def test_search_with_htmx_returns_only_the_results_fragment(responder_client, yomira):
@@ -66,7 +92,7 @@ def test_search_with_htmx_returns_only_the_results_fragment(responder_client, yo
 
 def test_search_with_no_match_says_so(responder_client, yomira):
     page = responder_client.get("/playbooks/", {"q": "kafka"}).content.decode()
-    assert "No playbook title or alert matches “kafka”" in page
+    assert "No playbook title, alert, step, command or symptom matches “kafka”" in page
 
 
 def test_the_playbook_page_renders_steps_commands_and_context(responder_client, yomira):
