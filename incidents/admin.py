@@ -55,8 +55,22 @@ class PlaybookAdmin(GuardedModelAdmin):
     list_display = ("number", "title", "severity", "runbook")
     list_filter = ("runbook__is_current", "severity")
     search_fields = ("title", "slug")
-    readonly_fields = ("runbook", "number", "slug", "anchor", "line")
+    # Everything here came from the runbook revision, which is its source: a
+    # change belongs in the Markdown and a new import, not in a form. (Grants are
+    # the object permissions, edited from the button above.)
+    readonly_fields = [
+        f.name for f in Playbook._meta.fields if f.name not in ("id", "binding_version")
+    ]
+    exclude = ("binding_version",)
     inlines = [StepInline]
+
+    def has_add_permission(self, request) -> bool:  # noqa: ANN001
+        return False  # playbooks come from `import_runbook`
+
+    def has_delete_permission(self, request, obj=None) -> bool:  # noqa: ANN001
+        # Incidents keep the revision they started with; an old revision is
+        # history, not clutter.
+        return False
 
 
 class CommandForm(forms.ModelForm):
