@@ -139,6 +139,8 @@ def playbook_detail(request: HttpRequest, slug: str) -> HttpResponse:
     context = {
         "view": present_playbook(playbook),
         "can_open": access.can(request.user, access.OPEN_INCIDENTS),
+        # The one-click Open's key: a double click opens one incident.
+        "request_key": uuid.uuid4().hex,
     }
     return render(request, "incidents/playbook_detail.html", context)
 
@@ -205,7 +207,12 @@ def incident_new(request: HttpRequest) -> HttpResponse:
             return HttpResponseRedirect(incident.get_absolute_url())
         status = 400
     else:
-        form = OpenIncidentForm(initial={"playbook": request.GET.get("playbook", "")})
+        wanted = request.GET.get("playbook", "")
+        chosen = Playbook.objects.current().filter(slug=wanted).first()
+        # The playbook's own title is a good first title: one edit, or none.
+        form = OpenIncidentForm(
+            initial={"playbook": wanted, "title": chosen.title if chosen else ""}
+        )
         status = 200
     playbooks = Playbook.objects.current().order_by("number")
     # A new key for every page load: a double submit of this page sends it twice.

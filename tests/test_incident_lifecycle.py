@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from incidents.actors import Actor
@@ -184,3 +186,49 @@ def test_an_open_incident_keeps_its_runbook_revision(
     page = viewer_client.get(f"/incidents/{incident.pk}/").content.decode()
     assert "Verify</h3>" in page and "Verify it" not in page
     assert "runbook revision 1" in page
+
+
+# --- issue 11 point 3: opening in one step ------------------------------------------
+
+
+def test_a_playbook_page_opens_an_incident_in_one_click(commander_client, yomira):
+    page = commander_client.get("/playbooks/db-connection-pool-exhausted/")
+    html = page.content.decode()
+    form = html[html.index('class="inline open-now"') :]
+    form = form[: form.index("</form>")]
+    key = re.search(r'name="request_key" value="([0-9a-f]{32})"', form).group(1)
+    fields = {
+        "playbook": "db-connection-pool-exhausted",
+        "title": "DB Connection Pool Exhausted",
+        "request_key": key,
+        "csrfmiddlewaretoken": "",
+    }
+    assert 'name="title" value="DB Connection Pool Exhausted"' in form
+    first = commander_client.post("/incidents/new/", fields)
+    again = commander_client.post("/incidents/new/", fields)  # a double click
+    incident = Incident.objects.get()
+    assert first["Location"] == again["Location"] == f"/incidents/{incident.pk}/"
+    assert incident.title == "DB Connection Pool Exhausted"
+
+
+def test_the_form_starts_with_the_playbooks_title(responder_client, yomira):
+    page = responder_client.get(
+        "/incidents/new/", {"playbook": "disk-space-critical"}
+    ).content.decode()
+    assert 'value="Disk Space Critical"' in page
+
+
+def test_the_opener_commands_only_if_their_role_may(
+    responder_client, commander_client, responder, commander, yomira
+):
+    for client in (responder_client, commander_client):
+        client.post(
+            "/incidents/new/", {"playbook": "redis-down-unreachable", "title": "Redis"}
+        )
+    by_responder, by_commander = Incident.objects.order_by("pk")
+    assert by_responder.opened_by == responder and by_responder.commander is None
+    assert by_commander.commander == commander
+    page = responder_client.get(f"/incidents/{by_responder.pk}/").content.decode()
+    assert "someone who may command takes command, then acknowledge." in page
+    page = commander_client.get(f"/incidents/{by_commander.pk}/").content.decode()
+    assert '<span class="label">Next</span>acknowledge.' in page

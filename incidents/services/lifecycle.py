@@ -31,7 +31,9 @@ def open_incident(
 ) -> Incident:
     """Open an incident. With a `request_key` (the form's one-time key), a repeat
     by the same actor returns the incident the first submit opened. A person who
-    opens it commands it; one opened by a system identity has no commander yet.
+    opens it commands it when their role may command incidents (a responder who
+    opens one leaves the command to a commander); one opened by a system identity
+    has no commander yet.
     `severity` overrides the playbook's (an alert's own severity label);
     `origin` says where it came from (an alert: source, rule and reason), kept in
     the opening event."""
@@ -56,7 +58,9 @@ def open_incident(
             title=title.strip()[: Incident._meta.get_field("title").max_length],
             severity=severity or playbook.severity,
             opened_by=actor.user,
-            commander=actor.user,
+            commander=actor.user
+            if access.can(actor.user, access.COMMAND_INCIDENTS)
+            else None,
         )
         data = {
             "title": incident.title,
