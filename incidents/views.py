@@ -58,6 +58,9 @@ def playbook_list(request: HttpRequest) -> HttpResponse:
     search_error = (
         f"Search for at most {MAX_SEARCH} characters."
         if len(query) > MAX_SEARCH
+        # The database cannot compare a NUL (the search reaches commands' text).
+        else "The search holds a NUL character; type it again."
+        if "\x00" in query
         else ""
     )
     if search_error:

@@ -217,3 +217,9 @@ def test_a_slug_is_refused_only_while_another_current_runbook_holds_it(
     assert owner == "second"
     page = responder_client.get("/playbooks/shared-name/")
     assert page.status_code == 200
+
+
+def test_a_search_with_a_nul_is_a_400_in_words(responder_client, yomira):
+    response = responder_client.get("/playbooks/", {"q": "pg\x00terminate"})
+    assert response.status_code == 400
+    assert "The search holds a NUL character" in response.content.decode()
