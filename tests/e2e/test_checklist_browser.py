@@ -26,7 +26,9 @@ def console(live_server, make_user):
 def test_a_responder_opens_an_incident_ticks_a_step_and_adds_a_note(page, console):
     sign_in(page, console, "rita", PASSWORD)
     page.goto(f"{console.url}/playbooks/redis-down-unreachable/")
-    page.get_by_role("link", name="Open an incident with this playbook").click()
+    page.get_by_role("link", name="or name it first").click()
+    # The form starts with the playbook's title; this responder names it.
+    expect(page.locator("#id_title")).to_have_value("Redis Down / Unreachable")
     page.fill("#id_title", "Redis refusing connections")
     page.get_by_role("button", name="Open incident").click()
     expect(page).to_have_url(re.compile(r"/incidents/\d+/$"))
@@ -61,6 +63,17 @@ def test_a_responder_opens_an_incident_ticks_a_step_and_adds_a_note(page, consol
         "did not notify PagerDuty (trigger): no notification channel has this name"
     )
     assert page.evaluate("window.__marker") == "no reload"
+
+
+def test_a_commander_opens_an_incident_in_one_click(page, console):
+    sign_in(page, console, "cole", PASSWORD)
+    page.goto(f"{console.url}/playbooks/redis-down-unreachable/")
+    page.get_by_role("button", name="Open an incident now").click()
+    expect(page).to_have_url(re.compile(r"/incidents/\d+/$"))
+    head = page.locator("#incident-head")
+    expect(head.locator("h1")).to_contain_text("Redis Down / Unreachable")
+    expect(head).to_contain_text("Commander cole")
+    expect(head).to_contain_text("Nextacknowledge.")
 
 
 def test_another_responders_tick_appears_within_seconds(browser, console):
