@@ -97,6 +97,16 @@
 
   // "/" focuses search; "j"/"k" move between steps; on a step, "d" marks it done,
   // "s" starts a skip, "r" reopens; "n" starts a note.
+  // Ctrl+Enter (Cmd+Enter on a Mac) in a text box sends its form: a note is
+  // written without reaching for the mouse.
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey)) { return; }
+    var box = event.target;
+    if ((box.tagName || "").toLowerCase() !== "textarea" || !box.form) { return; }
+    event.preventDefault();
+    if (box.form.requestSubmit) { box.form.requestSubmit(); } else { box.form.submit(); }
+  });
+
   document.addEventListener("keydown", function (event) {
     var tag = (event.target.tagName || "").toLowerCase();
     if (tag === "input" || tag === "textarea" || tag === "select" || event.metaKey || event.ctrlKey || event.altKey) {

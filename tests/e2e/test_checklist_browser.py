@@ -65,6 +65,22 @@ def test_a_responder_opens_an_incident_ticks_a_step_and_adds_a_note(page, consol
     assert page.evaluate("window.__marker") == "no reload"
 
 
+def test_ctrl_enter_sends_a_note(page, console):
+    sign_in(page, console, "cole", PASSWORD)
+    page.goto(f"{console.url}/playbooks/redis-down-unreachable/")
+    page.get_by_role("button", name="Open an incident now").click()
+    expect(page).to_have_url(re.compile(r"/incidents/\d+/$"))
+    page.evaluate("window.__marker = 'no reload'")
+    note = page.locator("textarea[name=text]")
+    note.fill("Failover started by the provider")
+    note.press("Control+Enter")
+    expect(page.locator("#timeline-list li").first).to_contain_text(
+        "Failover started by the provider"
+    )
+    expect(page.locator("textarea[name=text]")).to_have_value("")
+    assert page.evaluate("window.__marker") == "no reload"
+
+
 def test_a_commander_opens_an_incident_in_one_click(page, console):
     sign_in(page, console, "cole", PASSWORD)
     page.goto(f"{console.url}/playbooks/redis-down-unreachable/")
