@@ -9,7 +9,6 @@ first receipts agree on one row."""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -542,11 +541,7 @@ def incident_title(alert: Alert) -> str:
     summary = alert.annotations.get("summary") or alert.annotations.get("title")
     if summary:
         return f"{alert.name}: {summary}" if alert.name not in summary else summary
-    where = ", ".join(
-        f"{k}={v}"
-        for k, v in alert.labels.items()
-        if k not in {"alertname", "severity"}
-    )
+    where = ", ".join(f"{k}={v}" for k, v in alert.shown_labels())
     return f"{alert.name or 'Alert'}" + (f" ({where})" if where else "")
 
 
@@ -581,25 +576,11 @@ def _prober(command) -> tuple[bool, str]:  # noqa: ANN001
 def _timeline(
     incident: Incident, receipt: Receipt, notification: Notification, applied: Applied
 ) -> None:
-    shown = 0
-    for row in applied.new_alerts + applied.resolved_alerts:
-        if shown == EVENTS_PER_RECEIPT:
-            break
-        shown += 1
+    changed = applied.new_alerts + applied.resolved_alerts
+    for row in changed[:EVENTS_PER_RECEIPT]:
         verb = "alert.firing" if row.is_firing else "alert.resolved"
-        _append(
-            incident,
-            verb,
-            {
-                "alert": row.name,
-                "fingerprint": row.fingerprint,
-                "labels": row.labels,
-                "starts_at": row.starts_at.isoformat(),
-                "ends_at": row.ends_at.isoformat() if row.ends_at else None,
-                "source": receipt.source.name,
-            },
-        )
-    more = len(applied.new_alerts) + len(applied.resolved_alerts) - shown
+        _append(incident, verb, row.timeline_data(receipt.source.name))
+    more = max(0, len(changed) - EVENTS_PER_RECEIPT)
     if more > 0 or notification.truncated:
         _append(
             incident,
@@ -637,7 +618,3 @@ def _source_resolved(
 
 def _append(incident: Incident, verb: str, data: dict) -> None:
     audit.append(verb, actor=INTAKE, incident=incident, obj=incident, data=data)
-
-
-def payload_json(receipt: Receipt) -> dict:
-    return json.loads(receipt.body)

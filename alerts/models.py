@@ -241,6 +241,17 @@ class Alert(models.Model):
     def is_firing(self) -> bool:
         return self.status == self.Status.FIRING
 
+    def timeline_data(self, source: str) -> dict:
+        """What its `alert.firing` / `alert.resolved` event records."""
+        return {
+            "alert": self.name,
+            "fingerprint": self.fingerprint,
+            "labels": self.labels,
+            "starts_at": self.starts_at.isoformat(),
+            "ends_at": self.ends_at.isoformat() if self.ends_at else None,
+            "source": source,
+        }
+
     def shown_labels(self) -> list[tuple[str, str]]:
         """Labels to show beside the alert's name: sorted, without the name and
         severity (shown on their own)."""

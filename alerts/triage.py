@@ -47,14 +47,7 @@ def pick(*, group: AlertGroup, playbook: Playbook, actor: Actor) -> Incident:
                 actor=actor,
                 incident=incident,
                 obj=incident,
-                data={
-                    "alert": alert.name,
-                    "fingerprint": alert.fingerprint,
-                    "labels": alert.labels,
-                    "starts_at": alert.starts_at.isoformat(),
-                    "ends_at": None,
-                    "source": group.source.name,
-                },
+                data=alert.timeline_data(group.source.name),
             )
         group.triaged_by = actor.user
         group.save()

@@ -25,6 +25,7 @@ from .payloads import PayloadError, parse
 
 log = logging.getLogger(__name__)
 RATE_RETRY_AFTER = "30"
+CANNOT_STORE = "The console cannot store alerts right now; retry."
 
 
 @csrf_exempt
@@ -48,7 +49,7 @@ def _hook(request: HttpRequest, name: str, kind: str) -> HttpResponse:
     try:
         source = sources.lookup(name, kind)
     except DatabaseError:
-        return _answer(503, "The console cannot store alerts right now; retry.")
+        return _answer(503, CANNOT_STORE)
     body = b""
     cap = settings.ALERT_BODY_MAX_BYTES
     try:
@@ -80,7 +81,7 @@ def _hook(request: HttpRequest, name: str, kind: str) -> HttpResponse:
     try:
         receipt = intake.receive(source=source, body=body, notification=notification)
     except intake.CannotStore:
-        return _answer(503, "The console cannot store alerts right now; retry.")
+        return _answer(503, CANNOT_STORE)
     return _answer(202, "accepted", receipt=receipt.pk, alerts=receipt.alert_count)
 
 
@@ -108,7 +109,7 @@ def _denied(request: HttpRequest, name: str, why: str) -> HttpResponse:
                 },
             )
         except DatabaseError:
-            return _answer(503, "The console cannot store alerts right now; retry.")
+            return _answer(503, CANNOT_STORE)
     response = _answer(401, "Unauthorized: send the source's token as a Bearer token.")
     response["WWW-Authenticate"] = 'Bearer realm="alerts"'
     return response
@@ -126,7 +127,7 @@ def _refused(
             data={"source": source.name, "status": status, "why": message[:500]},
         )
     except DatabaseError:
-        return _answer(503, "The console cannot store alerts right now; retry.")
+        return _answer(503, CANNOT_STORE)
     return _answer(status, message)
 
 

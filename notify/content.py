@@ -6,7 +6,8 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from incidents.models import Command, Incident, StepExecution
+from incidents.models import Incident, StepExecution
+from incidents.services.diagnosis import STARTED as DIAGNOSIS_STARTED
 
 from .channels.base import Brief, DiagnosisLine
 from .models import Notification
@@ -41,18 +42,15 @@ def diagnosis(incident: Incident) -> list[DiagnosisLine]:
 
 def diagnosis_pending(incident: Incident) -> bool:
     """Diagnosis results still to come: probes queued or running, or, for an
-    incident an alert opened (no person did), probes not queued yet (the intake
-    queues them just after the incident commits, so a fast worker can be first)."""
+    incident an alert opened (no person did), its Diagnosis not started yet (the
+    intake starts it just after the incident commits, so a fast worker can be
+    first; once started, a playbook with nothing to run has nothing to wait for)."""
     runs = StepExecution.objects.filter(incident=incident, step__isnull=True)
     if runs.filter(state__in=StepExecution.IN_FLIGHT).exists():
         return True
     if incident.opened_by_id is not None or runs.exists():
         return False
-    return Command.objects.filter(
-        playbook_id=incident.playbook_id,
-        step__isnull=True,
-        kind=Command.Kind.PROBE,
-    ).exists()
+    return not incident.events.filter(verb=DIAGNOSIS_STARTED).exists()
 
 
 def brief(notification: Notification, *, with_diagnosis: bool = True) -> Brief:

@@ -228,3 +228,28 @@ def test_an_alert_opened_incident_waits_for_its_diagnosis_to_be_queued(
     assert services.diagnosis_wait(row, 0) == 5.0  # its probes are not queued yet
     diagnosis_run(incident, "succeeded", "ok")
     assert services.diagnosis_wait(row, 0) is None
+
+
+def test_nothing_to_wait_for_once_diagnosis_started_with_nothing_to_run(
+    yomira, slack, committed, settings, monkeypatch
+):
+    """§6's one Diagnosis probe needs a target this console lacks: once its
+    diagnosis has started (and skipped it), the first message goes at once
+    instead of waiting the delay out."""
+    monkeypatch.delenv("TARGET_DATABASE_URL", raising=False)
+    from incidents.actors import Actor
+    from incidents.services import DIAGNOSIS, open_incident, run_diagnosis
+
+    from .conftest import playbook
+
+    settings.NOTIFY_SEND = False
+    with committed():
+        incident = open_incident(
+            playbook=playbook(6, ["Slack"]),
+            title="Crawler jobs stuck",
+            actor=Actor.system("alert-intake"),
+        )
+    row = Notification.objects.get(incident=incident)
+    assert services.diagnosis_wait(row, 0) == 5.0  # not started yet
+    assert run_diagnosis(incident=incident, actor=DIAGNOSIS).skipped
+    assert services.diagnosis_wait(row, 0) is None
