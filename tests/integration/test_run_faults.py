@@ -64,7 +64,7 @@ def raw(user) -> Client:  # noqa: ANN001
 def connection_dies_while_answering(monkeypatch):  # noqa: ANN001, ANN201
     """The console's connection is terminated after the change committed, just as
     the answer starts to be drawn (once)."""
-    from incidents import views
+    from incidents.views import common as views
 
     original = views.present_checklist
     killed: list[bool] = []

@@ -1,0 +1,186 @@
+"""What every page of an incident shares: loading it, who may do what on it, and
+the answer after a change (the changed fragments, or back to the page)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.cache import caches
+from django.db import InterfaceError, OperationalError, connection
+from django.db.models import OuterRef, Subquery
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.utils.html import escape
+
+from .. import access
+from ..fragments import (
+    CSRF_SENTINEL,
+    Head,
+    personalise,
+)
+from ..models import AuditEvent, Command, Incident
+from ..presenters import present_checklist
+
+
+def load_incident(pk: int) -> Incident:
+    latest = AuditEvent.objects.filter(incident=OuterRef("pk")).order_by("-seq")
+    incidents = (
+        Incident.objects.select_related("playbook__runbook", "commander", "opened_by")
+        # The runbook's whole Markdown is not needed on every page.
+        .defer(
+            "playbook__runbook__source",
+            "playbook__runbook__preamble",
+            "playbook__runbook__sections",
+            "playbook__runbook__warnings",
+        )  # fmt: skip
+        .annotate(last_seq=Subquery(latest.values("seq")[:1]))
+    )
+    return get_object_or_404(incidents, pk=pk)
+
+
+def commander_choices() -> list[tuple[int, str]]:
+    """Who can be made commander: read at most every 15 s per process (the form
+    is checked on the server anyway, so a new account appears a moment later)."""
+    cache = caches["fragments"]
+    people = cache.get("commander-choices")
+    if people is None:
+        able = access.people_who_can(access.COMMAND_INCIDENTS).order_by("username")
+        people = list(able.values_list("pk", "username"))
+        cache.set("commander-choices", people, 15)
+    return people
+
+
+def base_context(request: HttpRequest, incident: Incident, **extra: object) -> dict:
+    can = access.permissions_for(request.user, incident.playbook)
+    context = {"incident": incident, "can": can, **extra}
+    if can["command"]:
+        context["people"] = commander_choices()
+    return context
+
+
+# An audit sequence number is a PostgreSQL bigint.
+MAX_SEQ = 2**63 - 1
+
+
+def since_number(value: str | None) -> int | None:
+    """The `since` event number a page sends, or None when it is not one."""
+    # isascii: str.isdigit() also accepts other scripts' digits and superscripts.
+    if not value or len(value) > 19 or not (value.isascii() and value.isdigit()):
+        return None
+    number = int(value)
+    return number if number <= MAX_SEQ else None
+
+
+def after_change(
+    request: HttpRequest,
+    incident: Incident,
+    *,
+    step: int | None = None,
+    notice: str = "",
+    error: str = "",
+    status: int = 200,
+    command: Command | None = None,
+    preview: dict | None = None,
+) -> HttpResponse:
+    """HTMX: the changed fragment plus out-of-band header, timeline and poller.
+    Without JavaScript: back to the page (the notice as a message).
+
+    Called after the change committed: if the database connection breaks while
+    the answer is drawn, the change still happened, so the answer is a success
+    (drawn again on a new connection, or a short notice the poller will follow),
+    never a 500 that makes a person press again."""
+    if not request.htmx:
+        if notice or error:
+            messages.add_message(
+                request, messages.ERROR if error else messages.INFO, notice or error
+            )
+        anchor = f"#step-{step}" if step else ""
+        return HttpResponseRedirect(incident.get_absolute_url() + anchor)
+    for attempt in range(2):
+        try:
+            return draw_changes(
+                request,
+                incident,
+                step=step,
+                notice=notice,
+                error=error,
+                status=status,
+                command=command,
+                preview=preview,
+            )
+        except (OperationalError, InterfaceError):
+            connection.close()  # a new connection on the next query
+            if attempt:
+                break
+    text = error or notice or "Done. The page will show it in a moment."
+    return HttpResponse(
+        f'<div id="flash" hx-swap-oob="true"><p class="notice" role="status">'
+        f"{escape(text)}</p></div>",
+        status=status,
+    )
+
+
+def draw_changes(
+    request: HttpRequest,
+    incident: Incident,
+    *,
+    step: int | None,
+    notice: str,
+    error: str,
+    status: int,
+    command: Command | None,
+    preview: dict | None,
+) -> HttpResponse:
+    incident = load_incident(incident.pk)
+    # The change (if any) has committed: a bad `since` cannot refuse it any more,
+    # it only means "send every event" (the page de-duplicates them).
+    since = since_number(request.POST.get("since") or request.GET.get("since")) or 0
+    context = base_context(
+        request, incident, notice=notice, error=error, viewer_id=request.user.pk
+    )
+    checklist = context["checklist"] = present_checklist(
+        incident, context["can"], viewer_id=request.user.pk, csrf_token=CSRF_SENTINEL
+    )
+    context["head"] = Head.of(checklist)
+    new_events = [e for e in checklist.events if e.seq > since]
+    changed = {e.data.get("step") for e in new_events} | {step}
+    context.update(
+        new_events=new_events,
+        changed_steps=[s for s in checklist.steps if s.number in changed],
+        focus_step=step,
+        # A Diagnosis command has no step to re-render, and a preview lives only in
+        # this answer: send the command's run panel on its own, after its step.
+        run_command=command
+        if command is not None and (command.step_id is None or preview)
+        else None,
+        runs_by_command=checklist.runs_by_command,
+        preview=preview,
+    )
+    response = render(
+        request, "incidents/partials/changes.html", context, status=status
+    )
+    # Step bodies come from templates drawn without the request: their forms
+    # carry sentinels for the CSRF token and the Run keys.
+    response.content = personalise(response.content.decode(), request)
+    return response
+
+
+def refused(
+    request: HttpRequest,
+    incident: Incident,
+    command: Command,
+    message: str,
+    status: int,
+) -> HttpResponse:
+    """A refused run, preview or decision. With HTMX only the message, in the run
+    panel that caused it: the form and its preview stay as the person left them.
+    Without JavaScript: back to the page, the message on top."""
+    if not request.htmx:
+        return after_change(request, incident, error=message, status=status)
+    response = render(
+        request,
+        "incidents/partials/run_error.html",
+        {"command": command, "message": message},
+        status=status,
+    )
+    response["X-Console-Explained"] = "1"  # console.js adds no generic text
+    return response

@@ -1,0 +1,241 @@
+"""Incidents: the list, opening one, the checklist page and its changes, the
+exports."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
+
+from .. import access, exports, services
+from ..access import permission_required
+from ..actors import Actor
+from ..forms import (
+    CommanderForm,
+    IncidentFilterForm,
+    NoteForm,
+    OpenIncidentForm,
+    StatusForm,
+    TickForm,
+)
+from ..fragments import (
+    checklist_fragments,
+    with_token,
+)
+from ..models import Incident, Playbook
+from .common import after_change, base_context, load_incident, since_number
+
+
+@permission_required(access.VIEW_INCIDENTS)
+@require_GET
+@vary_on_headers("HX-Request")
+def incident_list(request: HttpRequest) -> HttpResponse:
+    form = IncidentFilterForm(request.GET or None)
+    incidents = Incident.objects.select_related("playbook", "commander").active_first()
+    if form.is_valid():
+        status = form.cleaned_data["status"]
+        if status == "active":
+            incidents = incidents.exclude(status=Incident.Status.RESOLVED)
+        elif status:
+            incidents = incidents.filter(status=status)
+        if form.cleaned_data["severity"]:
+            incidents = incidents.filter(severity=form.cleaned_data["severity"].lower())
+        if form.cleaned_data["playbook"]:
+            incidents = incidents.filter(playbook__slug=form.cleaned_data["playbook"])
+    filter_error = ""
+    if form.is_bound and not form.is_valid():
+        # Say so rather than quietly showing everything as if it had matched.
+        filter_error = "That filter is not valid: " + "; ".join(
+            f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()
+        )
+        incidents = incidents.none()
+    severities = (
+        Incident.objects.order_by("severity")
+        .values_list("severity", flat=True)
+        .distinct()
+    )
+    playbooks = Playbook.objects.current().values_list("slug", "number", "title")
+    template = "incidents/incident_list.html" + ("#results" if request.htmx else "")
+    return render(
+        request,
+        template,
+        {
+            "incidents": incidents[:500],
+            "filter_error": filter_error,
+            "form": form,
+            "severities": [s for s in severities if s],
+            "playbooks": playbooks,
+            "can_open": access.can(request.user, access.OPEN_INCIDENTS),
+        },
+        status=400 if filter_error else 200,
+    )
+
+
+@permission_required(access.OPEN_INCIDENTS)
+def incident_new(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        form = OpenIncidentForm(request.POST)
+        if form.is_valid():
+            incident = services.open_incident(
+                playbook=form.cleaned_data["playbook"],
+                title=form.cleaned_data["title"],
+                actor=Actor.from_request(request),
+                request_key=form.cleaned_data["request_key"],
+            )
+            return HttpResponseRedirect(incident.get_absolute_url())
+        status = 400
+    else:
+        wanted = request.GET.get("playbook", "")
+        chosen = Playbook.objects.current().filter(slug=wanted).first()
+        # The playbook's own title is a good first title: one edit, or none.
+        form = OpenIncidentForm(
+            initial={"playbook": wanted, "title": chosen.title if chosen else ""}
+        )
+        status = 200
+    playbooks = Playbook.objects.current().order_by("number")
+    # A new key for every page load: a double submit of this page sends it twice.
+    context = {"form": form, "playbooks": playbooks, "request_key": uuid.uuid4().hex}
+    return render(request, "incidents/incident_new.html", context, status=status)
+
+
+@permission_required(access.VIEW_INCIDENTS)
+@require_GET
+def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    incident = load_incident(pk)
+    context = base_context(request, incident)
+    fragments = checklist_fragments(incident, context["can"], request.user.pk)
+    context.update(
+        head=fragments.head,
+        main=with_token(fragments.main, request),
+        side=with_token(fragments.side, request),
+    )
+    return render(request, "incidents/incident_detail.html", context)
+
+
+@permission_required(access.COMMAND_INCIDENTS)
+@require_POST
+def incident_status(request: HttpRequest, pk: int) -> HttpResponse:
+    incident = load_incident(pk)
+    form = StatusForm(request.POST)
+    if not form.is_valid():
+        return after_change(request, incident, error="Choose a status.", status=400)
+    try:
+        services.change_status(
+            incident=incident,
+            to=form.cleaned_data["status"],
+            actor=Actor.from_request(request),
+        )
+    except services.TransitionError as exc:
+        return after_change(request, incident, error=str(exc), status=409)
+    return after_change(request, incident)
+
+
+@permission_required(access.COMMAND_INCIDENTS)
+@require_POST
+def incident_commander(request: HttpRequest, pk: int) -> HttpResponse:
+    incident = load_incident(pk)
+    form = CommanderForm(request.POST)
+    if not form.is_valid():
+        return after_change(
+            request, incident, error="That person cannot command.", status=400
+        )
+    services.change_commander(
+        incident=incident,
+        commander=form.cleaned_data["commander"],
+        actor=Actor.from_request(request),
+    )
+    return after_change(request, incident)
+
+
+@permission_required(access.TICK_STEPS)
+@require_POST
+def step_tick(request: HttpRequest, pk: int, number: int) -> HttpResponse:
+    incident = load_incident(pk)
+    step = get_object_or_404(incident.playbook.steps, number=number)
+    form = TickForm(request.POST)
+    if not form.is_valid():
+        error = "; ".join(e for errors in form.errors.values() for e in errors)
+        return after_change(request, incident, step=number, error=error, status=400)
+    result = services.tick_step(
+        incident=incident,
+        step=step,
+        state=form.cleaned_data["state"],
+        expected=form.cleaned_data["expected"],
+        reason=form.cleaned_data["reason"] or "",
+        actor=Actor.from_request(request),
+    )
+    return after_change(request, incident, step=number, notice=result.conflict)
+
+
+@permission_required(access.ADD_NOTES)
+@require_POST
+def note_add(request: HttpRequest, pk: int) -> HttpResponse:
+    incident = load_incident(pk)
+    form = NoteForm(request.POST)
+    if not form.is_valid():
+        error = "; ".join(e for errors in form.errors.values() for e in errors)
+        if "text" in form.errors:
+            error = "A note needs some text (at most 5,000 characters)."
+        return after_change(request, incident, error=error, status=400)
+    step = None
+    if form.cleaned_data["step"]:
+        step = get_object_or_404(
+            incident.playbook.steps, number=form.cleaned_data["step"]
+        )
+    services.add_note(
+        incident=incident,
+        text=form.cleaned_data["text"],
+        step=step,
+        actor=Actor.from_request(request),
+        request_key=form.cleaned_data["request_key"],
+    )
+    return after_change(request, incident, step=step.number if step else None)
+
+
+@permission_required(access.VIEW_INCIDENTS)
+@require_GET
+def incident_changes(request: HttpRequest, pk: int) -> HttpResponse:
+    """Polled every few seconds: 204 when nothing happened since `since`, else the
+    changed fragments out of band."""
+    since = since_number(request.GET.get("since") or "0")
+    if since is None:
+        return HttpResponse(
+            "'since' must be an event number (0 or more).",
+            status=400,
+            content_type="text/plain; charset=utf-8",
+        )
+    incident = load_incident(pk)
+    if not incident.events.filter(seq__gt=since).exists():
+        return HttpResponse(status=204)
+    return after_change(request, incident)
+
+
+@permission_required(access.EXPORT_INCIDENTS)
+@require_GET
+def export_postmortem(request: HttpRequest, pk: int) -> HttpResponse:
+    return exports.response(request, load_incident(pk), "postmortem.md")
+
+
+@permission_required(access.EXPORT_INCIDENTS)
+@require_GET
+def export_timeline_json(request: HttpRequest, pk: int) -> HttpResponse:
+    return exports.response(request, load_incident(pk), "timeline.json")
+
+
+@permission_required(access.EXPORT_INCIDENTS)
+@require_GET
+def export_timeline_csv(request: HttpRequest, pk: int) -> HttpResponse:
+    return exports.response(request, load_incident(pk), "timeline.csv")
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    """Incidents for those who may see them, else the playbooks."""
+    if access.can(request.user, access.VIEW_INCIDENTS):
+        return HttpResponseRedirect(reverse("incidents:incident_list"))
+    return HttpResponseRedirect(reverse("incidents:playbook_list"))

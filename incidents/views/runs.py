@@ -1,0 +1,131 @@
+"""Running a command: a probe's Run, an action's preview and confirmation, and a
+run's result polled until it is done."""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET, require_POST
+
+from .. import access, services
+from ..access import permission_required
+from ..actors import Actor
+from ..fragments import (
+    personalise,
+)
+from ..models import Command, Incident, StepExecution
+from .common import after_change, base_context, load_incident, refused
+
+
+def _wait_until_done(execution_id: int, seconds: float) -> None:
+    """Fast probes finish in milliseconds: answer the click with the result itself
+    rather than a spinner (the fragment keeps polling if it is slower)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            state = StepExecution.objects.filter(pk=execution_id).values_list(
+                "state", flat=True
+            )
+            if state and state[0] not in StepExecution.IN_FLIGHT:
+                return
+        except (OperationalError, InterfaceError):
+            # The run is committed; the answer is drawn on a new connection.
+            connection.close()
+            return
+        time.sleep(0.01)
+
+
+def _command_request(
+    request: HttpRequest, pk: int, command_id: int
+) -> tuple[Incident, Command, int | None, dict[str, str]]:
+    """The incident, its command (404 if not of its playbook), the step number and
+    the submitted parameters, once the person's right to run it is checked."""
+    incident = load_incident(pk)
+    command = get_object_or_404(
+        Command, pk=command_id, playbook_id=incident.playbook_id
+    )
+    access.require(request, access.run_permission(command), incident)
+    step = command.step.number if command.step else None
+    params = {
+        name: request.POST.get(f"param-{name}", "") for name in command.parameters
+    }
+    return incident, command, step, params
+
+
+@permission_required(access.VIEW_INCIDENTS)
+@require_POST
+def command_run(request: HttpRequest, pk: int, command_id: int) -> HttpResponse:
+    incident, command, step, params = _command_request(request, pk, command_id)
+    try:
+        result = services.request_run(
+            incident=incident,
+            command=command,
+            params=params,
+            confirmation=request.POST.get("confirmation", ""),
+            preview=request.POST.get("preview", ""),
+            break_glass_reason=request.POST.get("break_glass_reason", ""),
+            # The break-glass button, pressed with its reason left empty, must
+            # not quietly file an ordinary approval request instead.
+            break_glass=request.POST.get("mode") == "break_glass",
+            request_key=request.POST.get("request_key", ""),
+            actor=Actor.from_request(request),
+        )
+    except services.RunRefused as exc:
+        return refused(request, incident, command, str(exc), 400)
+    if result.created:
+        _wait_until_done(result.execution.pk, settings.RUN_WAIT_SECONDS)
+    return after_change(request, incident, step=step, command=command)
+
+
+@permission_required(access.VIEW_INCIDENTS)
+@require_POST
+def command_preview(request: HttpRequest, pk: int, command_id: int) -> HttpResponse:
+    """An action's blast radius, and the confirmation form bound to it."""
+    incident, command, step, params = _command_request(request, pk, command_id)
+    try:
+        shown = services.preview_action(
+            incident=incident,
+            command=command,
+            params=params,
+            actor=Actor.from_request(request),
+        )
+    except services.RunRefused as exc:
+        return refused(request, incident, command, str(exc), 400)
+    preview_context = {
+        "command_id": command.pk,
+        "result": shown.result,
+        "token": shown.token,
+        "params": shown.params,
+    }
+    if not request.htmx:
+        # Without JavaScript the preview and its confirmation form are a page of
+        # their own (the checklist is shared, cached HTML; a preview is not).
+        context = base_context(request, incident)
+        context.update(command=command, preview=preview_context, runs_by_command={})
+        response = render(request, "incidents/command_preview.html", context)
+        response.content = personalise(response.content.decode(), request)
+        return response
+    return after_change(
+        request, incident, step=step, command=command, preview=preview_context
+    )
+
+
+@permission_required(access.VIEW_INCIDENTS)
+@require_GET
+def execution_detail(request: HttpRequest, pk: int, execution_id: int) -> HttpResponse:
+    """One run, polled while it is queued or running; 286 stops the polling."""
+    execution = get_object_or_404(
+        StepExecution.objects.select_related("requested_by"),
+        pk=execution_id,
+        incident_id=pk,
+    )
+    response = render(
+        request, "incidents/partials/execution.html", {"e": execution, "open": True}
+    )
+    if execution.is_terminal:
+        response.status_code = 286
+    return response
