@@ -1,0 +1,1 @@
+// Result tables: sorting by a column (issue 11 point 1).
