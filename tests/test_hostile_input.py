@@ -39,6 +39,10 @@ FIELDS: dict[str, tuple[str, dict[str, str]]] = {
     "playbook_list": ("get", {"q": "redis"}),
     "playbook_detail": ("get", {}),
     "playbook_access": ("get", {}),
+    "playbook_grant": (
+        "post",
+        {"person": "{user}", "permission": "run_actions", "change": "grant"},
+    ),
     "incident_list": ("get", {"status": "active", "severity": "high", "playbook": ""}),
     "incident_new": (
         "post",

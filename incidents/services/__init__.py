@@ -11,6 +11,7 @@ from .diagnosis import (
     probe_for_routing,
     run_diagnosis,
 )
+from .grants import GRANTABLE, UnknownGrant, grant_on_playbook, revoke_on_playbook
 from .lifecycle import TransitionError, change_commander, change_status, open_incident
 from .runbooks import ImportResult, carry_grants, check_runbook, import_runbook
 from .runs import (
@@ -28,6 +29,7 @@ from .runs import (
 
 __all__ = [
     "DIAGNOSIS",
+    "GRANTABLE",
     "PREVIEW_SALT",
     "Diagnosis",
     "ImportResult",
@@ -36,6 +38,7 @@ __all__ = [
     "RunResult",
     "TickResult",
     "TransitionError",
+    "UnknownGrant",
     "add_note",
     "carry_grants",
     "change_commander",
@@ -47,12 +50,14 @@ __all__ = [
     "diagnosis_probes",
     "dispatch",
     "expire",
+    "grant_on_playbook",
     "import_runbook",
     "open_incident",
     "preview_action",
     "preview_token",
     "probe_for_routing",
     "request_run",
+    "revoke_on_playbook",
     "run_diagnosis",
     "tick_step",
 ]

@@ -2,7 +2,7 @@
 here on the server through incidents.access; templates only hide what is refused."""
 
 from .approvals import approval_queue, execution_decide
-from .grants import playbook_access
+from .grants import playbook_access, playbook_grant
 from .incidents import (
     export_postmortem,
     export_timeline_csv,
@@ -39,6 +39,7 @@ __all__ = [
     "note_add",
     "playbook_access",
     "playbook_detail",
+    "playbook_grant",
     "playbook_list",
     "search",
     "step_tick",
