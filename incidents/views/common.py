@@ -77,6 +77,8 @@ def after_change(
     step: int | None = None,
     notice: str = "",
     error: str = "",
+    panel: str = "",
+    kept: dict[str, str] | None = None,
     status: int = 200,
     command: Command | None = None,
     preview: dict | None = None,
@@ -103,6 +105,8 @@ def after_change(
                 step=step,
                 notice=notice,
                 error=error,
+                panel=panel,
+                kept=kept or {},
                 status=status,
                 command=command,
                 preview=preview,
@@ -126,6 +130,8 @@ def draw_changes(
     step: int | None,
     notice: str,
     error: str,
+    panel: str,
+    kept: dict[str, str],
     status: int,
     command: Command | None,
     preview: dict | None,
@@ -135,7 +141,15 @@ def draw_changes(
     # it only means "send every event" (the page de-duplicates them).
     since = since_number(request.POST.get("since") or request.GET.get("since")) or 0
     context = base_context(
-        request, incident, notice=notice, error=error, viewer_id=request.user.pk
+        request,
+        incident,
+        notice=notice,
+        error=error,
+        # Where a refusal is shown ("head", "note", or the step): next to what
+        # the person did, with what they typed (kept) put back.
+        panel=panel,
+        kept=kept,
+        viewer_id=request.user.pk,
     )
     checklist = context["checklist"] = present_checklist(
         incident, context["can"], viewer_id=request.user.pk, csrf_token=CSRF_SENTINEL

@@ -123,7 +123,9 @@ def incident_status(request: HttpRequest, pk: int) -> HttpResponse:
     incident = load_incident(pk)
     form = StatusForm(request.POST)
     if not form.is_valid():
-        return after_change(request, incident, error="Choose a status.", status=400)
+        return after_change(
+            request, incident, error="Choose a status.", panel="head", status=400
+        )
     try:
         services.change_status(
             incident=incident,
@@ -131,7 +133,7 @@ def incident_status(request: HttpRequest, pk: int) -> HttpResponse:
             actor=Actor.from_request(request),
         )
     except services.TransitionError as exc:
-        return after_change(request, incident, error=str(exc), status=409)
+        return after_change(request, incident, error=str(exc), panel="head", status=409)
     return after_change(request, incident)
 
 
@@ -142,7 +144,11 @@ def incident_commander(request: HttpRequest, pk: int) -> HttpResponse:
     form = CommanderForm(request.POST)
     if not form.is_valid():
         return after_change(
-            request, incident, error="That person cannot command.", status=400
+            request,
+            incident,
+            error="That person cannot command.",
+            panel="head",
+            status=400,
         )
     services.change_commander(
         incident=incident,
@@ -160,7 +166,10 @@ def step_tick(request: HttpRequest, pk: int, number: int) -> HttpResponse:
     form = TickForm(request.POST)
     if not form.is_valid():
         error = "; ".join(e for errors in form.errors.values() for e in errors)
-        return after_change(request, incident, step=number, error=error, status=400)
+        kept = {"reason": request.POST.get("reason", "")[:1000]}
+        return after_change(
+            request, incident, step=number, error=error, kept=kept, status=400
+        )
     result = services.tick_step(
         incident=incident,
         step=step,
@@ -181,7 +190,8 @@ def note_add(request: HttpRequest, pk: int) -> HttpResponse:
         error = "; ".join(e for errors in form.errors.values() for e in errors)
         if "text" in form.errors:
             error = "A note needs some text (at most 5,000 characters)."
-        return after_change(request, incident, error=error, status=400)
+        # The note form is not redrawn: what the person wrote stays in it.
+        return after_change(request, incident, error=error, panel="note", status=400)
     step = None
     if form.cleaned_data["step"]:
         step = get_object_or_404(

@@ -95,6 +95,73 @@
     if (flash) { flash.innerHTML = '<p class="error">The console is unreachable; your change was not sent.</p>'; }
   });
 
+  // The incident header goes compact once the person scrolls into the work.
+  // Two thresholds, so that the header's own shrinking cannot flip it back.
+  var checklistPage = document.querySelector(".checklist-page");
+  if (checklistPage) {
+    var compactQueued = false;
+    var compactHeader = function () {
+      compactQueued = false;
+      var y = window.scrollY;
+      if (y > 200) { checklistPage.classList.add("scrolled"); }
+      else if (y < 40) { checklistPage.classList.remove("scrolled"); }
+    };
+    window.addEventListener("scroll", function () {
+      if (!compactQueued) { compactQueued = true; window.requestAnimationFrame(compactHeader); }
+    }, { passive: true });
+    compactHeader();
+  }
+
+  // Symptoms and impact confirm the playbook while the incident is open; once
+  // it is acknowledged they fold away (unless the person opened them again).
+  var context = document.getElementById("context");
+  if (context) {
+    context.addEventListener("toggle", function () {
+      if (!context.hasAttribute("data-folding")) { context.setAttribute("data-touched", ""); }
+      context.removeAttribute("data-folding");
+    });
+  }
+  document.addEventListener("htmx:oobAfterSwap", function (event) {
+    var head = event.detail.target;
+    if (!head || head.id !== "incident-head" || !context || !context.open) { return; }
+    if (context.hasAttribute("data-touched") || head.classList.contains("status-bar-open")) { return; }
+    context.setAttribute("data-folding", "");
+    context.open = false;
+  });
+
+  // A long <select> of playbooks gets a box that narrows it as the person types
+  // ("DBPool" leaves §5): every word typed must appear in an option's text
+  // (number, title, alert names). One match left is chosen.
+  function filterOptions(box) {
+    var select = document.getElementById(box.getAttribute("data-filter-options"));
+    if (!select) { return; }
+    var words = box.value.toLowerCase().split(/\s+/).filter(Boolean);
+    var matches = [];
+    Array.prototype.forEach.call(select.options, function (option) {
+      if (!option.value) { return; }
+      var text = option.textContent.toLowerCase();
+      var hit = words.every(function (w) { return text.indexOf(w) !== -1; });
+      option.hidden = !hit;
+      if (hit) { matches.push(option); }
+    });
+    if (matches.length === 1) { select.value = matches[0].value; }
+    else if (select.selectedOptions.length && select.selectedOptions[0].hidden) { select.value = ""; }
+    var none = document.getElementById(select.id + "-none");
+    if (none) { none.hidden = matches.length > 0; }
+  }
+  document.querySelectorAll("[data-filter-options]").forEach(function (box) { box.hidden = false; });
+  document.addEventListener("input", function (event) {
+    if (event.target.matches && event.target.matches("[data-filter-options]")) { filterOptions(event.target); }
+  });
+  document.addEventListener("keydown", function (event) {
+    // Enter in the filter box chooses, it does not send a half-filled form.
+    if (event.key === "Enter" && event.target.matches && event.target.matches("[data-filter-options]")) {
+      event.preventDefault();
+      var select = document.getElementById(event.target.getAttribute("data-filter-options"));
+      if (select) { select.focus(); }
+    }
+  });
+
   // "/" focuses search; "j"/"k" move between steps; on a step, "d" marks it done,
   // "s" starts a skip, "r" reopens; "n" starts a note.
   // Ctrl+Enter (Cmd+Enter on a Mac) in a text box sends its form: a note is
