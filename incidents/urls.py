@@ -45,6 +45,11 @@ urlpatterns = [
     path(
         "playbooks/<slug:slug>/access/", views.playbook_access, name="playbook_access"
     ),
+    path(
+        "playbooks/<slug:slug>/access/grants",
+        views.playbook_grant,
+        name="playbook_grant",
+    ),
     path("targets/", views.target_status, name="target_status"),
     path(
         "incidents/<int:pk>/postmortem.md",
