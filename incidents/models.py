@@ -447,6 +447,9 @@ class StepExecution(models.Model):
     reason = models.TextField(blank=True)
     summary = models.CharField(max_length=500, blank=True)
     output = models.TextField(blank=True)
+    # The output as data (probes/tables.py): an SQL result's columns and rows, an
+    # HTTP answer's status and timing; redacted and capped like the output.
+    result = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -23,6 +23,7 @@ from .models import (
     step_state,
 )
 from .rendering import CodeBlock, render_inline, render_markdown
+from .results import Pickers
 
 COMMAND_BLOCK_TEMPLATE = "incidents/partials/command_block.html"
 
@@ -88,8 +89,10 @@ def present_playbook(
     playbook: Playbook,
     template: str = COMMAND_BLOCK_TEMPLATE,
     block_context: dict | None = None,
+    playbook_commands: list[Command] | None = None,
 ) -> PlaybookView:
-    """Three queries whatever the playbook's size: siblings, steps, commands."""
+    """Three queries whatever the playbook's size: siblings, steps, commands (none
+    for the commands when the caller loaded them already)."""
     siblings = list(
         Playbook.objects.filter(runbook_id=playbook.runbook_id).values_list(
             "number", "slug", "anchor", "title"
@@ -104,7 +107,9 @@ def present_playbook(
     steps = list(playbook.steps.all())
     by_step: dict[int | None, list[Command]] = defaultdict(list)
     counts = {kind.value: 0 for kind in Command.Kind}
-    for command in playbook.commands.all():
+    if playbook_commands is None:
+        playbook_commands = list(playbook.commands.all())
+    for command in playbook_commands:
         by_step[command.step_id].append(command)
         counts[command.kind] = counts.get(command.kind, 0) + 1
 
@@ -189,6 +194,7 @@ class Checklist:
     events: list[AuditEvent]
     last_seq: int
     runs_by_command: dict[int, list[StepExecution]] = field(default_factory=dict)
+    pickers: Pickers | None = None
 
     @property
     def progress(self) -> tuple[int, int]:
@@ -212,15 +218,20 @@ def present_checklist(
         by_step[execution.step_id].append(execution)
         if execution.command_id:
             runs[execution.command_id].insert(0, execution)  # newest first
+    # Loaded here (with their steps, for the pickers' titles) rather than by
+    # present_playbook: the pickers in result tables need them before it draws.
+    playbook_commands = list(incident.playbook.commands.select_related("step"))
+    pickers = Pickers(playbook_commands)
     block_context = {
         "incident": incident,
         "runs_by_command": runs,
         "can": can or {},
         "viewer_id": viewer_id,
         "csrf_token": csrf_token,
+        "pickers": pickers,
     }
     playbook_view = present_playbook(
-        incident.playbook, CHECKLIST_COMMAND_TEMPLATE, block_context
+        incident.playbook, CHECKLIST_COMMAND_TEMPLATE, block_context, playbook_commands
     )
     steps = []
     for sv in playbook_view.steps:
@@ -229,4 +240,4 @@ def present_checklist(
         steps.append(ChecklistStep(sv, state, latest, history))
     events = list(incident.events.order_by("-seq")[:TIMELINE_LIMIT])
     last_seq = events[0].seq if events else 0
-    return Checklist(incident, playbook_view, steps, events, last_seq, runs)
+    return Checklist(incident, playbook_view, steps, events, last_seq, runs, pickers)

@@ -5,6 +5,8 @@ approve it, whether the values given can run it, and running it."""
 
 from __future__ import annotations
 
+import re
+
 from . import redaction, targets
 from .binding import ACTION, CommandLike
 from .families import family
@@ -34,6 +36,38 @@ def parameter_problem(command: CommandLike, params: dict[str, str]) -> str | Non
     if not command.executor:
         return None
     return family(command.executor).parameter_problem(command, params)
+
+
+# A parameter whose name alone says little (`/sources/:id`) is known by the
+# resource it names instead: `sourceid` or `source_id`, never any `id` column.
+GENERIC_NAMES = frozenset({"id", "uuid"})
+
+
+def parameter_columns(command: CommandLike) -> dict[str, frozenset[str]]:
+    """For each parameter, the result-column names (lower case) whose values it
+    takes: its own name; what the runbook compares a `$n` with (`userid = $1`);
+    for a generic name in a URL path, the resource before it (`/sources/:id` ->
+    `sourceid`, `source_id`). A parameter no column can name is left out."""
+    hints = command.spec.get("parameter_hints") or {}
+    found: dict[str, frozenset[str]] = {}
+    for name in command.parameters:
+        names = set()
+        if not name.startswith("$"):
+            names.add(name.lower())
+        if hint := hints.get(name):
+            names.add(str(hint).lower())
+        if name.lower() in GENERIC_NAMES:
+            names = {n for n in names if n not in GENERIC_NAMES}
+            place = (
+                rf"/([A-Za-z][\w-]*)/(?:\{{{re.escape(name)}\}}|:{re.escape(name)}\b)"
+            )
+            for m in re.finditer(place, command.text):
+                resource = m.group(1).lower().replace("-", "_")
+                resource = resource[:-1] if resource.endswith("s") else resource
+                names |= {f"{resource}{name.lower()}", f"{resource}_{name.lower()}"}
+        if names:
+            found[name] = frozenset(names)
+    return found
 
 
 def confirm_word(command: CommandLike) -> str:
@@ -66,4 +100,5 @@ def run(command: CommandLike, params: dict[str, str], ctx: Context) -> Result:
     result = family(command.executor).run(command, params, ctx)
     if rule := command.spec.get("filter"):
         result.output = apply_filter(result.output, rule)
+        result.structured = {}  # the data would show what the filter left out
     return result

@@ -40,6 +40,10 @@ class Preview:
     detail: str = ""
     rows: int | None = None
     facts: list[str] = field(default_factory=list)
+    # Why running it now would change nothing ("no backend has pid 4242", "no row
+    # matches"): set only when the preview is sure. The console then offers no Run
+    # and refuses one.
+    nothing: str = ""
 
 
 @runtime_checkable

@@ -25,6 +25,7 @@ def preview(
     shown.headline = redaction.redact(shown.headline)
     shown.detail = redaction.redact(shown.detail)
     shown.facts = [redaction.redact(f) for f in shown.facts]
+    shown.nothing = redaction.redact(shown.nothing)
     return shown
 
 

@@ -163,6 +163,8 @@ class Result:
     output: str = ""
     data: dict[str, Any] = field(default_factory=dict)
     timed_out: bool = False
+    # The output as data (probes/tables.py): SQL rows, an HTTP answer's status.
+    structured: dict[str, Any] = field(default_factory=dict)
 
 
 def first_line(exc: BaseException) -> str:

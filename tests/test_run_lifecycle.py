@@ -31,6 +31,7 @@ from incidents.services import execution as runner
 from tests.conftest import grant, signed_in
 from tests.test_safety_matrix import (  # noqa: F401 - fixtures
     decide,
+    live_pid,
     post_run,
     preview_then_run,
     targets_and_no_broker,
@@ -603,7 +604,7 @@ def test_break_glass_pressed_without_a_reason_files_nothing(
 ):
     gina = signed_in(world.people["granted"])
     response = preview_then_run(
-        gina, world.pool, world.terminate, {"pid": "4242"}, mode="break_glass"
+        gina, world.pool, world.terminate, {"pid": live_pid()}, mode="break_glass"
     )
     assert response.status_code == 400
     assert "Breaking glass needs a reason" in response.content.decode()

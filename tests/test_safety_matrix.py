@@ -32,6 +32,17 @@ def targets_and_no_broker(monkeypatch):
     return sent
 
 
+def live_pid() -> str:
+    """A backend that is running: this test's own connection, on the server the
+    target URL names. Signalling a pid that is not running finds nothing to act
+    on, and such a preview confirms no run."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return str(cursor.fetchone()[0])
+
+
 @pytest.fixture
 def world(yomira, make_user):
     people = {
@@ -164,9 +175,10 @@ def test_a_direct_post_without_preview_or_word_is_refused(world):
 
 def test_a_preview_is_bound_to_its_parameters_and_person(world):
     gina, cole = signed_in(world.people["granted"]), signed_in(world.people["admin"])
+    pid = live_pid()
     shown = gina.post(
         f"/incidents/{world.pool.pk}/commands/{world.terminate.pk}/preview",
-        {"param-pid": "111"},
+        {"param-pid": pid},
         HTTP_HX_REQUEST="true",
     )
     token = re.search(r'name="preview" value="([^"]+)"', shown.content.decode()).group(
@@ -187,7 +199,7 @@ def test_a_preview_is_bound_to_its_parameters_and_person(world):
         world.terminate,
         preview=token,
         confirmation="terminate",
-        **{"param-pid": "111"},
+        **{"param-pid": pid},
     )
     assert "another command or person" in someone_else.content.decode()
     assert StepExecution.objects.filter(command=world.terminate).count() == 0
@@ -209,7 +221,7 @@ def test_a_command_from_a_playbook_without_rights_is_refused(world):
 @pytest.fixture
 def waiting(world, targets_and_no_broker):
     gina = signed_in(world.people["granted"])
-    response = preview_then_run(gina, world.pool, world.terminate, {"pid": "4242"})
+    response = preview_then_run(gina, world.pool, world.terminate, {"pid": live_pid()})
     assert response.status_code == 200
     execution = StepExecution.objects.get(command=world.terminate)
     assert execution.state == "awaiting_approval" and targets_and_no_broker == []
@@ -343,7 +355,7 @@ def test_break_glass_runs_alone_with_a_loud_reason(
             gina,
             world.pool,
             world.terminate,
-            {"pid": "4242"},
+            {"pid": live_pid()},
             break_glass_reason="DB is down, nobody else awake",
         )
     assert response.status_code == 200

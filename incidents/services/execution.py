@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from probes import commands, redaction
+from probes import commands, redaction, tables
 from probes.runtime import Context, ParameterError, Result, cap
 from probes.targets import TargetMissing
 
@@ -151,13 +151,18 @@ def finish(execution: StepExecution, result: Result, denied: bool = False) -> st
     summary = redaction.redact(result.summary)[:500]
     # Redact, then cap: a secret cut in two by the cap would not be recognised.
     output = cap(redaction.redact(result.output), settings.EXECUTION_OUTPUT_CAP)
+    structured = tables.safe(result.structured, settings.EXECUTION_OUTPUT_CAP)
 
     @transaction.atomic
     def store() -> None:
         updated = StepExecution.objects.filter(
             pk=execution.pk, state=State.RUNNING
         ).update(
-            state=state, finished_at=timezone.now(), summary=summary, output=output
+            state=state,
+            finished_at=timezone.now(),
+            summary=summary,
+            output=output,
+            result=structured,
         )
         if updated:
             data = {

@@ -18,6 +18,7 @@ from ..fragments import (
     personalise,
 )
 from ..models import Command, Incident, StepExecution
+from ..results import Pickers
 from .common import after_change, base_context, load_incident, refused
 
 
@@ -119,13 +120,22 @@ def command_preview(request: HttpRequest, pk: int, command_id: int) -> HttpRespo
 def execution_detail(request: HttpRequest, pk: int, execution_id: int) -> HttpResponse:
     """One run, polled while it is queued or running; 286 stops the polling."""
     execution = get_object_or_404(
-        StepExecution.objects.select_related("requested_by"),
+        StepExecution.objects.select_related("requested_by", "incident__playbook"),
         pk=execution_id,
         incident_id=pk,
     )
-    response = render(
-        request, "incidents/partials/execution.html", {"e": execution, "open": True}
-    )
+    context = {"e": execution, "open": True}
+    if execution.is_terminal and execution.result:
+        # The finished result's pickers, for what this person may run.
+        incident = execution.incident
+        context.update(
+            incident=incident,
+            can=access.permissions_for(request.user, incident.playbook),
+            viewer_id=request.user.pk,
+            pickers=Pickers.of_playbook(incident.playbook_id),
+        )
+    response = render(request, "incidents/partials/execution.html", context)
+    response.content = personalise(response.content.decode(), request)
     if execution.is_terminal:
         response.status_code = 286
     return response

@@ -25,6 +25,7 @@ import httpx
 
 from ... import targets
 from ...runtime import Context, Deadline, Result, clip, shutdown
+from ...tables import http_head
 
 PLACE = re.compile(
     r"\$\{(?P<var>[A-Za-z_][A-Za-z0-9_]*)\}"
@@ -254,11 +255,19 @@ def run(command, params: dict[str, str], ctx: Context) -> Result:  # noqa: ANN00
             data={"elapsed_ms": round(elapsed, 1)},
         )
     status = f"{response.status_code} {response.reason_phrase}"
-    head = "\n".join(f"{k}: {v}" for k, v in response.headers.items())
+    headers = list(response.headers.items())
     # httpx's encoding is one Python knows (an unknown charset falls back to utf-8).
     text = received.decode(response.encoding or "utf-8", "replace")
-    output = f"HTTP {status}\n{head}\n\n{text}"
+    output = http_head(status, headers) + text
     data = {"status": response.status_code, "elapsed_ms": round(elapsed, 1)}
+    answer = {
+        "method": method,
+        "status": response.status_code,
+        "reason": response.reason_phrase,
+        "elapsed_ms": round(elapsed, 1),
+        "headers": [list(h) for h in headers],
+        "truncated": cut or not complete,
+    }
     if not complete:
         return Result(
             False,
@@ -267,6 +276,7 @@ def run(command, params: dict[str, str], ctx: Context) -> Result:  # noqa: ANN00
             clip(output, ctx, note=f"the answer did not finish in {ctx.timeout:g} s"),
             {**data, "truncated": True},
             timed_out=True,
+            structured={"http": answer},
         )
     summary = f"{method} {shown} → {status} in {elapsed:.0f} ms"
     if response.is_redirect:
@@ -282,6 +292,7 @@ def run(command, params: dict[str, str], ctx: Context) -> Result:  # noqa: ANN00
         summary=summary,
         output=clip(output, ctx, note=note),
         data=data,
+        structured={"http": answer},
     )
 
 

@@ -15,6 +15,7 @@ from ...binding import CommandLike
 from ...family import Preview
 from ...runtime import Context, table
 from ...shell import split_sql
+from ...tables import masked_rows
 from .runner import _renumber, _values_for, bind, connect
 
 ROW_CHANGING = re.compile(r"^\s*(UPDATE|DELETE|INSERT)\b", re.I)
@@ -51,19 +52,25 @@ def _rolled_back(conn, statements: list[str], values: list) -> Preview:  # noqa:
             rows = cur.fetchmany(10)
             total += max(cur.rowcount, 0)
             if cur.description:
-                shown.append(table([d.name for d in cur.description], rows, limit=10))
+                columns = [d.name for d in cur.description]
+                shown.append(table(columns, masked_rows(columns, rows), limit=10))
     noun = "row" if total == 1 else "rows"
     return Preview(
         True,
         f"Would change {total} {noun} (tried in a transaction that was rolled back).",
         redaction.redact("\n\n".join(shown)),
         rows=total,
+        nothing="" if total else "no row matches: it would change nothing",
     )
 
 
 def _known_facts(conn, statements: list[str], values: list) -> Preview:  # noqa: ANN001
     facts = []
+    # Backends a signal would reach that are not running, and whether every
+    # statement is such a signal (only then is there surely nothing to act on).
+    gone, only_signals = [], True
     for statement in statements:
+        only_signals = only_signals and bool(SIGNALS.search(statement))
         if m := TABLE_AFTER.match(statement):
             name = m.group(1)
             row = conn.execute(
@@ -89,11 +96,18 @@ def _known_facts(conn, statements: list[str], values: list) -> Preview:  # noqa:
                     f"backend {pid}: user {row[0]}, {row[1]} for {row[2]}, running: {row[3]}"
                 )
             else:
+                gone.append(str(pid))
                 facts.append(
                     f"backend {pid}: not found (the {signal} would do nothing)"
                 )
+    signals = sum(len(SIGNALS.findall(s)) for s in statements)
+    nothing = ""
+    if statements and only_signals and len(gone) == signals:
+        pids = ", ".join(dict.fromkeys(gone))
+        nothing = f"no backend has pid {pids} (not in pg_stat_activity)"
     return Preview(
         False,
         "No preview possible: this statement cannot be tried and rolled back.",
         facts=[redaction.redact(f) for f in facts],
+        nothing=nothing,
     )

@@ -24,6 +24,7 @@ from ...runtime import (
     table,
 )
 from ...shell import split_sql
+from ...tables import masked_rows, sql_table
 from .recognise import SIDE_EFFECT_CALL
 
 INTEGER_ARGS = {"pg_cancel_backend", "pg_terminate_backend"}
@@ -106,7 +107,7 @@ def run(command, params: dict[str, str], ctx: Context) -> Result:  # noqa: ANN00
 
 
 def _run_in_transaction(conn, statements, values, kind, ctx) -> Result:  # noqa: ANN001
-    outputs, affected, summary = [], 0, ""
+    outputs, affected, summary, tables = [], 0, "", []
     with conn.transaction():
         if kind == "probe":
             conn.execute("SET TRANSACTION READ ONLY")
@@ -116,20 +117,29 @@ def _run_in_transaction(conn, statements, values, kind, ctx) -> Result:  # noqa:
             cur.execute(_renumber(statement), used or None)
             if cur.description:
                 columns = [d.name for d in cur.description]
-                rows = cur.fetchmany(1000)
+                rows = masked_rows(columns, cur.fetchmany(1000))
                 outputs.append(table(columns, rows))
+                tables.append(sql_table(columns, rows, str(cur.statusmessage or "")))
                 summary = f"{len(rows)} row{'s' if len(rows) != 1 else ''}"
                 if len(rows) == 1 and len(columns) == 1:
                     summary = f"{columns[0]} = {rows[0][0]}"
             else:
                 affected += max(cur.rowcount, 0)
                 outputs.append(f"{cur.statusmessage}")
+                tables.append(sql_table([], [], str(cur.statusmessage or "")))
                 plural = "s" if cur.rowcount != 1 else ""
                 summary = str(cur.statusmessage)
                 if cur.rowcount >= 0:  # -1: a statement without a row count (DDL)
                     summary += f" ({cur.rowcount} row{plural} affected)"
     data = {"rows_affected": affected} if kind == "action" else {}
-    return Result(True, summary or "done", clip("\n\n".join(outputs), ctx), data)
+    return Result(
+        True,
+        summary or "done",
+        clip("\n\n".join(outputs), ctx),
+        data,
+        # Data only when some statement returned rows: a status alone reads as well.
+        structured={"tables": tables} if any(t["columns"] for t in tables) else {},
+    )
 
 
 def _run_outside_transaction(conn, statements, values, ctx) -> Result:  # noqa: ANN001
