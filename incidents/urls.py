@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import views
+from .views.approvals import approval_decide
 
 app_name = "incidents"
 
@@ -42,6 +43,9 @@ urlpatterns = [
         name="execution_decide",
     ),
     path("approvals/", views.approval_queue, name="approval_queue"),
+    path(
+        "approvals/<int:execution_id>/decide", approval_decide, name="approval_decide"
+    ),
     path(
         "playbooks/<slug:slug>/access/", views.playbook_access, name="playbook_access"
     ),

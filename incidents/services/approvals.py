@@ -1,15 +1,23 @@
-"""Four eyes: a second person approves or rejects an action; unanswered requests expire."""
+"""Four eyes: a second person approves or rejects an action; unanswered requests
+expire. Also who may decide a request, which requests wait for a person, and the
+preview the requester saw (what the queue, the badge and the notices show)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
+from guardian.models import GroupObjectPermission, UserObjectPermission
 
 from .. import access, audit
 from ..actors import Actor
-from ..models import Incident, StepExecution
+from ..models import AuditEvent, Incident, Playbook, StepExecution
 from . import runs
-from .runs import RunRefused, clean_reason
+from .runs import PREVIEW_NONCE_KEY, RunRefused, clean_reason
 
 State = StepExecution.State
 # Who may expire an approval request: the sweeper, which finds the overdue ones,
@@ -160,3 +168,154 @@ def expire(*, execution: StepExecution, actor: Actor) -> bool:
             },
         )
     return bool(updated)
+
+
+# --- who may decide, and what waits for them ----------------------------------------
+
+
+def approvers(playbook: Playbook, *, requester_id: int | None = None) -> QuerySet:
+    """Active people who may approve this playbook's actions, from the same
+    sources access.can_approve reads (superuser, a role, a direct or a group's
+    grant on the playbook), the requester left out: one query."""
+    app_label, codename = access.APPROVE_ACTIONS.split(".", 1)
+    on_playbook = {
+        "permission__codename": codename,
+        "permission__content_type__app_label": app_label,
+        "object_pk": str(playbook.pk),
+    }
+    people = (
+        get_user_model()
+        .objects.filter(is_active=True)
+        .filter(
+            Q(pk__in=access.people_who_can(access.APPROVE_ACTIONS).values("pk"))
+            | Q(
+                pk__in=UserObjectPermission.objects.filter(**on_playbook).values(
+                    "user_id"
+                )
+            )
+            | Q(
+                groups__in=GroupObjectPermission.objects.filter(**on_playbook).values(
+                    "group_id"
+                )
+            )
+        )
+        .distinct()
+        .order_by("username")
+    )
+    return people.exclude(pk=requester_id) if requester_id else people
+
+
+# Names shown before "and N more": enough to know whom to call.
+NAMES_SHOWN = 6
+
+
+def approver_names(execution: StepExecution, playbook: Playbook | None = None) -> str:
+    """Who may decide this request, in words ("abe, ada or eli"; "" for nobody).
+    Read once per playbook object: a page draws every waiting request of a
+    playbook with the same object, so it asks once whatever their number."""
+    playbook = playbook or execution.command.playbook
+    names = getattr(playbook, "_approver_names", None)
+    if names is None:
+        names = list(approvers(playbook).values_list("pk", "username"))
+        playbook._approver_names = names
+    return in_words([name for pk, name in names if pk != execution.requested_by_id])
+
+
+def in_words(names: list[str]) -> str:
+    if len(names) > NAMES_SHOWN:
+        return f"{', '.join(names[:NAMES_SHOWN])} and {len(names) - NAMES_SHOWN} more"
+    if len(names) > 1:
+        return f"{', '.join(names[:-1])} or {names[-1]}"
+    return names[0] if names else ""
+
+
+def approvable_playbooks(user) -> list[int] | None:  # noqa: ANN001
+    """The playbooks whose actions this person may approve: None for all of them
+    (a role, superuser), [] for none. Read from the grants every page loads
+    already (incidents.backends), so it costs no query of its own."""
+    if not access.can(user, access.VIEW_INCIDENTS):
+        return []
+    if access.can(user, access.APPROVE_ACTIONS):
+        return None
+    if not hasattr(user, "_object_perm_cache"):
+        from ..backends import load_grants
+
+        load_grants(user)
+    codename = access.APPROVE_ACTIONS.split(".", 1)[1]
+    return sorted(
+        int(pk)
+        for (app, model, pk), held in user._object_perm_cache.items()
+        if (app, model) == ("incidents", "playbook") and codename in held
+    )
+
+
+def waiting() -> QuerySet:
+    """Requests still waiting for a second person: not expired, and not on a
+    resolved incident (approving those is refused)."""
+    now = timezone.now()
+    return (
+        StepExecution.objects.filter(state=State.AWAITING_APPROVAL)
+        .filter(Q(approval_expires_at__isnull=True) | Q(approval_expires_at__gt=now))
+        .exclude(incident__status=Incident.Status.RESOLVED)
+    )
+
+
+def decidable_by(user) -> QuerySet | None:  # noqa: ANN001
+    """The waiting requests this person may decide (never their own), or None
+    when they may approve nothing at all: then nobody needs to ask the database."""
+    playbooks = approvable_playbooks(user)
+    if playbooks == []:
+        return None
+    found = waiting().exclude(requested_by=user)
+    if playbooks is not None:
+        found = found.filter(command__playbook_id__in=playbooks)
+    return found
+
+
+@dataclass(frozen=True)
+class ShownPreview:
+    """The preview the requester confirmed, as its audit event recorded it."""
+
+    headline: str
+    facts: list[str] = field(default_factory=list)
+    rows: int | None = None
+
+
+def previews_of(executions: Iterable[StepExecution]) -> dict[int, ShownPreview]:
+    """Each request's own preview, in two queries whatever their number: the
+    request's event names its preview's nonce, the preview's event holds the
+    headline and facts. A request whose preview was not recorded (an internal
+    caller, or one older than this) has none."""
+    ids = {str(e.pk): e for e in executions}
+    if not ids:
+        return {}
+    asked = AuditEvent.objects.filter(
+        verb="execution.approval_requested",
+        object_type=StepExecution._meta.model_name,
+        object_id__in=list(ids),
+    ).values_list("object_id", "data")
+    nonce_of = {
+        int(object_id): data[PREVIEW_NONCE_KEY]
+        for object_id, data in asked
+        if isinstance(data, dict) and isinstance(data.get(PREVIEW_NONCE_KEY), str)
+    }
+    if not nonce_of:
+        return {}
+    previewed = AuditEvent.objects.filter(
+        verb="execution.previewed",
+        incident_id__in={e.incident_id for e in ids.values()},
+        **{f"data__{PREVIEW_NONCE_KEY}__in": list(nonce_of.values())},
+    ).values_list("incident_id", "data")
+    by_nonce = {
+        (incident_id, data[PREVIEW_NONCE_KEY]): data for incident_id, data in previewed
+    }
+    found = {}
+    for pk, nonce in nonce_of.items():
+        data = by_nonce.get((ids[str(pk)].incident_id, nonce))
+        if data is not None:
+            found[pk] = ShownPreview(
+                headline=str(data.get("headline", "")),
+                facts=[str(f) for f in data.get("facts") or []],
+                rows=data.get("rows"),
+            )
+    return found

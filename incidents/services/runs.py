@@ -97,6 +97,7 @@ def preview_token(
     command: Command,
     params: dict[str, str],
     actor: Actor,
+    nonce: str = "",
 ) -> str:
     """Signed proof that this person previewed exactly this command text and these
     parameters; the confirmation must carry it back. The nonce makes it single
@@ -107,7 +108,7 @@ def preview_token(
             "c": command.pk,
             "u": _who(actor),
             "f": command.fingerprint(params),
-            "n": secrets.token_urlsafe(12),
+            "n": nonce or secrets.token_urlsafe(12),
         },
         salt=PREVIEW_SALT,
     )
@@ -194,6 +195,9 @@ def preview_action(
     )
     values = clean_parameters(command, params)
     shown = preview_of(command, values, run_context())
+    # The nonce ties this preview to the run it confirms (whose event records it
+    # too), so an approver is shown the very preview the requester saw.
+    nonce = secrets.token_urlsafe(12)
     audit.append(
         "execution.previewed",
         actor=actor,
@@ -204,10 +208,12 @@ def preview_action(
             "command": command.text[:300],
             "rows": shown.rows,
             "headline": shown.headline,
+            "facts": [fact[:300] for fact in shown.facts[:10]],
+            PREVIEW_NONCE_KEY: nonce,
         },
     )
     token = preview_token(
-        incident=incident, command=command, params=values, actor=actor
+        incident=incident, command=command, params=values, actor=actor, nonce=nonce
     )
     return Previewed(shown, token, values)
 
