@@ -344,6 +344,18 @@ def test_a_playbook_incidents_follow_cannot_be_deleted(cast):
     assert Incident.objects.get(pk=incident.pk).playbook_id == cast.pool.pk
 
 
+def test_the_admin_cannot_delete_a_followed_playbook_with_its_runbook(cast, admin_user):
+    open_incident(
+        playbook=cast.pool, title="pool", actor=Actor.person(cast.people["admin"])
+    )
+    url = f"/admin/incidents/runbook/{cast.pool.runbook_id}/delete/"
+    client = signed_in(admin_user)
+    page = client.get(url).content.decode()
+    assert "<title>Cannot delete runbook" in page
+    client.post(url, {"post": "yes"})
+    assert Playbook.objects.filter(pk=cast.pool.pk).exists()
+
+
 def test_the_database_itself_refuses_to_delete_a_followed_playbook(db):
     """Not only the ORM's PROTECT: the foreign key refuses a raw DELETE."""
     runbook = Runbook.objects.create(

@@ -109,6 +109,8 @@ def playbook_grant(request: HttpRequest, slug: str) -> HttpResponse:
         messages.success(request, notice)
         url = reverse("incidents:playbook_access", args=[playbook.slug])
         return HttpResponseRedirect(f"{url}#person-{person.pk}")
+    # Read again: a permission cache filled before the change would draw the old row.
+    person = get_user_model().objects.get(pk=person.pk)
     [row] = _rows([person], playbook, may_change=True)
     context = {"playbook": playbook, "row": row, "may_change": True, "notice": notice}
     return render(request, "incidents/partials/grant_row.html", context)
