@@ -12,10 +12,17 @@ from .models import Channel, Notification
 
 @admin.register(Channel)
 class ChannelAdmin(admin.ModelAdmin):
-    list_display = ["name", "kind", "enabled", "secret_env", "secret_is_set"]
+    list_display = [
+        "name",
+        "kind",
+        "enabled",
+        "all_approvals",
+        "secret_env",
+        "secret_is_set",
+    ]
     list_filter = ["kind", "enabled"]
     search_fields = ["name"]
-    fields = ["name", "kind", "enabled", "secret_env", "recipients"]
+    fields = ["name", "kind", "enabled", "secret_env", "recipients", "all_approvals"]
 
     @admin.display(boolean=True, description="Secret set now")
     def secret_is_set(self, channel: Channel) -> bool | None:

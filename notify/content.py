@@ -5,11 +5,14 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.urls import reverse
 
 from incidents.models import Incident, StepExecution
+from incidents.services import approvals
 from incidents.services.diagnosis import STARTED as DIAGNOSIS_STARTED
+from probes import redaction
 
-from .channels.base import Brief, DiagnosisLine
+from .channels.base import ApprovalNotice, Brief, DiagnosisLine
 from .models import Notification
 
 
@@ -53,8 +56,44 @@ def diagnosis_pending(incident: Incident) -> bool:
     return not incident.events.filter(verb=DIAGNOSIS_STARTED).exists()
 
 
+def approval_notice(execution: StepExecution) -> ApprovalNotice:
+    """The request's facts for its message, read when it is sent (who may approve
+    is who may approve then). Parameters and the preview pass the console's
+    redaction again: nothing leaves the machine unmasked."""
+    command = execution.command
+    step = execution.step
+    people = list(
+        approvals.approvers(command.playbook, requester_id=execution.requested_by_id)
+    )
+    shown = approvals.previews_of([execution]).get(execution.pk)
+    expires = execution.approval_expires_at
+    return ApprovalNotice(
+        request_id=execution.pk,
+        where=f"step {step.number}: {step.title}" if step else "Diagnosis",
+        command=command.text,
+        parameters={
+            name: redaction.redact(str(value))
+            for name, value in (execution.parameters or {}).items()
+        },
+        requested_by=execution.requester_name,
+        approvers=approvals.in_words([p.get_username() for p in people]),
+        expires=f"{expires:%H:%M} UTC" if expires else "never",
+        url=absolute(reverse("incidents:approval_queue")) + f"#approval-{execution.pk}",
+        preview=redaction.redact(shown.headline) if shown else "",
+        facts=[redaction.redact(f) for f in shown.facts] if shown else [],
+        emails=sorted({p.email for p in people if p.email}),
+    )
+
+
 def brief(notification: Notification, *, with_diagnosis: bool = True) -> Brief:
     incident = notification.incident
+    approval = None
+    if notification.execution_id is not None:
+        execution = StepExecution.objects.select_related(
+            "command__playbook", "step", "requested_by"
+        ).get(pk=notification.execution_id)
+        approval = approval_notice(execution)
+        with_diagnosis = False  # the request is the news, not the Diagnosis
     playbook = incident.playbook
     return Brief(
         incident_id=incident.pk,
@@ -68,4 +107,5 @@ def brief(notification: Notification, *, with_diagnosis: bool = True) -> Brief:
         dedup_key=notification.dedup_key,
         diagnosis=diagnosis(incident) if with_diagnosis else [],
         source=f"yomira-console ({urlsplit(settings.CONSOLE_BASE_URL).netloc})",
+        approval=approval,
     )

@@ -13,10 +13,11 @@ import re
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import models
+from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from incidents.models import Incident
+from incidents.models import Incident, StepExecution
 
 CHANNEL_NAME_MAX = 100
 ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
@@ -31,6 +32,8 @@ class Channel(models.Model):
     # The variable's name must say what it holds: an admin cannot point a channel
     # at SECRET_KEY or DATABASE_URL and have it sent to a third party.
     SECRET_SUFFIX = {Kind.SLACK: "_WEBHOOK_URL", Kind.PAGERDUTY: "_ROUTING_KEY"}
+    # The kinds whose messages ask approvers (see notify.channels: their events).
+    APPROVAL_KINDS = frozenset({Kind.SLACK, Kind.EMAIL})
 
     name = models.CharField(
         max_length=CHANNEL_NAME_MAX,
@@ -53,6 +56,14 @@ class Channel(models.Model):
     recipients = models.TextField(
         blank=True, help_text="Email: addresses, separated by commas."
     )
+    # Critical playbooks often escalate to PagerDuty alone, which carries no
+    # approval requests: such a channel is where their approvers are asked.
+    all_approvals = models.BooleanField(
+        "every approval request",
+        default=False,
+        help_text="Slack and email: also tell this channel about every playbook's "
+        "approval requests, not only those of playbooks whose escalation names it.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -68,6 +79,13 @@ class Channel(models.Model):
         problem = self.secret_problem()
         if problem and self.kind in self.SECRET_SUFFIX:
             raise ValidationError({"secret_env": problem})
+        if self.all_approvals and self.kind not in self.APPROVAL_KINDS:
+            raise ValidationError(
+                {
+                    "all_approvals": "Only Slack and email channels carry approval "
+                    "requests (PagerDuty pages for incidents, not for questions)."
+                }
+            )
         if self.kind == self.Kind.EMAIL:
             addresses = self.recipient_list()
             if not addresses:
@@ -108,17 +126,18 @@ class Channel(models.Model):
 
 
 class Notification(models.Model):
-    """One message to one channel about one incident. Created `queued` by the
-    subscription (or the escalation beat); a worker claims it (queued -> sending,
-    one conditional UPDATE) before it sends, so a redelivered task sends nothing
-    twice, and the unique constraint makes a second row for the same message
-    impossible."""
+    """One message to one channel about one incident (or, for an approval
+    request, about that request). Created `queued` by the subscription (or the
+    escalation beat); a worker claims it (queued -> sending, one conditional
+    UPDATE) before it sends, so a redelivered task sends nothing twice, and the
+    unique constraints make a second row for the same message impossible."""
 
     class Event(models.TextChoices):
         TRIGGER = "trigger", "Trigger"
         ACKNOWLEDGE = "acknowledge", "Acknowledge"
         RESOLVE = "resolve", "Resolve"
         ESCALATE = "escalate", "Escalate"
+        APPROVAL = "approval", "Approval requested"
 
     class State(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -151,14 +170,29 @@ class Notification(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # The approval request an `approval` notification asks about; empty otherwise.
+    execution = models.ForeignKey(
+        StepExecution,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="notifications",
+    )
 
     class Meta:
         ordering = ["created_at", "id"]
         constraints = [
             models.UniqueConstraint(
                 fields=["incident", "channel", "event", "round", "level"],
+                condition=Q(execution__isnull=True),
                 name="notify_notification_once",
-            )
+            ),
+            # An incident may ask for many approvals: one message per request.
+            models.UniqueConstraint(
+                fields=["execution", "channel"],
+                condition=Q(execution__isnull=False),
+                name="notify_approval_notice_once",
+            ),
         ]
         indexes = [models.Index(fields=["state", "next_attempt_at"])]
 

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from incidents import audit
 from incidents.actors import Actor
-from incidents.models import Incident
+from incidents.models import Incident, StepExecution
 from probes import redaction
 
 from . import content
@@ -153,6 +153,9 @@ def deliver(notification_id: int, *, waited: int = 0) -> Outcome:
         return suppress(notification, "NOTIFY_SEND is off: nothing leaves the console")
     if not channel.enabled:
         return suppress(notification, "the channel is disabled")
+    decided = no_longer_waiting(notification)
+    if decided:
+        return suppress(notification, decided)
     wait = diagnosis_wait(notification, waited)
     if wait is not None:
         return Outcome(State.QUEUED, wait=wait)
@@ -176,6 +179,22 @@ def deliver(notification_id: int, *, waited: int = 0) -> Outcome:
             mask(answer.text, secret),
         )
     return record(notification, attempt, answer, secret)
+
+
+def no_longer_waiting(notification: Notification) -> str:
+    """Why an approval notice should not go out any more ("" if it should): the
+    request was decided, expired or cancelled before a worker got to it."""
+    if notification.execution_id is None:
+        return ""
+    state = (
+        StepExecution.objects.filter(pk=notification.execution_id)
+        .values_list("state", flat=True)
+        .first()
+    )
+    if state == StepExecution.State.AWAITING_APPROVAL:
+        return ""
+    label = StepExecution.State(state).label.lower() if state else "gone"
+    return f"the request is no longer waiting for approval (it is {label})"
 
 
 def claim(notification_id: int) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from incidents.models import AuditEvent, Incident
 
-from . import services
+from . import approvals, services
 from .models import Notification
 
 Event = Notification.Event
@@ -33,6 +33,8 @@ def event_for(verb: str, data: dict) -> tuple[str, str] | None:
 
 
 def on_audit_event(sender: type, event: AuditEvent, **kwargs: object) -> None:
+    if approvals.on_audit_event(event):
+        return
     found = event_for(event.verb, event.data or {})
     if found is None or event.incident_id is None:
         return

@@ -22,6 +22,25 @@ class DiagnosisLine:
 
 
 @dataclass(frozen=True)
+class ApprovalNotice:
+    """An approval request as its message tells it: what would run (the command
+    as the runbook wrote it, and the parameters typed), what its preview said, who
+    asked, who may decide, until when, and where to decide."""
+
+    request_id: int
+    where: str  # "step 3: Drop old partitions" or "Diagnosis"
+    command: str
+    parameters: dict[str, str]
+    requested_by: str
+    approvers: str  # "abe or ada"; "" when nobody may
+    expires: str  # "12:34 UTC"
+    url: str  # the queue, where the request is decided in place
+    preview: str = ""  # the preview's headline
+    facts: list[str] = field(default_factory=list)
+    emails: list[str] = field(default_factory=list)  # the approvers' addresses
+
+
+@dataclass(frozen=True)
 class Brief:
     """The incident as a message tells it: plain data, read once from the
     database (notify.content), so every kind formats the same facts."""
@@ -32,11 +51,12 @@ class Brief:
     severity: str
     status: str
     playbook: str  # "§4 Redis Down / Unreachable"
-    event: str  # trigger | acknowledge | resolve | escalate
+    event: str  # trigger | acknowledge | resolve | escalate | approval
     note: str = ""  # "acknowledged by cole", "not acknowledged 5 minutes after ..."
     dedup_key: str = ""
     diagnosis: list[DiagnosisLine] = field(default_factory=list)
     source: str = "yomira-console"
+    approval: ApprovalNotice | None = None  # the request an `approval` asks about
 
     @property
     def label(self) -> str:

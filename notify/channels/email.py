@@ -1,6 +1,8 @@
 """Email through the console's own EMAIL_* settings: a plain-text message when an
 incident opens or is escalated (acknowledge and resolve stay in the console and
-the chat: an inbox is no place for status lines)."""
+the chat: an inbox is no place for status lines), and when an action waits for a
+second person's approval: that one goes to the people who may approve it (their
+accounts' addresses), or to the channel's list when none of them has one."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 
-from .base import Answer, Brief, Kind, NotConfigured
+from .base import Answer, ApprovalNotice, Brief, Kind, NotConfigured
 
 if TYPE_CHECKING:
     from ..models import Channel
@@ -22,13 +24,56 @@ def _one_line(text: str) -> str:
 
 
 def subject(brief: Brief) -> str:
+    if brief.approval is not None:
+        asks = f"[Approval needed] {brief.label}: {brief.approval.where}"
+        return _one_line(asks)[:250]
     lead = f"[{(brief.severity or 'incident').upper()}]"
     if brief.event == "escalate":
         lead += " Still not acknowledged:"
     return _one_line(f"{lead} {brief.label}")[:250]
 
 
+def approval_body(brief: Brief, notice: ApprovalNotice) -> str:
+    lines = [
+        f"{notice.requested_by} asks for a second person's approval to run an "
+        f"action on incident {brief.label} ({notice.where}).",
+        "",
+        f"Approve or reject it: {notice.url}",
+        f"The incident:         {brief.url}",
+        "",
+        "Command (as the runbook writes it):",
+        *(f"    {line}" for line in notice.command.splitlines()[:40]),
+        "",
+    ]
+    for name, value in notice.parameters.items():
+        lines.append(f"Parameter {name} = {_one_line(value)}")
+    lines.append(f"Preview:     {_one_line(notice.preview) or 'none recorded'}")
+    lines += [f"             {_one_line(fact)[:300]}" for fact in notice.facts[:10]]
+    lines += [
+        f"Asked by:    {notice.requested_by}",
+        f"May approve: {notice.approvers or 'nobody yet (no one holds approve_actions)'}",
+        f"Expires:     {notice.expires}",
+        f"Playbook:    {brief.playbook}",
+        "",
+        "The requester cannot approve their own request.",
+        "",
+        "-- the Yomira incident console",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def recipients(brief: Brief, channel: Channel) -> list[str]:
+    """An approval request goes to those who may decide it; when none of them
+    has an address, to the channel's list (it names who may approve): a
+    request nobody hears of expires unseen."""
+    if brief.approval is not None and brief.approval.emails:
+        return list(brief.approval.emails)
+    return channel.recipient_list()
+
+
 def body(brief: Brief) -> str:
+    if brief.approval is not None:
+        return approval_body(brief, brief.approval)
     lines = [
         f"Incident {brief.label}",
         f"{brief.url}",
@@ -57,7 +102,7 @@ def _code(exc: smtplib.SMTPException) -> int | None:
 
 
 def send(brief: Brief, channel: Channel, secret: str) -> Answer:
-    to = channel.recipient_list()
+    to = recipients(brief, channel)
     if not to:
         raise NotConfigured(f"The channel '{channel.name}' has no recipients.")
     message = EmailMessage(
@@ -81,7 +126,7 @@ def send(brief: Brief, channel: Channel, secret: str) -> Answer:
 
 KIND = Kind(
     name="email",
-    events=frozenset({"trigger", "escalate"}),
+    events=frozenset({"trigger", "escalate", "approval"}),
     send=send,
     waits_for_diagnosis=frozenset({"trigger"}),
 )

@@ -1,12 +1,23 @@
 """Slack incoming webhooks: a Block Kit message when an incident opens (title and
-link, severity, status, playbook, the Diagnosis results) and a one-line status
-message when it is acknowledged, resolved or escalated."""
+link, severity, status, playbook, the Diagnosis results), a one-line status
+message when it is acknowledged, resolved or escalated, and a message asking for
+a second person's approval (what would run, its preview, who asked, who may
+decide, and the link to decide)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import Answer, Brief, DiagnosisLine, Kind, escape_mrkdwn, http_url, post_json
+from .base import (
+    Answer,
+    ApprovalNotice,
+    Brief,
+    DiagnosisLine,
+    Kind,
+    escape_mrkdwn,
+    http_url,
+    post_json,
+)
 
 if TYPE_CHECKING:
     from ..models import Channel
@@ -21,7 +32,10 @@ ICONS = {
     "acknowledge": ":eyes:",
     "resolve": ":white_check_mark:",
     "escalate": ":sos:",
+    "approval": ":raised_hand:",
 }
+# Preview facts worth reading in a chat message.
+FACTS_SHOWN = 5
 
 
 def _link(brief: Brief) -> str:
@@ -51,7 +65,71 @@ def diagnosis_text(brief: Brief) -> str:
     return _cut("*Diagnosis*\n" + "\n".join(lines), SECTION_MAX)
 
 
+def _code_block(text: str, limit: int) -> str:
+    # Three backticks inside would end the block early: they show as quotes.
+    return "```" + escape_mrkdwn(_cut(text, limit)).replace("```", "'''") + "```"
+
+
+def approval_message(brief: Brief, notice: ApprovalNotice) -> dict:
+    asks = (
+        f"{ICONS['approval']} Approval needed on {_link(brief)}: "
+        f"{escape_mrkdwn(notice.where)}, asked by {escape_mrkdwn(notice.requested_by)}"
+    )
+    parameters = ", ".join(f"{k} = {v}" for k, v in notice.parameters.items())
+    fields = [
+        (
+            "May approve",
+            notice.approvers or "nobody yet (no one holds approve_actions)",
+        ),
+        ("Expires", notice.expires),
+        ("Parameters", parameters or "none"),
+        ("Playbook", brief.playbook),
+    ]
+    preview = notice.preview or "No preview was recorded with this request."
+    facts = [f"• {escape_mrkdwn(_cut(f, 300))}" for f in notice.facts[:FACTS_SHOWN]]
+    preview_text = "*Preview*\n" + escape_mrkdwn(_cut(preview, 500))
+    if facts:
+        preview_text += "\n" + "\n".join(facts)
+    return {
+        "text": asks,
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": asks}},
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": "*Command* (as the runbook writes it)\n"
+                    + _code_block(notice.command, 2000),
+                },
+                "fields": [
+                    {
+                        "type": "mrkdwn",
+                        "text": f"*{name}*\n{escape_mrkdwn(_cut(value, 500))}",
+                    }
+                    for name, value in fields
+                ],
+            },
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": _cut(preview_text, SECTION_MAX)},
+            },
+            {
+                "type": "context",
+                "elements": [
+                    {
+                        "type": "mrkdwn",
+                        "text": f"<{notice.url}|Approve or reject it in the Yomira "
+                        "console> (the requester cannot approve their own request)",
+                    }
+                ],
+            },
+        ],
+    }
+
+
 def build(brief: Brief) -> dict:
+    if brief.approval is not None:
+        return approval_message(brief, brief.approval)
     icon = ICONS.get(brief.event, "")
     note = escape_mrkdwn(brief.note)
     if brief.event != "trigger":
@@ -111,7 +189,7 @@ def send(brief: Brief, channel: Channel, secret: str) -> Answer:
 
 KIND = Kind(
     name="slack",
-    events=frozenset({"trigger", "acknowledge", "resolve", "escalate"}),
+    events=frozenset({"trigger", "acknowledge", "resolve", "escalate", "approval"}),
     send=send,
     waits_for_diagnosis=frozenset({"trigger"}),
 )
