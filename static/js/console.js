@@ -116,17 +116,17 @@
   // it is acknowledged they fold away (unless the person opened them again).
   var context = document.getElementById("context");
   if (context) {
-    context.addEventListener("toggle", function () {
-      if (!context.hasAttribute("data-folding")) { context.setAttribute("data-touched", ""); }
-      context.removeAttribute("data-folding");
+    // A click on its summary is the person's choice ("toggle" also fires when
+    // the page is parsed with the section open, so it cannot tell).
+    context.querySelector("summary").addEventListener("click", function () {
+      context.setAttribute("data-touched", "");
     });
   }
-  document.addEventListener("htmx:oobAfterSwap", function (event) {
-    var head = event.detail.target;
-    if (!head || head.id !== "incident-head" || !context || !context.open) { return; }
-    if (context.hasAttribute("data-touched") || head.classList.contains("status-bar-open")) { return; }
-    context.setAttribute("data-folding", "");
-    context.open = false;
+  document.addEventListener("htmx:afterSettle", function () {
+    // The header is swapped out of band; read the one now on the page.
+    var head = document.getElementById("incident-head");
+    if (!head || !context || !context.open || context.hasAttribute("data-touched")) { return; }
+    if (!head.classList.contains("status-bar-open")) { context.open = false; }
   });
 
   // A long <select> of playbooks gets a box that narrows it as the person types
