@@ -6,18 +6,21 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.db.models import Min
+from django.conf import settings
+from django.db.models import Max, Min
 from django.http import HttpRequest, StreamingHttpResponse
+from django.urls import reverse
 from django.utils import timezone
 
 from probes import redaction
 
 from . import audit
 from .actors import Actor
-from .models import AuditEvent, Incident, StepExecution, step_state
+from .models import AuditEvent, Incident, Step, StepExecution, step_state
 from .timeline import Style, describe
 
 CONTENT_TYPES = {
@@ -70,16 +73,67 @@ def response(
     return reply
 
 
+def actor_kind(e: AuditEvent) -> str:
+    """ "person" (an account, even one deleted since), "system" (a named identity:
+    alert-intake, diagnosis, the worker, the sweeper...) or "anonymous" (someone
+    not signed in). The audit row keeps no flag: a system identity has no account,
+    and only a system identity acts without one under a name."""
+    if e.actor_id is not None:
+        return "person"
+    return "system" if e.actor_name else "anonymous"
+
+
 def _event_record(e: AuditEvent) -> dict:
     return {
         "seq": e.seq,
         "time": iso(e.created_at),
-        "actor": e.actor_name or "system",
+        "actor": e.actor_name or "someone not signed in",
+        "actor_kind": actor_kind(e),
         "verb": e.verb,
         "text": describe(e),
         "step": (e.data or {}).get("step"),
         "data": e.data,
     }
+
+
+def _opening(incident: Incident) -> dict:
+    """The incident's opening event: who opened it and, for an alert, its origin."""
+    return (
+        incident.events.filter(verb="incident.opened")
+        .values("actor_name", "actor_id", "data")
+        .first()
+    ) or {"actor_name": "", "actor_id": None, "data": {}}
+
+
+def incident_alert(incident: Incident, opening: dict | None = None) -> dict | None:
+    """The alert the incident was opened for, as its own timeline recorded it (the
+    opening event's origin and the alert's first `alert.firing`): incidents never
+    import alerts (alerts import incidents). None when it was opened by hand."""
+    opening = opening if opening is not None else _opening(incident)
+    origin = (opening["data"] or {}).get("origin") or {}
+    if not origin.get("alert") and not origin.get("source"):
+        return None
+    firing = incident.events.filter(verb="alert.firing")
+    if origin.get("fingerprint"):
+        firing = firing.filter(data__fingerprint=origin["fingerprint"])
+    starts_at = firing.order_by("seq").values_list("data__starts_at", flat=True)
+    return {
+        "name": str(origin.get("alert") or ""),
+        "source": str(origin.get("source") or ""),
+        "fingerprint": str(origin.get("fingerprint") or ""),
+        "rule": str(origin.get("rule") or ""),
+        "reason": str(origin.get("reason") or ""),
+        "starts_at": starts_at.first(),
+    }
+
+
+def time_to(incident: Incident, moment: datetime | None) -> timedelta | None:
+    """From opening to a stage (acknowledged, mitigated); None if not reached."""
+    return moment - incident.opened_at if moment else None
+
+
+def _seconds(delta: timedelta | None) -> int | None:
+    return int(delta.total_seconds()) if delta is not None else None
 
 
 def incident_record(incident: Incident) -> dict:
@@ -94,6 +148,7 @@ def incident_record(incident: Incident) -> dict:
             "slug": incident.playbook.slug,
             "runbook_revision": incident.playbook.runbook.revision,
         },
+        "alert": incident_alert(incident),
         "commander": incident.commander.get_username() if incident.commander else None,
         "opened_by": incident.opened_by.get_username() if incident.opened_by else None,
         "opened_at": iso(incident.opened_at),
@@ -101,6 +156,10 @@ def incident_record(incident: Incident) -> dict:
         "mitigated_at": iso(incident.mitigated_at),
         "resolved_at": iso(incident.resolved_at),
         "duration_seconds": int(incident.duration().total_seconds()),
+        "time_to_acknowledge_seconds": _seconds(
+            time_to(incident, incident.acknowledged_at)
+        ),
+        "time_to_mitigate_seconds": _seconds(time_to(incident, incident.mitigated_at)),
     }
 
 
@@ -123,11 +182,23 @@ class _Line:
         return value
 
 
+# actor_kind came last, after the first release: columns are only ever added at the
+# end, so a spreadsheet that reads them by position keeps working.
+CSV_COLUMNS = [
+    "seq",
+    "time_utc",
+    "actor",
+    "verb",
+    "step",
+    "description",
+    "data",
+    "actor_kind",
+]
+
+
 def timeline_csv(incident: Incident) -> Iterator[str]:
     writer = csv.writer(_Line())
-    yield writer.writerow(
-        ["seq", "time_utc", "actor", "verb", "step", "description", "data"]
-    )
+    yield writer.writerow(CSV_COLUMNS)
     for e in events(incident):
         r = _event_record(e)
         row = [
@@ -138,6 +209,7 @@ def timeline_csv(incident: Incident) -> Iterator[str]:
             r["step"] or "",
             r["text"],
             json.dumps(e.data, ensure_ascii=False),
+            r["actor_kind"],
         ]
         # Every cell: an actor's name, a webhook source or a note can start one.
         yield writer.writerow([_cell(str(value)) for value in row])
@@ -220,31 +292,230 @@ def _ran_at(run: StepExecution) -> datetime:
     return run.started_at or run.created_at
 
 
-def _opened_by(incident: Incident) -> str:
-    """` by rita`, or ` by alert-intake, for the alert X from S (why routed)`."""
+def short_duration(delta: timedelta) -> str:
+    """`45s`, `4m 10s` under an hour (a time to acknowledge is often minutes), then
+    as human_duration."""
+    seconds = max(0, int(delta.total_seconds()))
+    if seconds >= 3600:
+        return human_duration(delta)
+    minutes, seconds = divmod(seconds, 60)
+    return f"{minutes}m {seconds}s" if minutes else f"{seconds}s"
+
+
+def execution_url(run: StepExecution) -> str:
+    """The run on the console (signed in, with the right to view incidents): its
+    state, summary and whole output."""
+    path = reverse("incidents:execution_detail", args=[run.incident_id, run.pk])
+    return settings.CONSOLE_BASE_URL.rstrip("/") + path
+
+
+# An output excerpt: enough to see what it said; the link has the rest.
+EXCERPT_LINES = 8
+EXCERPT_CHARS = 500
+
+
+def output_excerpt(output: str) -> tuple[str, bool]:
+    """The first lines of a run's output (at most EXCERPT_LINES lines and
+    EXCERPT_CHARS characters), and whether anything was left out."""
+    lines = output.strip("\n").splitlines()
+    head = "\n".join(lines[:EXCERPT_LINES])
+    cut = len(lines) > EXCERPT_LINES or len(head) > EXCERPT_CHARS
+    # Stored redacted; redacted again with today's secrets, before the cut (a
+    # secret cut in two would not be recognised).
+    return redaction.redact(head)[:EXCERPT_CHARS], cut
+
+
+# --- who ------------------------------------------------------------------------------
+
+
+def _named(name: str, kind: str) -> str:
+    """A name for the Markdown: a system identity says that it is one."""
+    if kind == "anonymous" or not name:
+        return "someone not signed in"
+    return f"{md(name)} (system)" if kind == "system" else md(name)
+
+
+def _requester(run: StepExecution) -> str:
+    if run.requested_by_id is None and run.requested_as:
+        return _named(run.requested_as, "system")
+    return md(run.requester_name)
+
+
+@dataclass
+class People:
+    """Who took part, by what they did in this incident. Each person is named once,
+    under the first of commander, approver, responder they were."""
+
+    commanders: list[str]
+    approvers: list[str]
+    responders: list[str]
+    systems: list[str]
+
+
+# Exporting reads the incident; a refusal is an attempt that did nothing. Neither
+# makes someone part of the response.
+NOT_TAKING_PART = ("incident.exported", "permission.denied")
+
+
+def people(incident: Incident) -> People:
+    """Grouped in SQL (one row per actor, not per event), so a 100k-event incident
+    costs no more than a small one."""
+    actors = list(
+        incident.events.exclude(verb__in=NOT_TAKING_PART)
+        .values("actor_name")
+        .annotate(first=Min("seq"), account=Max("actor_id"))
+        .order_by("first")
+        .values_list("actor_name", "account")
+    )
+    commanders: list[str] = []
+    for change in incident.events.filter(verb="incident.commander_changed").order_by(
+        "seq"
+    ):
+        for name in ((change.data or {}).get("from"), (change.data or {}).get("to")):
+            if name and name not in commanders:
+                commanders.append(str(name))
+    current = incident.commander.get_username() if incident.commander else None
+    if current and current not in commanders:
+        commanders.append(current)
+    deciders = set(
+        incident.events.filter(
+            verb__in=("execution.approved", "execution.rejected"),
+            actor_id__isnull=False,
+        ).values_list("actor_name", flat=True)
+    )
+    persons = [name for name, account in actors if name and account is not None]
+    approvers = [n for n in persons if n in deciders and n not in commanders]
+    return People(
+        commanders=commanders,
+        approvers=approvers,
+        responders=[n for n in persons if n not in commanders and n not in deciders],
+        systems=[name for name, account in actors if name and account is None],
+    )
+
+
+# --- the summary table ----------------------------------------------------------------
+
+
+def _opened_by(incident: Incident, opening: dict) -> str:
+    """` by rita` or ` by alert-intake (system)`."""
     if incident.opened_by:
         return f" by {md(incident.opened_by.get_username())}"
-    opened = (
-        incident.events.filter(verb="incident.opened")
-        .values("actor_name", "data")
-        .first()
-    )
-    if not opened or not opened["actor_name"]:
+    if not opening["actor_name"]:
         return ""
-    said = f" by {md(opened['actor_name'])}"
-    origin = (opened["data"] or {}).get("origin") or {}
-    if origin.get("alert"):
-        said += (
-            f", for the alert {md(str(origin['alert']))} from "
-            f"{md(str(origin.get('source', '')))} ({md(str(origin.get('reason', '')))})"
-        )
+    kind = "person" if opening["actor_id"] is not None else "system"
+    return f" by {_named(opening['actor_name'], kind)}"
+
+
+def _alert_cell(incident: Incident, alert: dict | None) -> str:
+    if alert is None:
+        return "none (opened by hand)"
+    said = md(alert["name"] or "an alert") + f" from {md(alert['source'])}"
+    if alert["starts_at"]:
+        said += f", firing since {md(_when(alert['starts_at']))}"
+    if alert["reason"]:
+        said += f" ({md(alert['reason'])})"
+    others = (
+        incident.events.filter(verb="alert.firing")
+        .exclude(data__fingerprint=alert["fingerprint"])
+        .values("data__fingerprint")
+        .distinct()
+        .count()
+    )
+    if others:
+        said += f"; and {others} other alert{'s' * (others != 1)} of its group"
     return said
 
 
-def _run_line(run: StepExecution) -> str:
-    """`   - ran `redis-cli ping` with `pid=42` by rita at … → succeeded: PONG`,
-    with a multi-line command shown whole in a block below."""
-    who = md(run.requester_name)
+def _when(value: str) -> str:
+    try:
+        return utc(datetime.fromisoformat(value))
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _stage_cell(incident: Incident, moment: datetime | None, never: str) -> str:
+    delta = time_to(incident, moment)
+    return f"{short_duration(delta)} (at {utc(moment)})" if delta is not None else never
+
+
+def _names(names: list[str], kind: str = "person", none: str = "nobody") -> str:
+    return ", ".join(_named(name, kind) for name in names) or none
+
+
+def summary_table(incident: Incident) -> Iterator[str]:
+    playbook = incident.playbook
+    opening = _opening(incident)
+    ended = incident.ended_at()
+    duration = human_duration(incident.duration())
+    who = people(incident)
+    commanders = [md(name) for name in who.commanders]
+    if len(commanders) > 1:
+        commanders = [f"{', then '.join(commanders)} (now)"]
+    rows = [
+        ("Alert", _alert_cell(incident, incident_alert(incident, opening))),
+        ("Severity", md(incident.severity or "unspecified")),
+        ("Status", md(incident.status)),
+        ("Opened", f"{utc(incident.opened_at)}{_opened_by(incident, opening)}"),
+        (
+            "Time to acknowledge",
+            _stage_cell(incident, incident.acknowledged_at, "not acknowledged"),
+        ),
+        (
+            "Time to mitigate",
+            _stage_cell(incident, incident.mitigated_at, "not mitigated"),
+        ),
+        ("Resolved", utc(ended) if ended else "not yet"),
+        ("Duration", duration + ("" if ended else " so far (still open)")),
+        ("Commander", commanders[0] if commanders else "nobody"),
+        ("Approvers", _names(who.approvers)),
+        ("Responders", _names(who.responders)),
+        ("Systems", _names(who.systems, "system", none="none")),
+    ]
+    yield (
+        f"| Incident | #{incident.pk}, opened from §{playbook.number} "
+        f"{md(playbook.title)} (runbook revision {playbook.runbook.revision}) |\n"
+        "| --- | --- |\n"
+    )
+    for label, value in rows:
+        yield f"| {label} | {value} |\n"
+
+
+# --- runs -------------------------------------------------------------------------------
+
+
+def _preview_headline(run: StepExecution) -> str | None:
+    """What the preview that preceded an action said it would touch: the latest
+    preview of that command by the person who asked, before they asked (the
+    preview is audited against the command, not the run)."""
+    return (
+        AuditEvent.objects.filter(
+            incident_id=run.incident_id,
+            verb="execution.previewed",
+            object_type="command",
+            object_id=str(run.command_id),
+            actor_id=run.requested_by_id,
+            created_at__lte=run.created_at,
+        )
+        .order_by("-seq")
+        .values_list("data__headline", flat=True)
+        .first()
+    )
+
+
+def _decision(run: StepExecution) -> str:
+    if run.break_glass:
+        return " **BREAK-GLASS**"
+    if not run.approved_by_id:
+        return ""
+    word = "rejected" if run.state == StepExecution.State.REJECTED else "approved"
+    at = f" at {utc(run.approved_at)}" if run.approved_at else ""
+    return f" ({word} by {md(run.approved_by.get_username())}{at})"
+
+
+def _run_lines(run: StepExecution) -> Iterator[str]:
+    """`   - ran `redis-cli ping` with `pid=42` by rita at … → succeeded: PONG`; a
+    multi-line command shown whole below it; for an action, what its preview said;
+    then the first lines of its output and a link to all of it."""
     text = _shown_command(run)
     lines = text.splitlines()
     command = md_code(lines[0]) if len(lines) == 1 else "the command below"
@@ -256,76 +527,59 @@ def _run_line(run: StepExecution) -> str:
     )
     used = f" with {md_code(used)}" if used else ""
     result = f"{run.state}" + (f": {md(run.summary)}" if run.summary else "")
-    extra = ""
-    if run.break_glass:
-        extra = " **BREAK-GLASS**"
-    elif run.approved_by_id:
-        extra = f" (approved by {md(run.approved_by.get_username())})"
-    line = (
-        f"   - ran {command}{used} by {who}{extra} at {utc(_ran_at(run))} → {result}\n"
+    yield (
+        f"   - ran {command}{used} by {_requester(run)}{_decision(run)} "
+        f"at {utc(_ran_at(run))} → {result}\n"
     )
-    return line + (md_block(text, " " * 5) if len(lines) > 1 else "")
+    if len(lines) > 1:
+        yield md_block(text, " " * 5)
+    if run.command_id and run.command.kind == run.command.Kind.ACTION:
+        headline = _preview_headline(run)
+        yield f"     - Preview: {md(headline) if headline else 'none recorded'}\n"
+    if run.output.strip():
+        excerpt, cut = output_excerpt(run.output)
+        first = ", first lines" if cut else ""
+        yield f"     - Output{first} (full output: <{execution_url(run)}>):\n"
+        yield md_block(excerpt, " " * 7)
+
+
+# --- the document -----------------------------------------------------------------------
 
 
 def postmortem(incident: Incident) -> Iterator[str]:
     playbook = incident.playbook
-    steps = list(playbook.steps.all())
     executions = sorted(
         incident.executions.select_related("requested_by", "approved_by", "command"),
         key=lambda run: (_ran_at(run), run.pk),
     )
-    # Everyone who did anything, in order of first appearance (grouped in SQL, so
-    # a 100k-event incident does not pull 100k names into memory). People only:
-    # the worker, the sweeper and alert sources act without an account; and
-    # exporting (this very export included) is not taking part.
-    people = list(
-        incident.events.exclude(actor_name="")
-        .exclude(verb="incident.exported")
-        .filter(actor_id__isnull=False)
-        .values("actor_name")
-        .annotate(first=Min("seq"))
-        .order_by("first")
-        .values_list("actor_name", flat=True)
-    )
-    ended = incident.ended_at()
-    duration = human_duration(incident.duration())
     impact = next(
         (s["markdown"] for s in playbook.context if "impact" in s["title"].lower()), ""
     )
 
     yield f"# Post-mortem: {md(incident.title)}\n\n"
-    yield f"- **Incident:** #{incident.pk}, opened from §{playbook.number} {md(playbook.title)} "
-    yield f"(runbook revision {playbook.runbook.revision})\n"
-    yield f"- **Severity:** {incident.severity or 'unspecified'}\n"
-    yield f"- **Status:** {incident.status}\n"
-    yield f"- **Opened:** {utc(incident.opened_at)}{_opened_by(incident)}\n"
-    for label, moment in [
-        ("Acknowledged", incident.acknowledged_at),
-        ("Mitigated", incident.mitigated_at),
-        ("Resolved", ended),
-    ]:
-        if moment:
-            yield f"- **{label}:** {utc(moment)}\n"
-    yield (
-        f"- **Duration:** {duration}" + ("" if ended else " so far (still open)") + "\n"
-    )
-    commander = (
-        md(incident.commander.get_username()) if incident.commander else "nobody"
-    )
-    yield f"- **Commander:** {commander}\n"
-    yield f"- **People involved:** {', '.join(map(md, people)) or 'nobody yet'}\n\n"
+    yield from summary_table(incident)
 
-    yield "## Summary\n\n_What happened, in two or three sentences._\n\n"
+    yield "\n## Summary\n\n_What happened, in two or three sentences._\n\n"
     yield "## Impact\n\n"
     if impact:
         yield "From the playbook (check what applied this time):\n\n" + impact + "\n\n"
     yield "_Who was affected, how, and for how long._\n\n"
 
     yield "## Timeline (UTC)\n\n| Time (UTC) | Who | What |\n| --- | --- | --- |\n"
-    yield from _timeline_rows(incident)
+    shown = {str(run.pk): _shown_command(run) for run in executions}
+    yield from _timeline_rows(incident, shown)
 
     yield "\n## Steps\n\n"
-    by_step: dict[int, list[StepExecution]] = {}
+    yield from _steps(playbook.steps.all(), executions)
+    yield from _break_glass([run for run in executions if run.break_glass])
+    yield from _notes(incident)
+
+    yield "\n## Follow-ups\n\n- [ ] _Action item_ — owner, due date\n- [ ] \n\n"
+    yield f"_Exported {utc(timezone.now())}._\n"
+
+
+def _steps(steps: Iterable[Step], executions: list[StepExecution]) -> Iterator[str]:
+    by_step: dict[int | None, list[StepExecution]] = {}
     for execution in executions:
         by_step.setdefault(execution.step_id, []).append(execution)
     for step in steps:
@@ -336,78 +590,134 @@ def postmortem(incident: Incident) -> Iterator[str]:
             else "someone"
         )
         if state == StepExecution.State.DONE:
-            outcome = f"done by {who} at {utc(latest.created_at)}"
+            outcome = f"done by {md(who)} at {utc(latest.created_at)}"
         elif state == StepExecution.State.SKIPPED:
             outcome = (
-                f"skipped by {who} at {utc(latest.created_at)}: {md(latest.reason)}"
+                f"skipped by {md(who)} at {utc(latest.created_at)}: {md(latest.reason)}"
             )
         else:
             outcome = "not done"
         yield f"{step.number}. **{md(step.title)}** — {outcome}\n"
         for run in by_step.get(step.id, []):
             if not run.is_tick:
-                yield _run_line(run)
+                yield from _run_lines(run)
     diagnosis_runs = [e for e in by_step.get(None, []) if not e.is_tick]
     if diagnosis_runs:
-        yield "\nDiagnosis commands run:\n"
+        yield "\nDiagnosis commands run:\n\n"
         for run in diagnosis_runs:
-            yield _run_line(run)
+            yield from _run_lines(run)
 
-    glass = [e for e in executions if e.break_glass]
-    if glass:
-        yield "\n## Break-glass actions\n\n"
-        yield "Run without the second approval they normally need. Review each one.\n\n"
-        for run in glass:
-            who = run.requester_name
-            text = _shown_command(run)
-            shown = (
-                md_code(text) if len(text.splitlines()) <= 1 else "the command below"
-            )
-            yield (
-                f"- **BREAK-GLASS** {utc(_ran_at(run))} — {md(who)} ran "
-                f"{shown} → {run.state}. Reason: {md(run.reason)}\n"
-            )
-            if len(text.splitlines()) > 1:
-                yield md_block(text, "  ")
 
+def _break_glass(glass: list[StepExecution]) -> Iterator[str]:
+    if not glass:
+        return
+    yield "\n## Break-glass actions\n\n"
+    yield "Run without the second approval they normally need. Review each one.\n\n"
+    for run in glass:
+        text = _shown_command(run)
+        shown = md_code(text) if len(text.splitlines()) <= 1 else "the command below"
+        yield (
+            f"- **BREAK-GLASS** {utc(_ran_at(run))} — {_requester(run)} ran "
+            f"{shown} → {run.state}. Reason: {md(run.reason)}\n"
+        )
+        if len(text.splitlines()) > 1:
+            yield md_block(text, "  ")
+
+
+def _notes(incident: Incident) -> Iterator[str]:
     yield "\n## Notes\n\n"
     notes = incident.events.filter(verb="note.added").order_by("seq")
     wrote = False
     for note in notes.iterator(chunk_size=CHUNK):
         step = note.data.get("step")
         where = f" (step {step})" if step else ""
-        yield f"- {utc(note.created_at)} — {md(note.actor_name)}{where}: {md(note.data['text'])}\n"
+        yield (
+            f"- {utc(note.created_at)} — {_named(note.actor_name, actor_kind(note))}"
+            f"{where}: {md(note.data['text'])}\n"
+        )
         wrote = True
     if not wrote:
         yield "_No notes were taken._\n"
 
-    yield "\n## Follow-ups\n\n- [ ] _Action item_ — owner, due date\n- [ ] \n\n"
-    yield f"_Exported {utc(timezone.now())}._\n"
+
+# --- the timeline, without the noise ----------------------------------------------------
+
+# What moves the story is what people do. What systems write (alerts' updates,
+# notifications and their retries, the sweeper's resends, results) and a few things
+# people repeat without changing anything (a preview checking the blast radius
+# again, a refused page that polls) may repeat: repeats are one row with a count.
+REPEATABLE_VERBS = frozenset(
+    {"execution.previewed", "execution.resent", "permission.denied"}
+)
+# Counters that grow with each repeat (flap 1, 2, 3; all 1, 2, 3 alerts ended):
+# their row says the latest.
+LATEST_SAYS = frozenset({"alert.flapped", "alert.source_resolved", "alert.more"})
+# Distinct rows held back at most (memory stays flat whatever the history).
+HELD_MAX = 50
 
 
-def _timeline_rows(incident: Incident) -> Iterator[str]:
-    """The timeline table's rows. Consecutive identical previews (a person checking
-    the blast radius again) are one row saying how many times, until when."""
-    held: tuple[str, str, datetime, datetime, int] | None = None  # a preview row
+@dataclass
+class _Row:
+    who: str
+    what: str
+    first: datetime
+    last: datetime
+    times: int = 1
 
-    def row(who: str, what: str, first: datetime, last: datetime, times: int) -> str:
-        if times > 1:
-            what += f" ({times} times, the last at {utc(last)})"
-        return f"| {utc(first)} | {who} | {what} |\n"
+    def __str__(self) -> str:
+        what = self.what
+        if self.times > 1:
+            what += f" ({self.times} times, the last at {utc(self.last)})"
+        return f"| {utc(self.first)} | {self.who} | {what} |\n"
 
+
+def _repeatable(e: AuditEvent) -> bool:
+    return actor_kind(e) != "person" or e.verb in REPEATABLE_VERBS
+
+
+def _repeat_key(e: AuditEvent, who: str, what: str) -> tuple:
+    """What makes two events the same: the same sentence; for an alert's firing or
+    resolving, the same alert (a flap fires it again at a new time); for a
+    growing counter, the same verb."""
+    d = e.data or {}
+    if e.verb in {"alert.firing", "alert.resolved"} and d.get("fingerprint"):
+        return (who, e.verb, d.get("alert"), d["fingerprint"])
+    if e.verb in LATEST_SAYS:
+        return (who, e.verb)
+    return (who, what)
+
+
+def _as_told(e: AuditEvent, shown: dict[str, str]) -> AuditEvent:
+    """A run's events name its command as the runbook wrote it (the text stored
+    by an older console carries hosts rewritten by TARGET_HOSTS)."""
+    if e.object_type == "stepexecution" and e.object_id in shown and e.data:
+        e.data = {**e.data, "command": shown[e.object_id]}
+    return e
+
+
+def _timeline_rows(incident: Incident, shown: dict[str, str]) -> Iterator[str]:
+    """The timeline table's rows. Repeatable events are held back until the next
+    thing a person does, so each repeat joins its first occurrence's row; rows
+    stay in the order things first happened."""
+    held: dict[tuple, _Row] = {}
     for e in events(incident):
         if e.verb == "incident.exported":
             continue  # exports are audited, but they are not part of the story
-        who, what = md(e.actor_name or "system"), describe(e, MARKDOWN_CELL)
-        if held and e.verb == "execution.previewed" and (who, what) == held[:2]:
-            held = (who, what, held[2], e.created_at, held[4] + 1)
+        who = _named(e.actor_name, actor_kind(e))
+        what = describe(_as_told(e, shown), MARKDOWN_CELL)
+        if not _repeatable(e):
+            yield from map(str, held.values())
+            held.clear()
+            yield str(_Row(who, what, e.created_at, e.created_at))
             continue
-        if held:
-            yield row(*held)
-            held = None
-        if e.verb == "execution.previewed":
-            held = (who, what, e.created_at, e.created_at, 1)
+        key = _repeat_key(e, who, what)
+        row = held.get(key)
+        if row is not None:
+            row.last, row.times = e.created_at, row.times + 1
+            if e.verb in LATEST_SAYS:
+                row.what = what
             continue
-        yield row(who, what, e.created_at, e.created_at, 1)
-    if held:
-        yield row(*held)
+        if len(held) >= HELD_MAX:
+            yield str(held.pop(next(iter(held))))  # the oldest: order is kept
+        held[key] = _Row(who, what, e.created_at, e.created_at)
+    yield from map(str, held.values())

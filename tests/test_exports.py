@@ -62,11 +62,10 @@ def test_the_postmortem_holds_the_whole_story(viewer_client, worked):
     )
     text = body(response)
     assert text.startswith("# Post-mortem: Redis is refusing connections\n")
-    assert "- **Severity:** critical" in text
-    assert "from §4 Redis Down / Unreachable (runbook revision 1)" in text
-    assert "- **Commander:** cole" in text
-    assert "- **People involved:** cole, rita" in text
-    assert "- **Resolved:** " in text and "- **Duration:** " in text
+    assert "| Severity | critical |" in text
+    assert "opened from §4 Redis Down / Unreachable (runbook revision 1) |" in text
+    assert "| Commander | cole |" in text and "| Responders | rita |" in text
+    assert "| Resolved | 20" in text and "| Duration | " in text
     assert "## Impact\n\nFrom the playbook" in text and "Rate limiting disabled" in text
     assert "| Time (UTC) | Who | What |" in text
     assert "| rita | marked step 1 done (Verify) |" in text
@@ -126,6 +125,7 @@ def test_the_csv_timeline_has_a_row_per_event_and_defuses_formulas(
         "step",
         "description",
         "data",
+        "actor_kind",
     ]
     assert len(rows) == 1 + worked.events.count()
     notes = [r for r in rows if r[3] == "note.added"]
@@ -319,8 +319,8 @@ def test_repeated_previews_are_one_line_and_the_worker_is_not_a_person(
     text = body(viewer_client.get(f"/incidents/{incident.pk}/postmortem.md"))
     previews = [row for row in text.splitlines() if "previewed" in row]
     assert len(previews) == 1 and "(3 times" in previews[0]
-    people = next(row for row in text.splitlines() if "People involved" in row)
-    assert people == "- **People involved:** cole, rita"
+    assert "| Commander | cole |" in text and "| Responders | rita |" in text
+    assert "| Systems | worker (system) |" in text
 
 
 @pytest.mark.parametrize("name", ["=HYPERLINK(1)", "+cmd", "-2+3", "@SUM(1)"])

@@ -255,9 +255,12 @@ def test_the_alerts_are_in_all_three_exports(world, viewer):
     (line,) = [
         line
         for line in markdown.splitlines()
-        if "firing since 2026-11-29 06:47:57 UTC" in line
+        if "alert HighErrorRate firing since 2026-11-29 06:47:57 UTC" in line
     ]
-    assert line.startswith("| ") and "| alert-intake | alert HighErrorRate " in line
+    assert (
+        line.startswith("| ")
+        and "| alert-intake (system) | alert HighErrorRate " in line
+    )
     assert "instance=web-1" in line and line.endswith(" from prod-am |")
     assert f"note={XSS_SHOWN}" in line
     assert (
