@@ -564,3 +564,42 @@ def test_the_field_list_the_readme_check_reads_is_complete(alerted, viewer_clien
         "time_utc",
     } <= fields
     assert "events[].data.origin" not in fields
+
+
+# --- what a target or a sender wrote stays text -------------------------------------
+
+
+def test_alerts_previews_and_output_cannot_carry_html_or_script_links(
+    yomira, viewer_client, responder, commander
+):
+    from incidents.services import open_incident
+    from tests.test_exports import rendered
+
+    hostile = "<img src=x onerror=alert(1)> [x](javascript:alert(2))"
+    playbook = yomira.playbooks.get(number=4)
+    incident = open_incident(
+        playbook=playbook,
+        title="t",
+        actor=INTAKE,
+        origin={"source": hostile, "alert": hostile, "fingerprint": "f"},
+    )
+    command = playbook.commands.get(text__contains="maxmemory-policy")
+    audit.append(
+        "execution.previewed",
+        actor=Actor.person(responder),
+        incident=incident,
+        obj=command,
+        data={"step": 4, "command": command.text, "headline": hostile},
+    )
+    action_run(
+        incident,
+        responder,
+        commander,
+        output="```\n</pre><script>alert(3)</script>\n````\n" + hostile,
+    )
+    text = export(viewer_client, incident, "postmortem.md")
+    html = rendered(text).lower()
+    assert "<script" not in html and "<img" not in html
+    assert 'href="javascript:' not in html
+    assert "&lt;script&gt;alert(3)&lt;/script&gt;" in html  # shown, as code
+    assert "onerror=alert(1)" in html  # the words are there, as text
