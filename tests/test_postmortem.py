@@ -543,7 +543,6 @@ def readme_export_fields() -> set[str]:
     }
 
 
-@pytest.mark.skip(reason="README merge pending")
 def test_the_readme_documents_every_exported_field(alerted, viewer_client):
     incident, _ = alerted
     missing = exported_fields(viewer_client, incident) - readme_export_fields()
