@@ -77,6 +77,7 @@ FIELDS: dict[str, tuple[str, dict[str, str]]] = {
         {"decision": "reject", "reason": "no", "since": "0"},
     ),
     "approval_queue": ("get", {}),
+    "approval_decide": ("post", {"decision": "reject", "reason": "no"}),
     # Webhooks read a JSON body and a token (tests/alerts/test_hooks.py); here,
     # hostile form values without a token are refused and write only the denial.
     "alertmanager": ("post", {"status": "firing"}),
@@ -184,14 +185,15 @@ def test_every_view_answers_hostile_values_without_a_500_or_a_half_write(
         client = Client(raise_request_exception=False)
         if name not in ANONYMOUS:
             client.force_login(admin_user)
-        if name == "execution_decide":
+        if name in ("execution_decide", "approval_decide"):
             # A decision ends a request: each attempt decides a fresh one, so
             # every value reaches the code that reads it.
             fresh = awaiting(incident, commander)
-            url = url.replace(
-                f"/executions/{world['<int:execution_id>']}/",
-                f"/executions/{fresh.pk}/",
-            )
+            for where in ("executions", "approvals"):
+                url = url.replace(
+                    f"/{where}/{world['<int:execution_id>']}/",
+                    f"/{where}/{fresh.pk}/",
+                )
         before = counts()
         headers = {"HX-Request": "true"} if htmx else {}
         response = getattr(client, method)(url, data, headers=headers)
