@@ -93,8 +93,8 @@ class Row:
 
 
 def _queue_rows(request: HttpRequest) -> list[Row]:
-    """Every waiting request: four queries whatever their number (the requests,
-    their previews' two, the approvers per playbook)."""
+    """Every waiting request, in queries that do not grow with their number: the
+    requests, their previews (two), and the approvers once per playbook."""
     waiting = list(
         approvals.waiting()
         .select_related("command__playbook", "incident", "step", "requested_by")
