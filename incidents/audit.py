@@ -43,6 +43,11 @@ HEAD_PATTERN = re.compile(r"audit head seq=(\d+) mac=([0-9a-f]{64})")
 GENESIS = "0" * 64
 # Any constant works; it names the one lock that orders audit appends.
 ADVISORY_LOCK_ID = 0x59_4F_4D_49_52_41  # "YOMIRA"
+
+# The key, in an action's preview event and in the event of the run that preview
+# confirmed, holding the preview's single-use nonce: what ties a run to exactly
+# the blast radius its requester saw (the approvals page and the post-mortem).
+PREVIEW_NONCE_KEY = "preview"
 _local_lock = threading.Lock()  # SQLite: one writer per process is all we get anyway
 
 

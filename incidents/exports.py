@@ -20,6 +20,7 @@ from probes import redaction
 
 from . import audit
 from .actors import Actor
+from .audit import PREVIEW_NONCE_KEY
 from .models import AuditEvent, Incident, Step, StepExecution, step_state
 from .timeline import Style, describe
 
@@ -483,23 +484,41 @@ def summary_table(incident: Incident) -> Iterator[str]:
 # --- runs -------------------------------------------------------------------------------
 
 
+# The events that file a run (services.runs.request_run writes one of them).
+RUN_REQUEST_VERBS = (
+    "execution.requested",
+    "execution.approval_requested",
+    "execution.break_glass",
+)
+
+
 def _preview_headline(run: StepExecution) -> str | None:
-    """What the preview that preceded an action said it would touch: the latest
-    preview of that command by the person who asked, before they asked (the
-    preview is audited against the command, not the run)."""
-    return (
+    """What the preview the requester confirmed said it would touch. The run's
+    own event names that preview's nonce; a run from before nonces were recorded
+    falls back to the latest preview of that command by that person before it."""
+    previews = AuditEvent.objects.filter(
+        incident_id=run.incident_id,
+        verb="execution.previewed",
+        object_type="command",
+        object_id=str(run.command_id),
+    )
+    nonce = (
         AuditEvent.objects.filter(
             incident_id=run.incident_id,
-            verb="execution.previewed",
-            object_type="command",
-            object_id=str(run.command_id),
-            actor_id=run.requested_by_id,
-            created_at__lte=run.created_at,
+            object_type="stepexecution",
+            object_id=str(run.pk),
+            verb__in=RUN_REQUEST_VERBS,
         )
-        .order_by("-seq")
-        .values_list("data__headline", flat=True)
+        .values_list(f"data__{PREVIEW_NONCE_KEY}", flat=True)
         .first()
     )
+    if nonce:
+        previews = previews.filter(**{f"data__{PREVIEW_NONCE_KEY}": nonce})
+    else:
+        previews = previews.filter(
+            actor_id=run.requested_by_id, created_at__lte=run.created_at
+        )
+    return previews.order_by("-seq").values_list("data__headline", flat=True).first()
 
 
 def _decision(run: StepExecution) -> str:

@@ -209,6 +209,36 @@ def test_an_action_shows_its_parameters_preview_approver_outcome_and_output(
     assert "line 9:" not in text
 
 
+def test_the_preview_shown_is_the_one_the_requester_confirmed(
+    viewer_client, incident, responder, commander
+):
+    """The run's event names its preview's nonce: that preview's headline is
+    shown, not a later preview of the same command by the same person."""
+    command = incident.playbook.commands.get(text__contains="maxmemory-policy")
+    for headline, nonce in (("Confirmed blast radius", "n-1"), ("A later look", "n-2")):
+        audit.append(
+            "execution.previewed",
+            actor=Actor.person(responder),
+            incident=incident,
+            obj=command,
+            data={"headline": headline, audit.PREVIEW_NONCE_KEY: nonce},
+        )
+    run = action_run(incident, responder, commander)
+    audit.append(
+        "execution.requested",
+        actor=Actor.person(responder),
+        incident=incident,
+        obj=run,
+        data={"command": command.text, audit.PREVIEW_NONCE_KEY: "n-1"},
+    )
+
+    text = export(viewer_client, incident, "postmortem.md")
+
+    lines = text.splitlines()
+    assert "     - Preview: Confirmed blast radius" in lines
+    assert "     - Preview: A later look" not in lines
+
+
 def test_an_action_nobody_previewed_says_so_and_a_rejection_is_not_an_approval(
     viewer_client, incident, responder, commander
 ):
