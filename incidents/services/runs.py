@@ -84,6 +84,9 @@ PREVIEW_SALT = "yomira.preview"
 # Where a run records the preview that confirmed it: the run's own audit event,
 # so "used" lives in the database next to the run, under the incident's lock.
 PREVIEW_NONCE_KEY = "preview"
+# In a preview token: the preview found nothing to act on (no Run is offered, and
+# none is accepted with it).
+NOTHING_KEY = "z"
 RUN_VERBS = (
     "execution.requested",
     "execution.approval_requested",
@@ -98,20 +101,22 @@ def preview_token(
     params: dict[str, str],
     actor: Actor,
     nonce: str = "",
+    nothing: bool = False,
 ) -> str:
     """Signed proof that this person previewed exactly this command text and these
     parameters; the confirmation must carry it back. The nonce makes it single
-    use: the run it confirms records it (see request_run)."""
-    return signing.dumps(
-        {
-            "i": incident.pk,
-            "c": command.pk,
-            "u": _who(actor),
-            "f": command.fingerprint(params),
-            "n": nonce or secrets.token_urlsafe(12),
-        },
-        salt=PREVIEW_SALT,
-    )
+    use: the run it confirms records it (see request_run). `nothing`: the preview
+    found nothing to act on, and the token confirms no run (check_preview_token)."""
+    proof = {
+        "i": incident.pk,
+        "c": command.pk,
+        "u": _who(actor),
+        "f": command.fingerprint(params),
+        "n": nonce or secrets.token_urlsafe(12),
+    }
+    if nothing:
+        proof[NOTHING_KEY] = 1
+    return signing.dumps(proof, salt=PREVIEW_SALT)
 
 
 def check_preview_token(
@@ -146,6 +151,11 @@ def check_preview_token(
     if changed:
         raise RunRefused(
             f"{changed.capitalize()} changed since the preview: preview it again."
+        )
+    if data.get(NOTHING_KEY):
+        raise RunRefused(
+            "That preview found nothing to act on, so it confirms no run. "
+            "Nothing was run; preview again if things have changed."
         )
     return data["n"]
 
@@ -210,10 +220,16 @@ def preview_action(
             "headline": shown.headline,
             "facts": [fact[:300] for fact in shown.facts[:10]],
             PREVIEW_NONCE_KEY: nonce,
+            **({"nothing": shown.nothing} if shown.nothing else {}),
         },
     )
     token = preview_token(
-        incident=incident, command=command, params=values, actor=actor, nonce=nonce
+        incident=incident,
+        command=command,
+        params=values,
+        actor=actor,
+        nonce=nonce,
+        nothing=bool(shown.nothing),
     )
     return Previewed(shown, token, values)
 
