@@ -99,8 +99,9 @@ def safe(structured: dict | None, limit: int) -> dict:
                 "reason": redaction.redact(str(answer.get("reason", ""))),
                 "elapsed_ms": _number(answer.get("elapsed_ms")),
                 "headers": [
-                    [redaction.redact(str(k)), redaction.redact(str(v))]
-                    for k, v in answer.get("headers") or []
+                    [redaction.redact(str(h[0])), redaction.redact(str(h[1]))]
+                    for h in answer.get("headers") or []
+                    if isinstance(h, list | tuple) and len(h) == 2
                 ][:200],
                 "truncated": bool(answer.get("truncated")),
             }

@@ -102,10 +102,10 @@ def test_what_is_stored_is_redacted_again_and_unknown_shapes_are_dropped(secret)
     assert stored["tables"][0]["rows"] == [[MASK, MASK]]
     assert SECRET not in json.dumps(stored)
     assert tables.safe({"other": 1}, 1000) == {} and tables.safe(None, 1000) == {}
-    answer = tables.safe(
-        {"http": {"status": 200, "headers": [["X-Echo", f"Bearer {secret}"]]}}, 1000
-    )
+    headers = [["X-Echo", f"Bearer {secret}"], ["malformed"]]
+    answer = tables.safe({"http": {"status": 200, "headers": headers}}, 1000)
     assert SECRET not in json.dumps(answer) and answer["http"]["status"] == 200
+    assert len(answer["http"]["headers"]) == 1
 
 
 def test_the_data_fits_the_cap_by_dropping_rows_and_cutting_long_cells() -> None:
