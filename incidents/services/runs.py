@@ -83,7 +83,7 @@ def clean_reason(reason: str) -> str:
 PREVIEW_SALT = "yomira.preview"
 # Where a run records the preview that confirmed it: the run's own audit event,
 # so "used" lives in the database next to the run, under the incident's lock.
-PREVIEW_NONCE_KEY = "preview"
+PREVIEW_NONCE_KEY = audit.PREVIEW_NONCE_KEY
 # In a preview token: the preview found nothing to act on (no Run is offered, and
 # none is accepted with it).
 NOTHING_KEY = "z"

@@ -78,6 +78,20 @@
     });
   });
 
+  // A form inside a step (a tick, a skip, a Run, a result's picker) lives in HTML
+  // the live poller may redraw while its request is in flight. htmx looks up an
+  // answer's out-of-band targets from the element that asked; once that element
+  // is detached it finds none, and the answer (the preview, the run) is dropped
+  // with an oobErrorNoTarget. Swap such an answer against the document instead.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var detail = event.detail;
+    if (!detail.shouldSwap || !detail.elt || detail.elt.isConnected || !window.htmx) { return; }
+    var swapStyle = detail.elt.getAttribute("hx-swap") || "";
+    if (swapStyle.trim() !== "none") { return; }
+    detail.shouldSwap = false;
+    window.htmx.swap(document.body, detail.serverResponse, { swapStyle: "none" });
+  });
+
   document.addEventListener("htmx:responseError", function (event) {
     var flash = document.getElementById("flash");
     if (!flash) { return; }

@@ -57,20 +57,6 @@
     sort(table, Number(button.getAttribute("data-column")), th.classList.contains("num"), descending);
   });
 
-  // A picker's form lives in a step the live poller may redraw while its request
-  // is in flight. htmx looks up an answer's out-of-band targets from the element
-  // that asked; once that element is detached it finds none, and the answer (the
-  // preview, the run) is dropped with an oobErrorNoTarget. Swap such an answer
-  // against the document instead. (True of every form inside a step.)
-  document.addEventListener("htmx:beforeSwap", function (event) {
-    var detail = event.detail;
-    if (!detail.shouldSwap || !detail.elt || detail.elt.isConnected || !window.htmx) { return; }
-    var swapStyle = detail.elt.getAttribute("hx-swap") || "";
-    if (swapStyle.trim() !== "none") { return; }
-    detail.shouldSwap = false;
-    window.htmx.swap(document.body, detail.serverResponse, { swapStyle: "none" });
-  });
-
   enhance(document);
   // Results arrive in HTMX answers (a run's result, a polled step).
   document.addEventListener("htmx:load", function (event) { enhance(event.target); });
