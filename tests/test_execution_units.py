@@ -196,7 +196,7 @@ def test_the_execution_fragment_polls_until_terminal_then_answers_286(
         requested_by=commander,
     )
     url = f"/incidents/{incident.pk}/executions/{execution.pk}"
-    running = responder_client.get(url)
+    running = responder_client.get(url, HTTP_HX_REQUEST="true")
     assert (
         running.status_code == 200
         and 'hx-trigger="every 400ms"' in running.content.decode()
@@ -204,10 +204,16 @@ def test_the_execution_fragment_polls_until_terminal_then_answers_286(
     StepExecution.objects.filter(pk=execution.pk).update(
         state="succeeded", summary="PING: PONG", output="PONG <script>x</script>"
     )
-    done = responder_client.get(url)
+    done = responder_client.get(url, HTTP_HX_REQUEST="true")
     html = done.content.decode()
     assert done.status_code == 286 and "hx-trigger" not in html
     assert "PING: PONG" in html and "&lt;script&gt;" in html and "<script>x" not in html
+    # Followed as a link (no HTMX): the run on a whole page, back to its step.
+    page = responder_client.get(url)
+    html = page.content.decode()
+    assert page.status_code == 200 and "<!doctype html>" in html
+    assert f'href="/incidents/{incident.pk}/#step-{ping.step.number}"' in html
+    assert "&lt;script&gt;" in html and "<script>x" not in html
 
 
 def test_an_execution_of_another_incident_is_404(incident, commander, responder_client):

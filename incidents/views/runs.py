@@ -118,7 +118,8 @@ def command_preview(request: HttpRequest, pk: int, command_id: int) -> HttpRespo
 @permission_required(access.VIEW_INCIDENTS)
 @require_GET
 def execution_detail(request: HttpRequest, pk: int, execution_id: int) -> HttpResponse:
-    """One run, polled while it is queued or running; 286 stops the polling."""
+    """One run, polled while it is queued or running; 286 stops the polling.
+    Opened without HTMX, the run on a page of its own, with its whole output."""
     execution = get_object_or_404(
         StepExecution.objects.select_related("requested_by", "incident__playbook"),
         pk=execution_id,
@@ -134,6 +135,12 @@ def execution_detail(request: HttpRequest, pk: int, execution_id: int) -> HttpRe
             viewer_id=request.user.pk,
             pickers=Pickers.of_playbook(incident.playbook_id),
         )
+    if not request.htmx:
+        # Opened from a link (the post-mortem's "full output"): a page of its own.
+        context.setdefault("incident", execution.incident)
+        response = render(request, "incidents/execution_page.html", context)
+        response.content = personalise(response.content.decode(), request)
+        return response
     response = render(request, "incidents/partials/execution.html", context)
     response.content = personalise(response.content.decode(), request)
     if execution.is_terminal:
