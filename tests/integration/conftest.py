@@ -43,6 +43,13 @@ def target_database(django_db_setup):  # noqa: ANN001, ANN201
     targets.drop_target_database(console)
 
 
+@pytest.fixture
+def seeded_target(target_database):  # noqa: ANN001, ANN201
+    """The target database with its seeded rows as they were at the start."""
+    targets.reset_target_data(target_database)
+    return target_database
+
+
 @pytest.fixture(scope="session")
 def api_server():  # noqa: ANN201
     server = HTTPServer(host="127.0.0.1", port=0)

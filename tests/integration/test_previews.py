@@ -13,7 +13,7 @@ from tests.conftest import IMPORTER, TEST_RUNBOOKS, YOMIRA_RUNBOOK
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("target_env"),
+    pytest.mark.usefixtures("target_env", "seeded_target"),
 ]
 
 

@@ -23,7 +23,7 @@ from .targets import ADMIN_TOKEN, DB_PASSWORD_CANARY
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("worker"),
+    pytest.mark.usefixtures("worker", "seeded_target"),
 ]
 
 # (playbook, text starts with) -> (state, what the summary or output must say)
