@@ -238,3 +238,14 @@ def test_a_parameter_is_filled_by_the_columns_named_for_it(
     assert commands.parameter_columns(command) == {
         k: frozenset(v) for k, v in expected.items()
     }
+
+
+def test_a_backend_that_never_ran_a_query_says_so_instead_of_none():
+    from probes.families.sql.preview import _backend_fact
+
+    assert (
+        _backend_fact(77, "postgres", None, None, "")
+        == "backend 77: user postgres, no state, no query yet"
+    )
+    fact = _backend_fact(78, "app", "active", "0:00:37.123456", "SELECT 1")
+    assert fact == "backend 78: user app, active for 0:00:37, running: SELECT 1"

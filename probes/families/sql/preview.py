@@ -92,9 +92,7 @@ def _known_facts(conn, statements: list[str], values: list) -> Preview:  # noqa:
                 [pid],
             ).fetchone()
             if row:
-                facts.append(
-                    f"backend {pid}: user {row[0]}, {row[1]} for {row[2]}, running: {row[3]}"
-                )
+                facts.append(_backend_fact(pid, *row))
             else:
                 gone.append(str(pid))
                 facts.append(
@@ -111,3 +109,14 @@ def _known_facts(conn, statements: list[str], values: list) -> Preview:  # noqa:
         facts=[redaction.redact(f) for f in facts],
         nothing=nothing,
     )
+
+
+def _backend_fact(
+    pid: object, user: str, state: str | None, since: object, query: str | None
+) -> str:
+    """One backend as a person reads it: a connection that never ran a query has
+    no start time and no query, and says so instead of printing None."""
+    fact = f"backend {pid}: user {user}, {state or 'no state'}"
+    if since is not None:
+        fact += f" for {str(since).split('.')[0]}"  # whole seconds
+    return fact + (f", running: {query}" if query else ", no query yet")
