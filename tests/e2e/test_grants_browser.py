@@ -13,7 +13,7 @@ from incidents import access
 from incidents.models import AuditEvent, Playbook
 from incidents.services import import_runbook
 from tests.conftest import IMPORTER, PASSWORD, YOMIRA_RUNBOOK
-from tests.e2e.conftest import sign_in
+from tests.e2e.conftest import no_sideways_scroll, sign_in, watch
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -30,20 +30,6 @@ def library(live_server, make_user):
     return live_server
 
 
-def watch(page: Page) -> list[str]:
-    """Console errors (CSP violations among them) and uncaught exceptions."""
-    problems: list[str] = []
-    page.on(
-        "console",
-        lambda msg: (
-            (msg.type == "error" or "Content Security Policy" in msg.text)
-            and problems.append(msg.text)
-        ),
-    )
-    page.on("pageerror", lambda exc: problems.append(str(exc)))
-    return problems
-
-
 def choose_theme(page: Page, theme: str) -> None:
     """With the top bar's own toggle (console.js stores it; theme.js applies it
     before the next page paints)."""
@@ -56,11 +42,6 @@ def choose_theme(page: Page, theme: str) -> None:
     expect(page.locator("html")).to_have_attribute("data-theme", theme)
     background = page.evaluate("getComputedStyle(document.body).backgroundColor")
     assert background == BACKGROUNDS[theme]
-
-
-def no_sideways_scroll(page: Page) -> None:
-    width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= page.viewport_size["width"], width
 
 
 def cole_may_run_actions() -> bool:

@@ -12,19 +12,17 @@ from playwright.sync_api import Browser, Page, expect
 
 from incidents.services import import_runbook
 from tests.conftest import IMPORTER, PASSWORD, YOMIRA_RUNBOOK
-from tests.e2e.conftest import sign_in
+from tests.e2e.conftest import (
+    assert_clean,
+    no_sideways_scroll,
+    sign_in,
+    themed_page,
+    watch,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 SCREENS = {"laptop": (1360, 900), "phone": (390, 844)}
-
-# Every CSP refusal, with where it came from (console messages alone lose it).
-WATCH_CSP = """
-window.__csp = [];
-document.addEventListener("securitypolicyviolation", function (e) {
-  window.__csp.push(e.violatedDirective + " " + e.sourceFile + ":" + e.lineNumber);
-});
-"""
 
 # The refusals these tests provoke on purpose (a 400 answer is logged by the
 # browser and by htmx); anything else on the console is a defect.
@@ -46,34 +44,9 @@ def screen(
     request: pytest.FixtureRequest, browser: Browser
 ) -> tuple[Page, list[str], str]:
     size, theme = request.param
-    width, height = SCREENS[size]
-    context = browser.new_context(viewport={"width": width, "height": height})
-    context.add_init_script(f"localStorage.setItem('yomira-theme', '{theme}');")
-    context.add_init_script(WATCH_CSP)
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    errors: list[str] = []
-    page.on(
-        "console",
-        lambda m: (
-            m.type == "error" and not PROVOKED.search(m.text) and errors.append(m.text)
-        ),
-    )
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    yield page, errors, theme
-    context.close()
-
-
-def no_sideways_scroll(page: Page) -> None:
-    overflow = page.evaluate(
-        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
-    )
-    assert overflow <= 0, f"{page.url} scrolls sideways by {overflow}px"
-
-
-def clean(page: Page, errors: list[str]) -> None:
-    assert page.evaluate("window.__csp") == []
-    assert errors == []
+    page = themed_page(browser, *SCREENS[size], theme)
+    yield page, watch(page, PROVOKED), theme
+    page.context.close()
 
 
 def test_the_incident_page_works_on_any_screen_in_both_themes(screen, console):
@@ -151,7 +124,7 @@ def test_the_incident_page_works_on_any_screen_in_both_themes(screen, console):
     )
     assert step.bounding_box()["y"] >= header_bottom - 1
 
-    clean(page, errors)
+    assert_clean(page, errors)
 
     # Point 6: the other pages a responder uses fit the screen too. (A poll in
     # flight when the checklist is left may log that its target is gone: that
@@ -161,7 +134,7 @@ def test_the_incident_page_works_on_any_screen_in_both_themes(screen, console):
     for path in ("/playbooks/", "/incidents/", "/approvals/", "/alerts/"):
         page.goto(f"{console.url}{path}")
         no_sideways_scroll(page)
-        clean(page, errors)
+        assert_clean(page, errors)
 
 
 def test_a_refused_skip_keeps_its_reason(commander_client, incident):

@@ -27,7 +27,13 @@ from incidents.services import (
 )
 from probes.commands import confirm_word
 from tests.conftest import IMPORTER, PASSWORD, ROOT, YOMIRA_RUNBOOK, grant
-from tests.e2e.conftest import sign_in
+from tests.e2e.conftest import (
+    assert_clean,
+    no_sideways_scroll,
+    sign_in,
+    themed_page,
+    watch,
+)
 from tests.integration.conftest import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True),
@@ -37,12 +43,6 @@ SCREENS = {"laptop": (1360, 900), "phone": (390, 844)}
 SHOTS = ROOT / "docs" / "screenshots"
 WRITE = os.environ.get("YOMIRA_SCREENSHOTS") == "1"
 
-WATCH_CSP = """
-window.__csp = [];
-document.addEventListener("securitypolicyviolation", function (e) {
-  window.__csp.push(e.violatedDirective + " " + e.sourceFile + ":" + e.lineNumber);
-});
-"""
 # The one refusal provoked on purpose (a reason of spaces): the browser and htmx
 # log its 409; anything else on the console is a defect.
 PROVOKED = re.compile(r"status of 409|Error Code 409")
@@ -55,39 +55,13 @@ def screen(request: pytest.FixtureRequest, browser: Browser):  # noqa: ANN201
     opened = []
 
     def open_page() -> tuple[Page, list[str]]:
-        context = browser.new_context(viewport={"width": width, "height": height})
-        context.add_init_script(f"localStorage.setItem('yomira-theme', '{theme}');")
-        context.add_init_script(WATCH_CSP)
-        page = context.new_page()
-        page.set_default_timeout(10_000)
-        errors: list[str] = []
-        page.on(
-            "console",
-            lambda m: (
-                m.type == "error"
-                and not PROVOKED.search(m.text)
-                and errors.append(m.text)
-            ),
-        )
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        opened.append(context)
-        return page, errors
+        page = themed_page(browser, width, height, theme)
+        opened.append(page.context)
+        return page, watch(page, PROVOKED)
 
     yield open_page, size, theme
     for context in opened:
         context.close()
-
-
-def no_sideways_scroll(page: Page) -> None:
-    overflow = page.evaluate(
-        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
-    )
-    assert overflow <= 0, f"{page.url} scrolls sideways by {overflow}px"
-
-
-def clean(page: Page, errors: list[str]) -> None:
-    assert page.evaluate("window.__csp") == []
-    assert errors == []
 
 
 @pytest.fixture
@@ -191,7 +165,7 @@ def test_an_approver_decides_in_place_on_any_screen_in_both_themes(
     abe.reload()
     expect(abe.locator(".nav .approvals-badge")).to_have_count(0)
     expect(abe.get_by_text("Nothing is waiting for you.")).to_be_visible()
-    clean(abe, errors)
+    assert_clean(abe, errors)
 
 
 def test_the_requester_sees_who_may_approve_and_never_approve(
@@ -216,4 +190,4 @@ def test_the_requester_sees_who_may_approve_and_never_approve(
     expect(cole.locator(f"#approval-{drop.pk}")).to_contain_text("abe")
     expect(cole.get_by_role("button", name="Approve and run")).to_have_count(0)
     no_sideways_scroll(cole)
-    clean(cole, errors)
+    assert_clean(cole, errors)
