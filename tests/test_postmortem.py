@@ -157,6 +157,21 @@ def test_a_handover_names_every_commander_in_order(
 # --- runs ---------------------------------------------------------------------------
 
 
+def ping_run(incident: Incident, who, **fields) -> StepExecution:  # noqa: ANN001
+    """A finished run of the runbook's `redis-cli ... ping` probe."""
+    ping = incident.playbook.commands.get(text__contains="ping")
+    values = {
+        "incident": incident,
+        "step": ping.step,
+        "command": ping,
+        "state": "succeeded",
+        "requested_by": who,
+        "command_text": ping.text,
+        **fields,
+    }
+    return StepExecution.objects.create(**values)
+
+
 def action_run(incident: Incident, who, approver, **fields) -> StepExecution:  # noqa: ANN001
     command = incident.playbook.commands.get(text__contains="maxmemory-policy")
     values = {
@@ -261,17 +276,7 @@ def test_an_action_nobody_previewed_says_so_and_a_rejection_is_not_an_approval(
 def test_a_probe_result_is_a_short_excerpt_and_a_link(
     viewer_client, incident, commander
 ):
-    ping = incident.playbook.commands.get(text__contains="ping")
-    run = StepExecution.objects.create(
-        incident=incident,
-        step=ping.step,
-        command=ping,
-        state="succeeded",
-        requested_by=commander,
-        command_text=ping.text,
-        summary="PONG",
-        output="PONG " * 400,  # one long line
-    )
+    run = ping_run(incident, commander, summary="PONG", output="PONG " * 400)
     text = export(viewer_client, incident, "postmortem.md")
     lines = text.splitlines()
     at = next(i for i, r in enumerate(lines) if r.startswith("   - ran `redis-cli"))
@@ -284,17 +289,7 @@ def test_a_probe_result_is_a_short_excerpt_and_a_link(
 def test_the_output_link_opens_the_run_for_those_who_may_see_it(
     viewer_client, nobody_client, incident, commander
 ):
-    ping = incident.playbook.commands.get(text__contains="ping")
-    output = "\n".join(f"row {n}" for n in range(1, 31))
-    StepExecution.objects.create(
-        incident=incident,
-        step=ping.step,
-        command=ping,
-        state="succeeded",
-        requested_by=commander,
-        command_text=ping.text,
-        output=output,
-    )
+    ping_run(incident, commander, output="\n".join(f"row {n}" for n in range(1, 31)))
     text = export(viewer_client, incident, "postmortem.md")
     (link,) = re.findall(r"full output: <([^>]+)>", text)
     assert link.startswith(BASE + "/incidents/")
@@ -311,17 +306,8 @@ def test_the_output_link_opens_the_run_for_those_who_may_see_it(
 def test_runs_name_the_runbook_text_not_the_rewritten_host(
     viewer_client, incident, commander
 ):
-    ping = incident.playbook.commands.get(text__contains="ping")
     sent = "redis-cli -u redis://10.0.0.5:6379 ping"  # as an older console stored it
-    run = StepExecution.objects.create(
-        incident=incident,
-        step=ping.step,
-        command=ping,
-        state="succeeded",
-        requested_by=commander,
-        command_text=sent,
-        summary="PONG",
-    )
+    run = ping_run(incident, commander, command_text=sent, summary="PONG")
     for verb, actor in (
         ("execution.requested", Actor.person(commander)),
         ("execution.succeeded", WORKER),
