@@ -492,8 +492,9 @@ RUN_REQUEST_VERBS = (
 )
 
 
-def _preview_headline(run: StepExecution) -> str | None:
-    """What the preview the requester confirmed said it would touch. The run's
+def _preview_seen(run: StepExecution) -> dict | None:
+    """What the preview the requester confirmed said it would touch (its
+    headline and facts: the backend, the table, the rows). The run's
     own event names that preview's nonce; a run from before nonces were recorded
     falls back to the latest preview of that command by that person before it."""
     previews = AuditEvent.objects.filter(
@@ -518,7 +519,7 @@ def _preview_headline(run: StepExecution) -> str | None:
         previews = previews.filter(
             actor_id=run.requested_by_id, created_at__lte=run.created_at
         )
-    return previews.order_by("-seq").values_list("data__headline", flat=True).first()
+    return previews.order_by("-seq").values_list("data", flat=True).first()
 
 
 def _decision(run: StepExecution) -> str:
@@ -553,8 +554,11 @@ def _run_lines(run: StepExecution) -> Iterator[str]:
     if len(lines) > 1:
         yield md_block(text, " " * 5)
     if run.command_id and run.command.kind == run.command.Kind.ACTION:
-        headline = _preview_headline(run)
+        seen = _preview_seen(run) or {}
+        headline = seen.get("headline")
         yield f"     - Preview: {md(headline) if headline else 'none recorded'}\n"
+        for fact in seen.get("facts", [])[:5]:
+            yield f"       - {md(str(fact))}\n"
     if run.output.strip():
         excerpt, cut = output_excerpt(run.output)
         first = ", first lines" if cut else ""

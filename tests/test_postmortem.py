@@ -236,7 +236,11 @@ def test_the_preview_shown_is_the_one_the_requester_confirmed(
             actor=Actor.person(responder),
             incident=incident,
             obj=command,
-            data={"headline": headline, audit.PREVIEW_NONCE_KEY: nonce},
+            data={
+                "headline": headline,
+                "facts": [f"backend 4242: seen by {nonce}"],
+                audit.PREVIEW_NONCE_KEY: nonce,
+            },
         )
     run = action_run(incident, responder, commander)
     audit.append(
@@ -250,7 +254,8 @@ def test_the_preview_shown_is_the_one_the_requester_confirmed(
     text = export(viewer_client, incident, "postmortem.md")
 
     lines = text.splitlines()
-    assert "     - Preview: Confirmed blast radius" in lines
+    at = lines.index("     - Preview: Confirmed blast radius")
+    assert lines[at + 1] == "       - backend 4242: seen by n-1"  # what it would kill
     assert "     - Preview: A later look" not in lines
 
 

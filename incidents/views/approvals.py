@@ -178,10 +178,11 @@ def approval_decide(request: HttpRequest, execution_id: int) -> HttpResponse:
     if not request.htmx:
         messages.success(request, decided)
         return HttpResponseRedirect(reverse("incidents:approval_queue"))
+    # The row decided in place, and the header's badge counting one fewer.
     return render(
         request,
         "incidents/partials/approval_row.html",
-        {"row": _row(request, execution, decided=decided)},
+        {"row": _row(request, execution, decided=decided), "badge": True},
     )
 
 

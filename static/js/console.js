@@ -219,8 +219,15 @@
       if (!steps.length) { return; }
       var current = steps.indexOf(document.activeElement.closest && document.activeElement.closest(".step"));
       var next = event.key === "j" ? Math.min(current + 1, steps.length - 1) : Math.max(current - 1, 0);
-      steps[next].focus();
+      steps[next].focus({ preventScroll: true });
       steps[next].scrollIntoView({ block: "nearest" });
+      // The sticky header's height varies (its buttons wrap on a phone): make
+      // sure the step's title is below it, not under it.
+      var head = document.getElementById("incident-head");
+      if (head) {
+        var hidden = head.getBoundingClientRect().bottom + 8 - steps[next].getBoundingClientRect().top;
+        if (hidden > 0) { window.scrollBy(0, -hidden); }
+      }
     }
   });
 })();

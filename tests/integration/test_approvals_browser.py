@@ -146,6 +146,7 @@ def test_an_approver_decides_in_place_on_any_screen_in_both_themes(
     row.get_by_role("button", name="Approve and run").click()
     expect(row).to_contain_text("Approved: it runs now")
     expect(abe).to_have_url(f"{live_server.url}/approvals/")
+    expect(badge).to_have_text(re.compile(r"^\s*:?\s*1\b"))  # counted down in place
     assert wait_for(drop).state == StepExecution.State.SUCCEEDED
 
     # Reject: a reason of spaces is refused in the row, what was typed kept...
@@ -158,6 +159,7 @@ def test_an_approver_decides_in_place_on_any_screen_in_both_themes(
     other.get_by_placeholder("Why you reject it").fill("wrong backend")
     other.get_by_role("button", name="Reject").click()
     expect(other).to_contain_text("Rejected: nothing runs")
+    expect(badge).to_have_count(0)
     terminate.refresh_from_db()
     assert terminate.state == StepExecution.State.REJECTED
     no_sideways_scroll(abe)

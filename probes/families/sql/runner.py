@@ -48,7 +48,9 @@ def bind(sql: str, parameters: list[str], params: dict[str, str]) -> tuple[str, 
         if function.lower() in INTEGER_ARGS:
             if not re.fullmatch(r"\d{1,10}", value.strip()):
                 raise ParameterError(
-                    f"{args} must be a backend process id (a number), not {value!r}."
+                    f"{args} must be a backend process id (a number), not {value[:40]!r}"
+                    + ("…" if len(value) > 40 else "")
+                    + "."
                 )
             value = int(value)
             values.append(value)

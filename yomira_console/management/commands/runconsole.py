@@ -1,5 +1,6 @@
 """Serve the console with a Celery worker beside it (what `make run` ends with)."""
 
+import os
 import signal
 import socket
 import sys
@@ -7,6 +8,7 @@ import sys
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connections
 
 from yomira_console import worker as celery_worker
 from yomira_console.celery import app
@@ -43,6 +45,15 @@ class Command(BaseCommand):
                     f"Cannot serve on {host}:{port} ({exc.strerror}). Is another "
                     "console running? Choose another with PORT=... make run."
                 ) from None
+        if "CONSOLE_BASE_URL" not in os.environ:
+            # Links in exports and notifications name this console, on the
+            # port it serves (the worker below inherits the environment).
+            os.environ["CONSOLE_BASE_URL"] = f"http://{host}:{port}"
+            settings.CONSOLE_BASE_URL = os.environ["CONSOLE_BASE_URL"]
+        # The development server answers each request on a new thread, so a
+        # kept connection is never reused, only left open until collected: with
+        # a few polling tabs that exhausts PostgreSQL's connections.
+        connections.settings["default"]["CONN_MAX_AGE"] = 0
         worker = None
         broker = settings.CELERY_BROKER_URL.split("://", 1)[0]
         if no_worker:
