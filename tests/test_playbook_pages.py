@@ -223,3 +223,17 @@ def test_a_search_with_a_nul_is_a_400_in_words(responder_client, yomira):
     response = responder_client.get("/playbooks/", {"q": "pg\x00terminate"})
     assert response.status_code == 400
     assert "The search holds a NUL character" in response.content.decode()
+
+
+def test_the_playbook_page_names_incidents_already_open_on_it(
+    responder_client, viewer_client, incident
+):
+    """Before a second incident is opened for the same trouble (the fixture's
+    incident follows §4; a resolved one is not named)."""
+    url = incident.playbook.get_absolute_url()
+    html = responder_client.get(url).content.decode()
+    assert "Already open" in html
+    assert f'href="/incidents/{incident.pk}/">#{incident.pk} {incident.title}' in html
+    incident.status = incident.Status.RESOLVED
+    incident.save(update_fields=["status"])
+    assert "Already open" not in viewer_client.get(url).content.decode()

@@ -14,7 +14,7 @@ from probes import targets
 
 from .. import access
 from ..access import permission_required
-from ..models import Command, Playbook, Step
+from ..models import Command, Incident, Playbook, Step
 from ..presenters import present_playbook
 
 MAX_SEARCH = 200
@@ -110,8 +110,18 @@ def playbook_detail(request: HttpRequest, slug: str) -> HttpResponse:
     playbook = get_object_or_404(
         Playbook.objects.current().select_related("runbook"), slug=slug
     )
+    open_now = []
+    if access.can(request.user, access.VIEW_INCIDENTS):
+        # Before someone opens a second incident for the same trouble.
+        open_now = list(
+            Incident.objects.filter(playbook__slug=playbook.slug)
+            .exclude(status=Incident.Status.RESOLVED)
+            .select_related("commander")
+            .order_by("-opened_at")[:5]
+        )
     context = {
         "view": present_playbook(playbook),
+        "open_now": open_now,
         "can_open": access.can(request.user, access.OPEN_INCIDENTS),
         # The one-click Open's key: a double click opens one incident.
         "request_key": uuid.uuid4().hex,

@@ -62,7 +62,8 @@ def test_the_incident_page_works_on_any_screen_in_both_themes(screen, console):
     page.fill("[data-filter-options]", "no such alert anywhere")
     expect(page.locator("#id_playbook-none")).to_be_visible()
     page.fill("[data-filter-options]", "pool")
-    page.fill("#id_title", "API waits for database connections")
+    # A pasted trace id: one long word must wrap, not widen the page.
+    page.fill("#id_title", "API waits for database connections " + "T" * 110)
     page.get_by_role("button", name="Open incident").click()
     expect(page).to_have_url(re.compile(r"/incidents/\d+/$"))
     no_sideways_scroll(page)
