@@ -14,7 +14,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from guardian.shortcuts import assign_perm, get_perms
 
-from incidents import access
+from incidents import access, audit
 from incidents.actors import Actor
 from incidents.models import AuditEvent, Playbook, Runbook, StepExecution
 from incidents.services import (
@@ -327,6 +327,13 @@ def test_previews_of_hands_each_request_its_own_preview(pool, target, monkeypatc
         "incidents.services.runs.preview_of",
         lambda command, values, ctx: Preview(True, "1 backend", rows=1, facts=facts),
     )
+    # A preview recorded before previews had a nonce, on the same incident.
+    audit.append(
+        "execution.previewed",
+        actor=Actor.person(pool.people["gina"]),
+        incident=pool.incident,
+        data={"headline": "old"},
+    )
     first = ask(pool, target)
     monkeypatch.setattr(
         "incidents.services.runs.preview_of",
@@ -335,6 +342,7 @@ def test_previews_of_hands_each_request_its_own_preview(pool, target, monkeypatc
     second = ask(pool, "4242")
 
     assert approvals.previews_of([]) == {}
+    assert list(approvals.previews_of([second])) == [second.pk]  # only those asked
     found = approvals.previews_of([first, second])
     assert found == {
         first.pk: approvals.ShownPreview(
