@@ -532,6 +532,21 @@ def _decision(run: StepExecution) -> str:
     return f" ({word} by {md(run.approved_by.get_username())}{at})"
 
 
+NEVER_RAN = frozenset(
+    {
+        StepExecution.State.QUEUED,
+        StepExecution.State.AWAITING_APPROVAL,
+        StepExecution.State.REJECTED,
+        StepExecution.State.DISPATCH_FAILED,
+    }
+)
+
+
+def _never_ran(run: StepExecution) -> bool:
+    cancelled = run.state == StepExecution.State.CANCELLED
+    return run.state in NEVER_RAN or (cancelled and not run.started_at)
+
+
 def _run_lines(run: StepExecution) -> Iterator[str]:
     """`   - ran `redis-cli ping` with `pid=42` by rita at … → succeeded: PONG`; a
     multi-line command shown whole below it; for an action, what its preview said;
@@ -547,8 +562,11 @@ def _run_lines(run: StepExecution) -> Iterator[str]:
     )
     used = f" with {md_code(used)}" if used else ""
     result = f"{run.state}" + (f": {md(run.summary)}" if run.summary else "")
+    # A run that never started (rejected, waiting, never sent, expired before it
+    # ran) was only asked for.
+    verb = "asked to run" if _never_ran(run) else "ran"
     yield (
-        f"   - ran {command}{used} by {_requester(run)}{_decision(run)} "
+        f"   - {verb} {command}{used} by {_requester(run)}{_decision(run)} "
         f"at {utc(_ran_at(run))} → {result}\n"
     )
     if len(lines) > 1:

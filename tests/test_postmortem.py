@@ -167,6 +167,7 @@ def ping_run(incident: Incident, who, **fields) -> StepExecution:  # noqa: ANN00
         "state": "succeeded",
         "requested_by": who,
         "command_text": ping.text,
+        "started_at": timezone.now(),
         **fields,
     }
     return StepExecution.objects.create(**values)
@@ -271,7 +272,8 @@ def test_an_action_nobody_previewed_says_so_and_a_rejection_is_not_an_approval(
         output="",
     )
     text = export(viewer_client, incident, "postmortem.md")
-    head = next(r for r in text.splitlines() if r.startswith("   - ran "))
+    assert not any(r.startswith("   - ran ") for r in text.splitlines())
+    head = next(r for r in text.splitlines() if r.startswith("   - asked to run "))
     assert "(rejected by cole at " in head and "approved by" not in text
     assert "→ rejected: Rejected by cole: not during peak" in head
     assert "     - Preview: none recorded" in text
