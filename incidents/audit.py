@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from . import events
 from .actors import Actor
-from .models import AuditCheckpoint, AuditEvent, Incident
+from .models import AuditCheckpoint, AuditEvent, Incident, StepExecution
 
 logger = logging.getLogger(__name__)
 # The log stream's checkpoint line; `heads_in_log` reads it back.
@@ -48,6 +48,13 @@ ADVISORY_LOCK_ID = 0x59_4F_4D_49_52_41  # "YOMIRA"
 # confirmed, holding the preview's single-use nonce: what ties a run to exactly
 # the blast radius its requester saw (the approvals page and the post-mortem).
 PREVIEW_NONCE_KEY = "preview"
+# The events that file a run (services.runs.request_run writes one of them, with
+# the nonce of the preview that confirmed it).
+RUN_REQUEST_VERBS = (
+    "execution.requested",
+    "execution.approval_requested",
+    "execution.break_glass",
+)
 _local_lock = threading.Lock()  # SQLite: one writer per process is all we get anyway
 
 
@@ -345,3 +352,39 @@ def _verify_chain(watch: set[int]) -> tuple[Verdict, int, dict[int, str]]:
             macs[seq] = mac
         expected_seq, prev_mac, count = seq + 1, mac, count + 1
     return Verdict(True, count), expected_seq - 1, macs
+
+
+def confirmed_previews(runs: Iterable[StepExecution]) -> dict[int, dict]:
+    """Each run's confirmed preview, as its event recorded it (headline, facts,
+    rows), in two queries whatever the number of runs: the run's own event names
+    the preview's nonce, the preview's event holds what it found. A run whose
+    preview was not recorded (a probe, an internal caller, an older run) has none."""
+    by_pk = {str(run.pk): run for run in runs}
+    if not by_pk:
+        return {}
+    filed = AuditEvent.objects.filter(
+        verb__in=RUN_REQUEST_VERBS,
+        object_type=StepExecution._meta.model_name,
+        object_id__in=list(by_pk),
+    ).values_list("object_id", "data")
+    nonce_of = {
+        int(object_id): data[PREVIEW_NONCE_KEY]
+        for object_id, data in filed
+        if isinstance(data, dict) and isinstance(data.get(PREVIEW_NONCE_KEY), str)
+    }
+    if not nonce_of:
+        return {}
+    previewed = AuditEvent.objects.filter(
+        verb="execution.previewed",
+        incident_id__in={run.incident_id for run in by_pk.values()},
+        **{f"data__{PREVIEW_NONCE_KEY}__in": list(nonce_of.values())},
+    ).values_list("incident_id", "data")
+    by_nonce = {
+        (incident_id, data[PREVIEW_NONCE_KEY]): data for incident_id, data in previewed
+    }
+    found = {}
+    for pk, nonce in nonce_of.items():
+        data = by_nonce.get((by_pk[str(pk)].incident_id, nonce))
+        if data is not None:
+            found[pk] = data
+    return found

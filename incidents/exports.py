@@ -20,7 +20,6 @@ from probes import redaction
 
 from . import audit
 from .actors import Actor
-from .audit import PREVIEW_NONCE_KEY
 from .models import AuditEvent, Incident, Step, StepExecution, step_state
 from .timeline import Style, describe
 
@@ -484,42 +483,27 @@ def summary_table(incident: Incident) -> Iterator[str]:
 # --- runs -------------------------------------------------------------------------------
 
 
-# The events that file a run (services.runs.request_run writes one of them).
-RUN_REQUEST_VERBS = (
-    "execution.requested",
-    "execution.approval_requested",
-    "execution.break_glass",
-)
-
-
 def _preview_seen(run: StepExecution) -> dict | None:
     """What the preview the requester confirmed said it would touch (its
-    headline and facts: the backend, the table, the rows). The run's
-    own event names that preview's nonce; a run from before nonces were recorded
-    falls back to the latest preview of that command by that person before it."""
-    previews = AuditEvent.objects.filter(
-        incident_id=run.incident_id,
-        verb="execution.previewed",
-        object_type="command",
-        object_id=str(run.command_id),
-    )
-    nonce = (
+    headline and facts: the backend, the table, the rows). A run from before
+    nonces were recorded falls back to the latest preview of that command by
+    that person before it."""
+    confirmed = audit.confirmed_previews([run]).get(run.pk)
+    if confirmed is not None:
+        return confirmed
+    return (
         AuditEvent.objects.filter(
             incident_id=run.incident_id,
-            object_type="stepexecution",
-            object_id=str(run.pk),
-            verb__in=RUN_REQUEST_VERBS,
+            verb="execution.previewed",
+            object_type="command",
+            object_id=str(run.command_id),
+            actor_id=run.requested_by_id,
+            created_at__lte=run.created_at,
         )
-        .values_list(f"data__{PREVIEW_NONCE_KEY}", flat=True)
+        .order_by("-seq")
+        .values_list("data", flat=True)
         .first()
     )
-    if nonce:
-        previews = previews.filter(**{f"data__{PREVIEW_NONCE_KEY}": nonce})
-    else:
-        previews = previews.filter(
-            actor_id=run.requested_by_id, created_at__lte=run.created_at
-        )
-    return previews.order_by("-seq").values_list("data", flat=True).first()
 
 
 def _decision(run: StepExecution) -> str:

@@ -15,9 +15,9 @@ from guardian.models import GroupObjectPermission, UserObjectPermission
 
 from .. import access, audit
 from ..actors import Actor
-from ..models import AuditEvent, Incident, Playbook, StepExecution
+from ..models import Incident, Playbook, StepExecution
 from . import runs
-from .runs import PREVIEW_NONCE_KEY, RunRefused, clean_reason
+from .runs import RunRefused, clean_reason
 
 State = StepExecution.State
 # Who may expire an approval request: the sweeper, which finds the overdue ones,
@@ -282,40 +282,14 @@ class ShownPreview:
 
 
 def previews_of(executions: Iterable[StepExecution]) -> dict[int, ShownPreview]:
-    """Each request's own preview, in two queries whatever their number: the
-    request's event names its preview's nonce, the preview's event holds the
-    headline and facts. A request whose preview was not recorded (an internal
-    caller, or one older than this) has none."""
-    ids = {str(e.pk): e for e in executions}
-    if not ids:
-        return {}
-    asked = AuditEvent.objects.filter(
-        verb="execution.approval_requested",
-        object_type=StepExecution._meta.model_name,
-        object_id__in=list(ids),
-    ).values_list("object_id", "data")
-    nonce_of = {
-        int(object_id): data[PREVIEW_NONCE_KEY]
-        for object_id, data in asked
-        if isinstance(data, dict) and isinstance(data.get(PREVIEW_NONCE_KEY), str)
+    """Each request's own preview (the one its requester confirmed), in two
+    queries whatever their number; a request whose preview was not recorded has
+    none."""
+    return {
+        pk: ShownPreview(
+            headline=str(data.get("headline", "")),
+            facts=[str(f) for f in data.get("facts") or []],
+            rows=data.get("rows"),
+        )
+        for pk, data in audit.confirmed_previews(executions).items()
     }
-    if not nonce_of:
-        return {}
-    previewed = AuditEvent.objects.filter(
-        verb="execution.previewed",
-        incident_id__in={e.incident_id for e in ids.values()},
-        **{f"data__{PREVIEW_NONCE_KEY}__in": list(nonce_of.values())},
-    ).values_list("incident_id", "data")
-    by_nonce = {
-        (incident_id, data[PREVIEW_NONCE_KEY]): data for incident_id, data in previewed
-    }
-    found = {}
-    for pk, nonce in nonce_of.items():
-        data = by_nonce.get((ids[str(pk)].incident_id, nonce))
-        if data is not None:
-            found[pk] = ShownPreview(
-                headline=str(data.get("headline", "")),
-                facts=[str(f) for f in data.get("facts") or []],
-                rows=data.get("rows"),
-            )
-    return found
