@@ -79,17 +79,31 @@
   });
 
   // A form inside a step (a tick, a skip, a Run, a result's picker) lives in HTML
-  // the live poller may redraw while its request is in flight. htmx looks up an
+  // the live poller may redraw while its request is in flight, and the poller
+  // itself is replaced by every answer that carries a fresh one. htmx looks up an
   // answer's out-of-band targets from the element that asked; once that element
   // is detached it finds none, and the answer (the preview, the run) is dropped
-  // with an oobErrorNoTarget. Swap such an answer against the document instead.
-  document.addEventListener("htmx:beforeSwap", function (event) {
+  // with an oobErrorNoTarget. htmx fires htmx:beforeSwap on the asking element,
+  // and from a detached element the event never reaches the document: the guard
+  // is therefore put on the element itself when it asks.
+  function swapDetachedAnswer(event) {
     var detail = event.detail;
-    if (!detail.shouldSwap || !detail.elt || detail.elt.isConnected || !window.htmx) { return; }
-    var swapStyle = detail.elt.getAttribute("hx-swap") || "";
-    if (swapStyle.trim() !== "none") { return; }
+    var asker = detail.elt;
+    if (!detail.shouldSwap || !asker || asker.isConnected || !window.htmx) { return; }
     detail.shouldSwap = false;
-    window.htmx.swap(document.body, detail.serverResponse, { swapStyle: "none" });
+    // A replaced poller's answer is older than whatever replaced it; its
+    // successor asks again with the newer cursor.
+    if (asker.id === "poller") { return; }
+    if ((asker.getAttribute("hx-swap") || "").trim() === "none") {
+      window.htmx.swap(document.body, detail.serverResponse, { swapStyle: "none" });
+    }
+  }
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var asker = event.detail.elt;
+    if (asker && !asker.yomiraGuarded) {
+      asker.yomiraGuarded = true;
+      asker.addEventListener("htmx:beforeSwap", swapDetachedAnswer);
+    }
   });
 
   document.addEventListener("htmx:responseError", function (event) {
