@@ -73,6 +73,8 @@ INSTALLED_APPS = [
     # The edges (DESIGN's layout): alert intake and routing; notification channels.
     "alerts",
     "notify",
+    # Drills against the simulated Yomira stack (development only: SANDBOX).
+    "drills",
     # The project as an app: its management command `runconsole` serves the console
     # with a worker (it sits above incidents, so incidents never imports it).
     "yomira_console",
@@ -298,6 +300,19 @@ EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
 EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="yomira-console@localhost")
 # --- end of notifications ------------------------------------------------------
+
+# --- Drills and the simulated Yomira stack (drills/, sandbox/) -------------------
+# Yomira in a box: `make run` starts it beside the console and points the bundled
+# runbook's targets at it, and /drills/ injects faults into it. An explicit setting
+# that production refuses: a drill must never touch real systems.
+SANDBOX = env.bool("SANDBOX", default=False)
+if SANDBOX and not DEBUG:
+    raise ImproperlyConfigured(
+        "SANDBOX=true (the simulated Yomira stack and drills) is for development "
+        "only and is refused with DEBUG=false."
+    )
+SANDBOX_DIR = env.path("SANDBOX_DIR", default=BASE_DIR / "var" / "sandbox")
+# --- end of drills ---------------------------------------------------------------
 
 # The runbook `make run` and the docker-compose one-shot import by default.
 DEFAULT_RUNBOOK = env.path(

@@ -33,5 +33,6 @@ urlpatterns = [
     path("health/live", health.live, name="health_live"),
     path("hooks/", include((alerts.urls.hooks, "hooks"))),
     path("alerts/", include((alerts.urls.pages, "alerts"))),
+    path("drills/", include("drills.urls")),
     path("", include("incidents.urls")),
 ]
