@@ -32,6 +32,7 @@ class AlertSourceAdmin(admin.ModelAdmin):
         "name",
         "kind",
         "enabled",
+        "drill",
         "rate_limit_per_minute",
         "token_rotated_at",
     )
@@ -53,6 +54,7 @@ class AlertSourceAdmin(admin.ModelAdmin):
                         "name": obj.name,
                         "changed": sorted(form.changed_data),
                         "enabled": obj.enabled,
+                        "drill": obj.drill,
                     },
                 )
                 return
@@ -63,7 +65,7 @@ class AlertSourceAdmin(admin.ModelAdmin):
                 "alert_source.created",
                 actor=actor,
                 obj=obj,
-                data={"name": obj.name, "kind": obj.kind},
+                data={"name": obj.name, "kind": obj.kind, "drill": obj.drill},
             )
         _show_token(request, obj, token)
 

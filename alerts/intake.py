@@ -506,6 +506,9 @@ def open_for(
             "rule": rule,
             "reason": reason[:500],
         },
+        # The source decides, never the payload: a sender cannot make a real
+        # alert a drill (or a drill real) by what it puts in a label.
+        drill=group.source.drill,
     )
     group.incident, group.playbook = incident, playbook
     group.rule, group.reason = rule, reason

@@ -66,6 +66,12 @@ class AlertSource(models.Model):
         help_text="Requests a minute; more are answered 503 with Retry-After, "
         "which Alertmanager retries (it never retries a 4xx).",
     )
+    drill = models.BooleanField(
+        default=False,
+        help_text="A drill source: every incident its alerts open is a drill "
+        "(marked DRILL everywhere; its notifications are never sent). Incidents "
+        "already open keep what they were.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -332,6 +332,9 @@ class Incident(models.Model):
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     mitigated_at = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # A practice incident (a drill): set once, when it is opened, and shown on
+    # every page, export and notification; its notifications are never sent.
+    drill = models.BooleanField(default=False, db_index=True, editable=False)
 
     objects = IncidentQuerySet.as_manager()
 

@@ -28,6 +28,7 @@ def open_incident(
     request_key: str = "",
     severity: str = "",
     origin: dict | None = None,
+    drill: bool = False,
 ) -> Incident:
     """Open an incident. With a `request_key` (the form's one-time key), a repeat
     by the same actor returns the incident the first submit opened. A person who
@@ -36,7 +37,8 @@ def open_incident(
     has no commander yet.
     `severity` overrides the playbook's (an alert's own severity label);
     `origin` says where it came from (an alert: source, rule and reason), kept in
-    the opening event."""
+    the opening event. A `drill` incident is practice: fixed here, for its life
+    (its notifications go to the drill sink, and every view of it says DRILL)."""
     access.check(actor, access.OPEN_INCIDENTS, systems=OPENERS)
     with once("incident", actor, request_key):
         if request_key:
@@ -61,6 +63,7 @@ def open_incident(
             commander=actor.user
             if access.can(actor.user, access.COMMAND_INCIDENTS)
             else None,
+            drill=drill,
         )
         data = {
             "title": incident.title,
@@ -68,6 +71,7 @@ def open_incident(
             "playbook_title": playbook.title,
             "runbook_revision": playbook.runbook.revision,
             "severity": incident.severity,
+            "drill": incident.drill,
         }
         if request_key:
             data["request_key"] = request_key
