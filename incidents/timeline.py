@@ -221,6 +221,8 @@ def _notification(verb: str, d: dict, style: Style) -> str:
         )
     if verb == "notification.suppressed":
         return f"did not notify {channel} ({event}): {t(str(d.get('why', '')))}"
+    if verb == "notification.drill":
+        return f"drill — not sent to {channel} ({event}): {t(str(d.get('text', '')))}"
     return t(verb.replace(".", " "))
 
 

@@ -108,4 +108,27 @@ def brief(notification: Notification, *, with_diagnosis: bool = True) -> Brief:
         diagnosis=diagnosis(incident) if with_diagnosis else [],
         source=f"yomira-console ({urlsplit(settings.CONSOLE_BASE_URL).netloc})",
         approval=approval,
+        drill=incident.drill,
     )
+
+
+# What starts the text of every message a drill incident would have sent.
+DRILL_MARK = "[DRILL]"
+EVENT_WORDS = {
+    "trigger": "opened",
+    "acknowledge": "acknowledged",
+    "resolve": "resolved",
+    "escalate": "still not acknowledged",
+    "approval": "approval needed",
+}
+
+
+def drill_text(brief: Brief) -> str:
+    """One line saying what a drill's message would have told (the drill sink
+    keeps it instead of sending it): marked first, so the notifications list
+    and the timeline read as practice at a glance."""
+    what = EVENT_WORDS.get(brief.event, brief.event)
+    if brief.approval is not None:
+        what += f" ({brief.approval.where})"
+    line = f"{DRILL_MARK} {brief.label} {what}: {brief.playbook}"
+    return " ".join(line.split())[:500]

@@ -145,6 +145,8 @@ class Notification(models.Model):
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
         SUPPRESSED = "suppressed", "Suppressed"
+        # A drill incident's message: recorded in the drill sink, never sent.
+        DRILL = "drill", "Drill — not sent"
 
     channel = models.ForeignKey(
         Channel, on_delete=models.PROTECT, related_name="notifications"

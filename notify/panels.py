@@ -19,7 +19,15 @@ def notifications(incident: Incident) -> SafeString:
     sent = list(
         Notification.objects.filter(incident=incident)
         .select_related("channel")
-        .only("channel__name", "event", "state", "level", "created_at", "sent_at")
+        .only(
+            "channel__name",
+            "event",
+            "state",
+            "level",
+            "created_at",
+            "sent_at",
+            "answer",
+        )
         .order_by("created_at", "id")
     )
     if not sent:

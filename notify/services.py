@@ -138,9 +138,10 @@ def dispatch(notification_id: int, countdown: float | None = None) -> bool:
 
 
 def deliver(notification_id: int, *, waited: int = 0) -> Outcome:
-    """Send one notification at most once: suppressed when sending is off or the
-    channel disabled; otherwise claimed (queued -> sending, one conditional
-    UPDATE: a duplicate delivery finds nothing to claim), sent, and recorded."""
+    """Send one notification at most once: a drill incident's goes to the drill
+    sink; suppressed when sending is off or the channel disabled; otherwise
+    claimed (queued -> sending, one conditional UPDATE: a duplicate delivery
+    finds nothing to claim), sent, and recorded."""
     notification = (
         Notification.objects.select_related("channel", "incident__playbook")
         .filter(pk=notification_id)
@@ -149,6 +150,10 @@ def deliver(notification_id: int, *, waited: int = 0) -> Outcome:
     if notification is None or notification.state != State.QUEUED:
         return Outcome("duplicate")
     channel = notification.channel
+    # First, before any setting or channel is looked at: a drill's message never
+    # leaves the console, whatever NOTIFY_SEND says.
+    if notification.incident.drill:
+        return to_drill_sink(notification)
     if not settings.NOTIFY_SEND:
         return suppress(notification, "NOTIFY_SEND is off: nothing leaves the console")
     if not channel.enabled:
@@ -334,6 +339,25 @@ def suppress(notification: Notification, why: str) -> Outcome:
             },
         )
     return Outcome(State.SUPPRESSED)
+
+
+def to_drill_sink(notification: Notification) -> Outcome:
+    """A drill incident's notification: recorded with what it would have said
+    (marked [DRILL]), state `drill`, and on the timeline; no channel is called."""
+    text = content.drill_text(content.brief(notification, with_diagnosis=False))
+    with transaction.atomic():
+        if not Notification.objects.filter(
+            pk=notification.pk, state=State.QUEUED
+        ).update(state=State.DRILL, answer=text):
+            return Outcome("duplicate")
+        audit.append(
+            "notification.drill",
+            actor=NOTIFIER,
+            incident=notification.incident,
+            obj=notification,
+            data={**_about(notification), "text": text},
+        )
+    return Outcome(State.DRILL)
 
 
 def fail_stuck(notification: Notification) -> bool:

@@ -57,6 +57,7 @@ class Brief:
     diagnosis: list[DiagnosisLine] = field(default_factory=list)
     source: str = "yomira-console"
     approval: ApprovalNotice | None = None  # the request an `approval` asks about
+    drill: bool = False  # a practice incident: its messages go to the drill sink
 
     @property
     def label(self) -> str:
