@@ -83,7 +83,7 @@ def actor_kind(e: AuditEvent) -> str:
     return "system" if e.actor_name else "anonymous"
 
 
-def _event_record(e: AuditEvent) -> dict:
+def _event_record(e: AuditEvent, drill: bool = False) -> dict:
     return {
         "seq": e.seq,
         "time": iso(e.created_at),
@@ -93,6 +93,8 @@ def _event_record(e: AuditEvent) -> dict:
         "text": describe(e),
         "step": (e.data or {}).get("step"),
         "data": e.data,
+        # On every event too: a line cut out of the export still says drill.
+        "drill": drill,
     }
 
 
@@ -164,12 +166,15 @@ def incident_record(incident: Incident) -> dict:
 
 
 def timeline_json(incident: Incident) -> Iterator[str]:
-    head = json.dumps({"incident": incident_record(incident)}, ensure_ascii=False)
+    head = json.dumps(
+        {"drill": incident.drill, "incident": incident_record(incident)},
+        ensure_ascii=False,
+    )
     yield head[:-1] + ', "events": ['
     first = True
     for e in events(incident):
         yield ("" if first else ",\n") + json.dumps(
-            _event_record(e), ensure_ascii=False
+            _event_record(e, incident.drill), ensure_ascii=False
         )
         first = False
     yield "]}\n"
@@ -182,8 +187,8 @@ class _Line:
         return value
 
 
-# actor_kind came last, after the first release: columns are only ever added at the
-# end, so a spreadsheet that reads them by position keeps working.
+# actor_kind and drill came last, after the first release: columns are only ever
+# added at the end, so a spreadsheet that reads them by position keeps working.
 CSV_COLUMNS = [
     "seq",
     "time_utc",
@@ -193,6 +198,7 @@ CSV_COLUMNS = [
     "description",
     "data",
     "actor_kind",
+    "drill",
 ]
 
 
@@ -200,7 +206,7 @@ def timeline_csv(incident: Incident) -> Iterator[str]:
     writer = csv.writer(_Line())
     yield writer.writerow(CSV_COLUMNS)
     for e in events(incident):
-        r = _event_record(e)
+        r = _event_record(e, incident.drill)
         row = [
             r["seq"],
             r["time"],
@@ -210,6 +216,7 @@ def timeline_csv(incident: Incident) -> Iterator[str]:
             r["text"],
             json.dumps(e.data, ensure_ascii=False),
             r["actor_kind"],
+            "true" if r["drill"] else "false",
         ]
         # Every cell: an actor's name, a webhook source or a note can start one.
         yield writer.writerow([_cell(str(value)) for value in row])
@@ -476,6 +483,11 @@ def summary_table(incident: Incident) -> Iterator[str]:
         f"{md(playbook.title)} (runbook revision {playbook.runbook.revision}) |\n"
         "| --- | --- |\n"
     )
+    if incident.drill:
+        yield (
+            "| Drill | **DRILL**: a practice incident, not a real one; its "
+            "notifications were recorded, never sent |\n"
+        )
     for label, value in rows:
         yield f"| {label} | {value} |\n"
 
@@ -581,7 +593,8 @@ def postmortem(incident: Incident) -> Iterator[str]:
         (s["markdown"] for s in playbook.context if "impact" in s["title"].lower()), ""
     )
 
-    yield f"# Post-mortem: {md(incident.title)}\n\n"
+    mark = "[DRILL] " if incident.drill else ""
+    yield f"# {mark}Post-mortem: {md(incident.title)}\n\n"
     yield from summary_table(incident)
 
     yield "\n## Summary\n\n_What happened, in two or three sentences._\n\n"

@@ -63,6 +63,10 @@ class IncidentFilterForm(forms.Form):
     )
     severity = forms.CharField(required=False, max_length=30)
     playbook = forms.SlugField(required=False)
+    drill = forms.ChoiceField(
+        required=False,
+        choices=[("", "Drills and real"), ("yes", "Drills only"), ("no", "Real only")],
+    )
 
 
 class StatusForm(forms.Form):

@@ -47,6 +47,8 @@ def incident_list(request: HttpRequest) -> HttpResponse:
             incidents = incidents.filter(severity=form.cleaned_data["severity"].lower())
         if form.cleaned_data["playbook"]:
             incidents = incidents.filter(playbook__slug=form.cleaned_data["playbook"])
+        if form.cleaned_data["drill"]:
+            incidents = incidents.filter(drill=form.cleaned_data["drill"] == "yes")
     filter_error = ""
     if form.is_bound and not form.is_valid():
         # Say so rather than quietly showing everything as if it had matched.
