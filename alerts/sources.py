@@ -49,7 +49,7 @@ def create(
             "alert_source.created",
             actor=actor,
             obj=source,
-            data={"name": source.name, "kind": source.kind},
+            data={"name": source.name, "kind": source.kind, "drill": source.drill},
         )
     return source, token
 
