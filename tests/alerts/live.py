@@ -21,6 +21,7 @@ import redis
 from django.conf import settings
 
 from tests.conftest import ROOT
+from tests.stack import database_url as stack_database_url
 from yomira_console import worker as worker_process
 
 ALERTMANAGER = os.environ.get("ALERTMANAGER_PATH", "/usr/bin/prometheus-alertmanager")
@@ -82,7 +83,7 @@ def start_worker(
     `stop_worker` before the module ends: it consumes the default queue, which the
     integration tests' worker (other settings) consumes later in the run."""
     db = settings.DATABASES["default"]
-    database_url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    database_url = stack_database_url(db)
     redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
     hostname = f"{name}@%h"
     log = ARTIFACTS / f"{name}-worker.log"

@@ -18,6 +18,7 @@ from django.test import Client
 
 from alerts.models import AlertSource, digest
 from incidents.models import AuditEvent
+from tests.stack import database_url
 
 from .test_hooks import grafana_body
 from .test_routing import am_alert, am_body
@@ -167,7 +168,7 @@ def test_an_unknown_kind_is_refused(db):
 def test_as_a_real_command_with_tail(tmp_path):
     """What a deploy script does: `manage.py alert_source add ... | tail -n 1`."""
     db = settings.DATABASES["default"]
-    url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    url = database_url(db)
     env = {**os.environ, "DATABASE_URL": url}
     manage = f"{sys.executable} {ROOT / 'manage.py'}"
     script = f"set -o pipefail; {manage} alert_source add ci-grafana --kind grafana | tail -n 1"

@@ -20,6 +20,7 @@ from alerts.models import Alert, AlertGroup, AlertSource, PlaybookPolicy, Receip
 from incidents import audit, services
 from incidents.actors import Actor
 from incidents.models import AuditEvent, Incident
+from tests.stack import database_url
 
 from .test_routing import am_alert, am_body, resolved
 
@@ -272,11 +273,7 @@ class HealthWatchingTheLock(BaseHTTPRequestHandler):
 @pytest.mark.django_db(transaction=True)
 def test_the_routing_probe_runs_without_the_audit_lock(alertmanager, monkeypatch):
     settings_dict = connection.settings_dict
-    HealthWatchingTheLock.database_url = (
-        f"host={settings_dict['HOST'] or '127.0.0.1'} "
-        f"port={settings_dict['PORT'] or 5432} dbname={settings_dict['NAME']} "
-        f"user={settings_dict['USER']}"
-    )
+    HealthWatchingTheLock.database_url = database_url(settings_dict)
     HealthWatchingTheLock.lock_free = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), HealthWatchingTheLock)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -21,6 +21,7 @@ from pytest_httpserver.httpserver import METHOD_ALL
 
 from incidents.models import StepExecution
 from tests.conftest import ROOT
+from tests.stack import database_url as stack_database_url
 from yomira_console import worker as worker_process
 
 from . import targets
@@ -125,7 +126,7 @@ def start_worker(
 ) -> subprocess.Popen:
     """A real `celery worker` process on the test database and the test broker."""
     db = settings.DATABASES["default"]
-    database_url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    database_url = stack_database_url(db)
     hostname = f"{queue}@%h"
     process = worker_process.start(
         worker_process.command(

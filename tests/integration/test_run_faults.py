@@ -21,6 +21,7 @@ from incidents.models import AuditEvent, StepExecution
 from incidents.services import import_runbook, open_incident, request_run, sweeper
 from probes.commands import confirm_word
 from tests.conftest import IMPORTER, grant
+from tests.stack import database_url
 
 from .conftest import WORKER_LOG, wait_for
 from .test_execution_faults import counter, faults  # noqa: F401 - a fixture
@@ -31,8 +32,7 @@ State = StepExecution.State
 
 def console_dsn() -> str:
     db = settings.DATABASES["default"]
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"postgresql://{db['USER']}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    return database_url(db, password=True)
 
 
 def terminate(where: str, *params: object) -> int:

@@ -20,6 +20,7 @@ from probes.families.sql.recognise import recognise_sql
 from probes.preview import preview
 from probes.redaction import MASK
 from probes.runtime import Context
+from tests.stack import database_url
 
 SECRET = "canary-target-secret-5150"
 
@@ -34,7 +35,7 @@ def secret(monkeypatch):  # noqa: ANN201
 def console_as_target(monkeypatch):  # noqa: ANN201
     """The console's own test database as the SQL target (a real PostgreSQL)."""
     db = settings.DATABASES["default"]
-    url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    url = database_url(db)
     monkeypatch.setenv("TARGET_DATABASE_URL", url)
     return url
 

@@ -10,6 +10,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
+from yomira_console import embedded
 from yomira_console import worker as celery_worker
 from yomira_console.celery import app
 
@@ -50,6 +51,7 @@ class Command(BaseCommand):
             # port it serves (the worker below inherits the environment).
             os.environ["CONSOLE_BASE_URL"] = f"http://{host}:{port}"
             settings.CONSOLE_BASE_URL = os.environ["CONSOLE_BASE_URL"]
+        stack = self.start_sandbox() if settings.SANDBOX else None
         # The development server answers each request on a new thread, so a
         # kept connection is never reused, only left open until collected: with
         # a few polling tabs that exhausts PostgreSQL's connections.
@@ -84,3 +86,38 @@ class Command(BaseCommand):
         finally:
             if worker is not None:
                 celery_worker.stop(worker, grace=10)
+            if stack is not None:
+                stack.stop()
+            if "DATABASE_URL" not in os.environ and settings.DEBUG:
+                # The embedded PostgreSQL (settings started it): its data stays
+                # in VAR_DIR for the next `make run`.
+                connections.close_all()
+                embedded.stop_postgres(settings.VAR_DIR / "postgres")
+
+    def start_sandbox(self):  # noqa: ANN201 - sandbox.stack.Stack, imported lazily
+        """Yomira in a box beside the console (SANDBOX, development only): the
+        bundled runbook's targets point at it, unless this console was given its
+        own (a TARGET_* already set is kept). The worker below inherits them."""
+        from sandbox.stack import Stack
+
+        stack = Stack(settings.SANDBOX_DIR)
+        try:
+            stack.start()
+        except Exception as exc:  # noqa: BLE001 - the console serves without it
+            self.stderr.write(
+                f"The simulated Yomira stack did not start ({exc}): serving "
+                "without it; drills cannot start."
+            )
+            return None
+        simulated = []
+        for name, value in stack.env().items():
+            if name not in os.environ:
+                os.environ[name] = value
+                simulated.append(name)
+        # The targets page and the header say "drill target" for these.
+        os.environ["SANDBOX_TARGETS"] = ",".join(sorted(simulated))
+        self.stdout.write(
+            f"Started the simulated Yomira stack in {settings.SANDBOX_DIR} "
+            f"({len(simulated)} targets point at it; /drills/ to practise)."
+        )
+        return stack
