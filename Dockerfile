@@ -20,7 +20,9 @@ RUN pip install -e .
 COPY . .
 
 # Static files are collected at build time and served by whitenoise.
-RUN DEBUG=false SECRET_KEY=build-only AUDIT_HMAC_KEY=build-only python manage.py collectstatic --no-input -v0
+# (DATABASE_URL is required by production settings; collectstatic never connects.)
+RUN DEBUG=false SECRET_KEY=build-only AUDIT_HMAC_KEY=build-only \
+    DATABASE_URL=postgres://build@localhost/build python manage.py collectstatic --no-input -v0
 
 RUN useradd --system --uid 10001 --home /app yomira && mkdir -p /app/var && chown -R yomira /app/var
 USER yomira
