@@ -40,6 +40,13 @@ def missing(names: list[str]) -> list[str]:
     return [n for n in names if value(n) is None]
 
 
+def simulated() -> frozenset[str]:
+    """The TARGET_* names that point at the simulated Yomira stack (runconsole sets
+    SANDBOX_TARGETS when it starts it): the console says "drill target" for them."""
+    names = os.environ.get("SANDBOX_TARGETS", "").split(",")
+    return frozenset(n.strip() for n in names if n.strip())
+
+
 def host_map() -> dict[str, str]:
     """TARGET_HOSTS as {runbook host: base URL}."""
     mapping: dict[str, str] = {}

@@ -140,6 +140,22 @@ def test_the_targets_page_says_what_is_set_never_the_value(env, viewer_client, y
     assert "TARGET_DATABASE_URL ✓ set" in page and "TARGET_REDIS_URL ✗ not set" in page
     assert "api.yomira.app → mapped" in page
     assert "s3cr3t" not in page and "tok-abcdef" not in page
+    assert "Drill target" not in page  # no simulated stack here
+
+
+def test_targets_from_the_simulated_stack_say_drill_target_everywhere(
+    env, viewer_client, yomira, monkeypatch
+):
+    """runconsole names in SANDBOX_TARGETS the TARGET_* it pointed at the simulated
+    stack: the targets page marks them, and the top bar of every page says so."""
+    monkeypatch.setenv("SANDBOX_TARGETS", "TARGET_DATABASE_URL,TARGET_HOSTS")
+    page = viewer_client.get("/targets/").content.decode()
+    assert "TARGET_DATABASE_URL ✓ drill target" in page
+    assert "api.yomira.app → drill target" in page
+    assert "TARGET_REDIS_URL ✗ not set" in page  # not set is still not set
+    assert "nothing here reaches a real system" in page
+    home = viewer_client.get("/playbooks/").content.decode()
+    assert 'class="drill-badge drill-target"' in home
 
 
 def run_url(incident, command) -> str:  # noqa: ANN001

@@ -6,7 +6,7 @@ from django.utils.safestring import SafeString
 from incidents import panels, timeline
 from incidents.models import AuditEvent, Command
 from incidents.rendering import highlight_code
-from probes import commands
+from probes import commands, targets
 
 register = template.Library()
 
@@ -74,3 +74,10 @@ def confirm_word(command: Command) -> str:
 @register.filter
 def missing_targets(command: Command) -> list[str]:
     return commands.missing_targets(command)
+
+
+@register.simple_tag
+def drill_targets_in_use() -> bool:
+    """Whether this console's targets point at the simulated Yomira stack (the top
+    bar says so on every page, so nobody mistakes it for production)."""
+    return bool(targets.simulated())

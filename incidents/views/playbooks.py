@@ -135,21 +135,28 @@ def target_status(request: HttpRequest) -> HttpResponse:
     """Which TARGET_* variables and hosts each playbook needs, and whether each is
     set on this console (values are never shown)."""
     hosts_mapped = targets.host_map()
+    simulated = targets.simulated()
+    hosts_simulated = "TARGET_HOSTS" in simulated
     rows = []
     for playbook in (
         Playbook.objects.current().prefetch_related("commands").order_by("number")
     ):
-        needed: dict[str, bool] = {}
-        hosts: dict[str, bool] = {}
+        needed: dict[str, tuple[bool, bool]] = {}
+        hosts: dict[str, tuple[bool, bool]] = {}
         for command in playbook.commands.all():
             if not command.is_runnable:
                 continue
             for name in command.variables + [command.spec.get("target", "")]:
                 if name:
-                    needed[targets.PREFIX + name] = targets.value(name) is not None
+                    variable = targets.PREFIX + name
+                    needed[variable] = (
+                        targets.value(name) is not None,
+                        variable in simulated,
+                    )
             if command.executor == "http" and command.spec.get("host"):
-                hosts[command.spec["host"]] = (
-                    command.spec["host"].lower() in hosts_mapped
-                )
+                mapped = command.spec["host"].lower() in hosts_mapped
+                hosts[command.spec["host"]] = (mapped, mapped and hosts_simulated)
         rows.append((playbook, sorted(needed.items()), sorted(hosts.items())))
-    return render(request, "incidents/targets.html", {"rows": rows})
+    return render(
+        request, "incidents/targets.html", {"rows": rows, "simulated": simulated}
+    )
