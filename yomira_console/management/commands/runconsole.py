@@ -51,17 +51,35 @@ class Command(BaseCommand):
             # port it serves (the worker below inherits the environment).
             os.environ["CONSOLE_BASE_URL"] = f"http://{host}:{port}"
             settings.CONSOLE_BASE_URL = os.environ["CONSOLE_BASE_URL"]
-        stack = self.start_sandbox() if settings.SANDBOX else None
+        self.stack = None
+        self.worker = None
+        # SIGTERM (kill, timeout, a supervisor) must still stop what starts below.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        try:
+            self.serve(host, port, no_worker)
+        finally:
+            if self.worker is not None:
+                celery_worker.stop(self.worker, grace=10)
+            if self.stack is not None:
+                self.stack.stop()
+            if "DATABASE_URL" not in os.environ and settings.DEBUG:
+                # The embedded PostgreSQL (settings started it): its data stays
+                # in VAR_DIR for the next `make run`.
+                connections.close_all()
+                embedded.stop_postgres(settings.VAR_DIR / "postgres")
+
+    def serve(self, host: str, port: str, no_worker: bool) -> None:
+        if settings.SANDBOX:
+            self.stack = self.start_sandbox()
         # The development server answers each request on a new thread, so a
         # kept connection is never reused, only left open until collected: with
         # a few polling tabs that exhausts PostgreSQL's connections.
         connections.settings["default"]["CONN_MAX_AGE"] = 0
-        worker = None
         broker = settings.CELERY_BROKER_URL.split("://", 1)[0]
         if no_worker:
             self.stdout.write("Serving without a worker (--no-worker).")
         elif broker_reachable():
-            worker = celery_worker.start(
+            self.worker = celery_worker.start(
                 celery_worker.command(hostname="console@%h", beat=True)
             )
             self.stdout.write(f"Started a Celery worker (broker: {broker}).")
@@ -79,29 +97,16 @@ class Command(BaseCommand):
                 "Demo sign-ins: admin, commander, responder, viewer; password "
                 f"{settings.DEMO_PASSWORD} (DEMO_PASSWORD in .env)."
             )
-        # SIGTERM (kill, timeout, a supervisor) must still stop the worker below.
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        try:
-            call_command("runserver", f"{host}:{port}", use_reloader=False)
-        finally:
-            if worker is not None:
-                celery_worker.stop(worker, grace=10)
-            if stack is not None:
-                stack.stop()
-            if "DATABASE_URL" not in os.environ and settings.DEBUG:
-                # The embedded PostgreSQL (settings started it): its data stays
-                # in VAR_DIR for the next `make run`.
-                connections.close_all()
-                embedded.stop_postgres(settings.VAR_DIR / "postgres")
+        call_command("runserver", f"{host}:{port}", use_reloader=False)
 
     def start_sandbox(self):  # noqa: ANN201 - sandbox.stack.Stack, imported lazily
         """Yomira in a box beside the console (SANDBOX, development only): the
         bundled runbook's targets point at it, unless this console was given its
         own (a TARGET_* already set is kept). The worker below inherits them."""
-        from sandbox.stack import Stack
-
-        stack = Stack(settings.SANDBOX_DIR)
         try:
+            from sandbox.stack import Stack
+
+            stack = Stack(settings.SANDBOX_DIR)
             stack.start()
         except Exception as exc:  # noqa: BLE001 - the console serves without it
             self.stderr.write(
