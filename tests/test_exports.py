@@ -126,6 +126,7 @@ def test_the_csv_timeline_has_a_row_per_event_and_defuses_formulas(
         "description",
         "data",
         "actor_kind",
+        "drill",
     ]
     assert len(rows) == 1 + worked.events.count()
     notes = [r for r in rows if r[3] == "note.added"]

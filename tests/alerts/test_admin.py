@@ -44,7 +44,7 @@ def test_a_source_made_in_the_admin_shows_its_token_once(admin_user, yomira):
     made = AuditEvent.objects.get(verb="alert_source.created")
     assert (made.actor_name, made.data) == (
         admin_user.get_username(),
-        {"name": "eu-am", "kind": "alertmanager"},
+        {"name": "eu-am", "kind": "alertmanager", "drill": False},
     )
     assert source.token_sha256 == digest(token)
     assert (
@@ -84,7 +84,12 @@ def test_a_source_made_in_the_admin_shows_its_token_once(admin_user, yomira):
     )
     assert disabled.status_code == 302
     changed = AuditEvent.objects.get(verb="alert_source.changed")
-    assert changed.data == {"name": "eu-am", "changed": ["enabled"], "enabled": False}
+    assert changed.data == {
+        "name": "eu-am",
+        "changed": ["enabled"],
+        "enabled": False,
+        "drill": False,
+    }
     refused = Client().post(
         "/hooks/alertmanager/eu-am",
         data=am_body(am_alert("HighErrorRate")),
