@@ -1,11 +1,19 @@
-"""`df` and `du` equivalents on the worker host."""
+"""`df` and `du` equivalents on the worker host.
+
+When TARGET_DISK_VOLUMES names a volumes file (Yomira in a box writes one), the
+commands read the database host it describes instead of the worker's disks: each
+volume's size, a fixed used part, and directories whose real size is measured at
+each run; `du` of a path on that host measures the directory it maps to. Off
+unless the variable is set."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
 
+from ... import targets
 from ...runtime import Context, Result, clip, table, within_deadline
 
 REAL_FILESYSTEMS = {
@@ -65,6 +73,8 @@ def run(command, params: dict[str, str], ctx: Context) -> Result:  # noqa: ANN00
 
 
 def _run(spec: dict, ctx: Context) -> Result:
+    if volumes := targets.value("DISK_VOLUMES"):
+        return _simulated(volumes, spec, ctx)
     if spec["tool"] == "df":
         return _df(spec.get("paths") or mounts(), ctx)
     return _du(spec.get("paths") or ["."], ctx)
@@ -137,3 +147,58 @@ def _size(path: str, deadline: float) -> tuple[int, bool]:
         except OSError:
             continue
     return total, True
+
+
+def _simulated(path: str, spec: dict, ctx: Context) -> Result:
+    """`df`/`du` on the host a volumes file describes (see the module docstring)."""
+    try:
+        with open(path) as f:
+            report = json.load(f)
+        volumes = report["volumes"]
+        mapped = report.get("paths", {})
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return Result(False, f"TARGET_DISK_VOLUMES cannot be read: {exc}")
+    deadline = time.monotonic() + ctx.remaining() * 0.8
+    if spec["tool"] == "du":
+        lines, ok = [], True
+        for asked in spec.get("paths") or ["."]:
+            real = next(
+                (r + asked[len(p) :] for p, r in mapped.items() if asked.startswith(p)),
+                None,
+            )
+            if real is None or not os.path.exists(real):
+                lines.append(f"du: cannot access '{asked}': No such file or directory")
+                ok = False
+                continue
+            total, complete = _size(real, deadline)
+            lines.append(
+                f"{human(total)}\t{asked}" + ("" if complete else "\t(partial)")
+            )
+        return Result(
+            ok, lines[0] if len(lines) == 1 else f"{len(lines)} paths", "\n".join(lines)
+        )
+    rows, worst = [], 0.0
+    for volume in volumes:
+        used = int(volume.get("used", 0))
+        for directory in volume.get("measure", []):
+            used += _size(directory, deadline)[0]
+        size = int(volume["size"])
+        pct = used / size * 100 if size else 0
+        worst = max(worst, pct)
+        rows.append(
+            (
+                volume.get("device", "-"),
+                human(size),
+                human(used),
+                human(max(0, size - used)),
+                f"{pct:.0f}%",
+                volume["mount"],
+            )
+        )
+    text = table(["Filesystem", "Size", "Used", "Avail", "Use%", "Mounted on"], rows)
+    return Result(
+        True,
+        f"fullest filesystem {worst:.0f}% used ({report.get('host', 'target host')})",
+        clip(text, ctx),
+        {"max_used_percent": round(worst, 1)},
+    )

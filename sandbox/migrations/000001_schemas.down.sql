@@ -1,0 +1,1 @@
+DROP SCHEMA IF EXISTS monitoring, analytics, system, users, crawler CASCADE;

