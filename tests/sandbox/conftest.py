@@ -1,0 +1,1 @@
+from tests.sandbox.fixtures import sandbox_stack  # noqa: F401
