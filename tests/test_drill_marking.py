@@ -356,3 +356,16 @@ def test_the_postmortem_title_and_summary_say_drill(both, viewer_client):
     plain = export(viewer_client, real, "postmortem.md")
     assert plain.startswith("# Post-mortem: Real trouble\n")
     assert "DRILL" not in plain
+
+
+def test_the_playbook_page_and_the_page_title_say_drill(both, viewer_client):
+    real, drill = both
+    page = viewer_client.get(real.playbook.get_absolute_url()).content.decode()
+    already = page.split('class="already-open"', 1)[1].split("</p>", 1)[0]
+    before_drill = already.split(f'href="/incidents/{drill.pk}/"', 1)[0]
+    assert ">DRILL</span>" in before_drill.rsplit("</a>", 1)[-1]  # its own badge
+    assert already.count(">DRILL</span>") == 1
+    title = viewer_client.get(drill.get_absolute_url()).content.decode()
+    assert f"<title>[DRILL] #{drill.pk} Practice trouble" in title
+    plain = viewer_client.get(real.get_absolute_url()).content.decode()
+    assert f"<title>#{real.pk} Real trouble" in plain
