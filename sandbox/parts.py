@@ -119,10 +119,11 @@ class RedisPart(ProcessPart):
         ]  # fmt: skip
 
     def marker(self) -> str:
-        return f"127.0.0.1:{self.record().get('port', '')}"
+        # The port is in both the command line and the title redis-server
+        # rewrites it to ("redis-server 127.0.0.1:PORT").
+        return str(self.record().get("port", ""))
 
     def running(self) -> bool:
-        # redis-server rewrites its title to "redis-server 127.0.0.1:PORT".
         return bool(self.record().get("port")) and super().running()
 
     def ready(self, port: int) -> None:
