@@ -35,7 +35,17 @@ TOP_LEVEL = {
     "health",
     "simulate",
 }
-EXPECTATIONS = {"ok", "contains", "lacks", "says", "data", "below", "rows", "number"}
+EXPECTATIONS = {
+    "ok",
+    "contains",
+    "lacks",
+    "says",
+    "data",
+    "below",
+    "rows",
+    "first_row",
+    "number",
+}
 SIMULATIONS = {"heal", "start", "says"}
 PARTS = ("database", "redis", "api", "s3", "smtp")
 # The output's spaces and quotes go before `says` compares: `"redis": "ok"` in a
@@ -74,6 +84,8 @@ class Expectation:
     data: dict[str, Any] = field(default_factory=dict)
     below: dict[str, float] = field(default_factory=dict)
     rows: int | None = None
+    # Text in the first row of the first result table (an SQL probe's newest row).
+    first_row: tuple[str, ...] = ()
     # (regular expression with one group holding a number, the number must be below)
     number: tuple[str, float] | None = None
 
@@ -106,6 +118,13 @@ class Expectation:
                 wrong.append(
                     f"{have if have is not None else 'no'} rows, not {self.rows}"
                 )
+        if self.first_row:
+            tables = structured.get("tables") or []
+            rows = tables[0].get("rows", []) if tables else []
+            first = " ".join(str(c) for c in rows[0] if c is not None) if rows else ""
+            for needle in self.first_row:
+                if needle not in first:
+                    wrong.append(f"its first row does not show “{needle}”")
         if self.number is not None:
             pattern, limit = self.number
             found = re.search(pattern, text)
@@ -395,6 +414,7 @@ def _expectation(read: _Reader, value: object, at: str) -> Expectation:
         contains=_optional_texts(read, expect, "contains", where),
         lacks=_optional_texts(read, expect, "lacks", where),
         says=_optional_texts(read, expect, "says", where),
+        first_row=_optional_texts(read, expect, "first_row", where),
         data=dict(read.table(expect.get("data", {}), f"{where}.data")),
         below={k: read.number(v, f"{where}.below.{k}") for k, v in below.items()},
         rows=rows,

@@ -43,7 +43,12 @@ START_PERMISSIONS = (access.OPEN_INCIDENTS, access.COMMAND_INCIDENTS)
 
 
 class DrillRefused(ValueError):
-    """A drill the console will not start or change, with the reason in words."""
+    """A drill the console will not start or change, with the reason in words;
+    `status` is the HTTP answer a view gives it."""
+
+    def __init__(self, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 # --- who may ---------------------------------------------------------------------
@@ -71,6 +76,22 @@ def start_refusal(user) -> str:  # noqa: ANN001
             "(the Commander role has both)."
         )
     return ""
+
+
+def refuse_without_sandbox(
+    actor: Actor, what: str, incident: Incident | None = None
+) -> None:
+    """A drill asked for where there is no simulated stack (production): the
+    denial audited, and refused in words (not a missing permission)."""
+    why = sandbox_refusal()
+    if why:
+        audit.append(
+            "permission.denied",
+            actor=actor,
+            incident=incident,
+            data={"permission": "drills", "asked": what, "why": why},
+        )
+        raise DrillRefused(why, status=403)
 
 
 def may_simulate(user, incident: Incident) -> bool:  # noqa: ANN001
@@ -173,9 +194,7 @@ def start_drill(*, scenario: Scenario | str, actor: Actor) -> Drill:
     through the console's own intake (a drill source): routing, diagnosis and
     escalation run as for a real alert, and the incident is a drill.
     One running drill per scenario. Audited: drill.started, drill.alert_fired."""
-    why = sandbox_refusal()
-    if why:
-        access.refuse(actor, access.COMMAND_INCIDENTS, why=why)
+    refuse_without_sandbox(actor, "start a drill")
     _check_starter(actor)
     if isinstance(scenario, str):
         try:
@@ -273,7 +292,8 @@ def _heal(scenario: Scenario, injected: list[dict]) -> list[str]:
     the_stack = stack()
     for item in reversed(injected):
         try:
-            said.append(faults.heal(the_stack, item["fault"], **item["params"]))
+            # A fault's heal takes no injection parameters: it undoes what is there.
+            said.append(faults.heal(the_stack, item["fault"]))
         except Exception as exc:  # noqa: BLE001
             log.exception("healing %s failed", item["fault"])
             said.append(f"could not heal {item['fault']}: {exc}")
@@ -334,9 +354,9 @@ def simulate(*, drill: Drill, command: Command, actor: Actor) -> Simulated:
     simulated. Only in a running drill, only for a manual command of its playbook
     that the scenario maps."""
     incident = drill.incident
-    why = sandbox_refusal()
-    if why or incident is None:
-        raise DrillRefused(why or "This drill has no incident.")
+    refuse_without_sandbox(actor, "simulate a step", incident)
+    if incident is None:
+        raise DrillRefused("This drill has no incident.")
     if not actor.is_system and not may_simulate(actor.user, incident):
         access.refuse(
             actor,
@@ -368,9 +388,7 @@ def simulate(*, drill: Drill, command: Command, actor: Actor) -> Simulated:
         )
     try:
         if simulation.heal:
-            fault = scenario.fault(simulation.heal)
-            params = fault.params if fault else {}
-            said = _faults().heal(stack(), simulation.heal, **params)
+            said = _faults().heal(stack(), simulation.heal)
         else:
             stack().part(simulation.start).start()
             said = f"started the {simulation.start}"

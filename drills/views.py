@@ -96,16 +96,12 @@ def _list(request: HttpRequest, *, error: str = "", status: int = 200) -> HttpRe
 @login_required
 @require_POST
 def drill_start(request: HttpRequest, slug: str) -> HttpResponse:
-    actor = Actor.from_request(request)
-    why = services.sandbox_refusal()
-    if why:
-        access.deny(request, access.COMMAND_INCIDENTS, why=why)
     for perm in services.START_PERMISSIONS:
         access.require(request, perm)
     try:
-        drill = services.start_drill(scenario=slug, actor=actor)
+        drill = services.start_drill(scenario=slug, actor=Actor.from_request(request))
     except services.DrillRefused as exc:
-        return _list(request, error=str(exc), status=409)
+        return _list(request, error=str(exc), status=exc.status)
     messages.info(
         request,
         f"Drill started: {drill.title}. "
@@ -227,7 +223,9 @@ def command_simulate(request: HttpRequest, pk: int, command_id: int) -> HttpResp
             drill=drill, command=command, actor=Actor.from_request(request)
         )
     except services.DrillRefused as exc:
-        return after_change(request, incident, step=step, error=str(exc), status=409)
+        return after_change(
+            request, incident, step=step, error=str(exc), status=exc.status
+        )
     return after_change(request, incident, step=step, notice=f"Simulated: {done.did}.")
 
 

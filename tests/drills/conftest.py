@@ -1,0 +1,74 @@
+"""The drills' world: a real simulated Yomira stack (sandbox/, each part its own
+process) in a scratch folder, the console's TARGET_* pointing at it, a real Celery
+worker with the same environment, and the personas who run drills."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings as django_settings
+from django.contrib.auth.models import Group
+
+from tests.conftest import grant
+from tests.integration.conftest import start_worker
+from yomira_console import worker as worker_process
+
+
+@pytest.fixture(scope="session")
+def drill_stack():  # noqa: ANN201
+    """The simulated stack for the session, and TARGET_* for this process."""
+    from sandbox.stack import Stack
+
+    root = Path(tempfile.mkdtemp(prefix="drills-stack-"))
+    stack = Stack(root)
+    stack.start()
+    env = {
+        **stack.env(),
+        "EXECUTION_TIMEOUT": "10",
+        "EXECUTION_CONNECT_TIMEOUT": "2",
+        "WORKER_FORGETS_CONTENT_TYPES": "true",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    yield stack, env
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    stack.destroy()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def drill_worker(drill_stack):  # noqa: ANN001, ANN201
+    """A real worker whose targets are the simulated stack."""
+    _stack, env = drill_stack
+    redis.Redis.from_url(django_settings.CELERY_BROKER_URL).flushdb()
+    process = start_worker(env)
+    yield process
+    worker_process.stop(process)
+
+
+@pytest.fixture
+def sandbox_on(settings, drill_stack):  # noqa: ANN001, ANN201
+    """SANDBOX on for this test (tests run with DEBUG off, as production does:
+    the setting itself refuses SANDBOX without DEBUG at start-up)."""
+    stack, _env = drill_stack
+    settings.SANDBOX = True
+    settings.SANDBOX_DIR = stack.root
+    return stack
+
+
+@pytest.fixture
+def drillers(make_user, yomira):  # noqa: ANN001, ANN201
+    """cole and ana, Commanders with every playbook's actions (ana approves)."""
+    cole = make_user("cole", "Commander")
+    ana = make_user("ana", "Commander")
+    grant(Group.objects.get(name="Commander"), "run_actions", "approve_actions")
+    return cole, ana
