@@ -22,7 +22,10 @@ def free_port() -> int:
 
 
 def port_free(port: int) -> bool:
+    """Free for a server, which sets SO_REUSEADDR as every part does (the
+    connections of its previous run may linger in TIME_WAIT)."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

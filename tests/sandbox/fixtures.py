@@ -33,10 +33,12 @@ def restore(saved: dict[str, str | None]) -> None:
 @pytest.fixture(scope="session")
 def sandbox_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack = Stack(tmp_path_factory.mktemp("sandbox"))
-    stack.start()
-    saved = exported(stack.env())
     try:
-        yield stack
+        stack.start()
+        saved = exported(stack.env())
+        try:
+            yield stack
+        finally:
+            restore(saved)
     finally:
-        restore(saved)
-        stack.stop()
+        stack.stop()  # also when a part failed to start: nothing left running

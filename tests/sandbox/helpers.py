@@ -21,9 +21,9 @@ def runbook_commands() -> list[tuple[int, int | None, Command]]:
 
 def command(playbook: int, starts: str, step: int | None = None) -> Command:
     for number, at, found in runbook_commands():
-        if number == playbook and found.text.startswith(starts):
-            if step is None or at == step:
-                return found
+        same_step = step is None or at == step
+        if number == playbook and found.text.startswith(starts) and same_step:
+            return found
     raise LookupError(f"no command in §{playbook} starting {starts!r}")
 
 

@@ -27,11 +27,13 @@ NOT_RUN_BY_THE_CONSOLE = {
 @pytest.fixture
 def fresh_stack(tmp_path):  # noqa: ANN001, ANN201
     stack = Stack(tmp_path / "box")
-    stack.start()
-    saved = exported(stack.env())
-    yield stack
-    restore(saved)
-    stack.stop()
+    try:
+        stack.start()
+        saved = exported(stack.env())
+        yield stack
+        restore(saved)
+    finally:
+        stack.stop()
 
 
 def parameters(stack: Stack, found) -> dict[str, str]:  # noqa: ANN001
@@ -54,7 +56,9 @@ def test_every_runnable_command_succeeds_against_the_healthy_stack(fresh_stack):
         if found.kind == MANUAL:
             continue
         result = commands.run(
-            found, parameters(fresh_stack, found), Context(connect_timeout=3, timeout=15)
+            found,
+            parameters(fresh_stack, found),
+            Context(connect_timeout=3, timeout=15),
         )
         ran += 1
         if found.text in NOT_RUN_BY_THE_CONSOLE:
