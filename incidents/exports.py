@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -29,6 +30,12 @@ CONTENT_TYPES = {
     "timeline.csv": "text/csv; charset=utf-8",
 }
 CHUNK = 2000
+log = logging.getLogger(__name__)
+
+# Sections other apps add to the post-mortem (a drill's scorecard: incidents cannot
+# import drills, the layering points the other way). Each is a function
+# (incident) -> Markdown, "" to add nothing; filled in by their AppConfig.ready().
+POSTMORTEM_SECTIONS: list[Callable[[Incident], str]] = []
 
 
 def utc(moment: datetime | None) -> str:
@@ -611,9 +618,25 @@ def postmortem(incident: Incident) -> Iterator[str]:
     yield from _steps(playbook.steps.all(), executions)
     yield from _break_glass([run for run in executions if run.break_glass])
     yield from _notes(incident)
+    yield from _sections(incident)
 
     yield "\n## Follow-ups\n\n- [ ] _Action item_ — owner, due date\n- [ ] \n\n"
     yield f"_Exported {utc(timezone.now())}._\n"
+
+
+def _sections(incident: Incident) -> Iterator[str]:
+    """The other apps' sections. One that fails is named in the file and logged:
+    the download is already under way, and the rest of it is still worth having."""
+    for section in POSTMORTEM_SECTIONS:
+        try:
+            text = section(incident)
+        except Exception:  # noqa: BLE001 - another app's bug must not cut the file
+            log.exception("post-mortem section %s failed", section.__qualname__)
+            text = (
+                f"\n_(The section {md(section.__qualname__)} could not be written.)_\n"
+            )
+        if text:
+            yield "\n" + text.strip("\n") + "\n"
 
 
 def _steps(steps: Iterable[Step], executions: list[StepExecution]) -> Iterator[str]:

@@ -369,3 +369,23 @@ def test_the_playbook_page_and_the_page_title_say_drill(both, viewer_client):
     assert f"<title>[DRILL] #{drill.pk} Practice trouble" in title
     plain = viewer_client.get(real.get_absolute_url()).content.decode()
     assert f"<title>#{real.pk} Real trouble" in plain
+
+
+def test_other_apps_add_postmortem_sections_and_a_broken_one_is_named(
+    both, viewer_client, monkeypatch
+):
+    from incidents import exports
+
+    def scorecard(incident: Incident) -> str:
+        return "## Scorecard\n\nAll green.\n" if incident.drill else ""
+
+    def broken(incident: Incident) -> str:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(exports, "POSTMORTEM_SECTIONS", [scorecard, broken])
+    real, drill = both
+    text = export(viewer_client, drill, "postmortem.md")
+    assert "\n## Scorecard\n\nAll green.\n" in text
+    assert text.index("## Scorecard") < text.index("## Follow-ups")
+    assert "could not be written" in text and text.rstrip().endswith("UTC._")
+    assert "## Scorecard" not in export(viewer_client, real, "postmortem.md")
