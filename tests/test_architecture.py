@@ -14,7 +14,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 LINT = Path(sys.executable).with_name("lint-imports")
-PACKAGES = ("yomira_console", "incidents", "probes")
+# Every root package the contracts name: the copy must not fall back on the
+# installed tree (an editable install knows only the packages it was made with).
+PACKAGES = (
+    "yomira_console",
+    "drills",
+    "alerts",
+    "notify",
+    "incidents",
+    "probes",
+    "sandbox",
+)
 
 
 def lint(where: Path) -> subprocess.CompletedProcess:
@@ -29,7 +39,7 @@ def lint(where: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def copy(tmp_path: Path) -> Path:
-    """The three packages and the configuration, to break without harm."""
+    """The packages and the configuration, to break without harm."""
     for package in PACKAGES:
         shutil.copytree(
             ROOT / package,
