@@ -543,7 +543,8 @@ def exported_fields(client: Client, incident: Incident) -> set[str]:
                 found |= paths(inner, f"{prefix}{key}.")
         return found
 
-    names = paths(doc["incident"], "incident.") | {"incident", "events"}
+    # The top-level keys too (`drill`), then what is inside incident and events.
+    names = set(doc) | paths(doc["incident"], "incident.")
     for event in doc["events"]:
         names |= paths(event, "events[].")
     header = next(csv.reader(io.StringIO(export(client, incident, "timeline.csv"))))
