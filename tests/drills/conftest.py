@@ -14,9 +14,11 @@ import redis
 from django.conf import settings as django_settings
 from django.contrib.auth.models import Group
 
-from tests.conftest import grant
+from tests.conftest import ROOT, grant
 from tests.integration.conftest import start_worker
 from yomira_console import worker as worker_process
+
+WORKER_LOG = ROOT / "test-artifacts" / "drills-worker.log"
 
 
 @pytest.fixture(scope="session")
@@ -46,11 +48,12 @@ def drill_stack():  # noqa: ANN201
 
 
 @pytest.fixture(scope="session")
-def drill_worker(drill_stack):  # noqa: ANN001, ANN201
-    """A real worker whose targets are the simulated stack."""
+def drill_worker(django_db_setup, drill_stack):  # noqa: ANN001, ANN201
+    """A real worker whose targets are the simulated stack, on the test database
+    (hence after django_db_setup), logging to a file of its own."""
     _stack, env = drill_stack
     redis.Redis.from_url(django_settings.CELERY_BROKER_URL).flushdb()
-    process = start_worker(env)
+    process = start_worker(env, log=WORKER_LOG)
     yield process
     worker_process.stop(process)
 
