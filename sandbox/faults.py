@@ -251,7 +251,7 @@ def _token_reuse(
         conn.execute(
             "INSERT INTO system.auditlog (actorid, action, entitytype, entityid, ip, "
             "useragent, metadata, createdat) SELECT %s, 'auth.token_reuse_detected', "
-            "'session', md5(%s || g)::uuid::text, ('185.220.101.' || (10 + g % 7))::inet, "
+            "'session', md5(%s || g)::uuid::text, ('185.220.101.' || (10 + g %% 7))::inet, "
             "'python-requests/2.32.3', jsonb_build_object('family', 'refresh', "
             "'generation', 40 + g), now() - g * interval '9 seconds' "
             "FROM generate_series(1, %s) g",

@@ -22,7 +22,8 @@ def hold(dsn: str, n: int) -> None:
     held = []
     for i in range(n):
         conn = psycopg.connect(dsn, application_name=APPLICATION, connect_timeout=5)
-        conn.execute(
+        # Bound on the client, so pg_stat_activity shows the statement as sent.
+        psycopg.ClientCursor(conn).execute(
             "INSERT INTO crawler.log (jobid, level, message) "
             "VALUES ((SELECT max(id) FROM crawler.job), 'INFO', %s)",
             [f"bulk upsert batch {i + 1}: 500 chapters"],

@@ -4,6 +4,7 @@ so any process (the web process, a worker, a test) can see, stop or start it."""
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 from . import database, process, state
@@ -47,9 +48,14 @@ class ProcessPart(Part):
         raise NotImplementedError
 
     def port(self) -> int:
+        """The recorded port, once the previous run's sockets let go of it (a
+        few seconds at most); a new one only if another program holds it."""
+        port = self.record().get("port")
+        deadline = time.monotonic() + 5
+        while port and not process.port_free(port) and time.monotonic() < deadline:
+            time.sleep(0.1)
         with state.locked(self.root) as s:
             record = s.setdefault("parts", {}).setdefault(self.name, {})
-            port = record.get("port")
             if not port or not process.port_free(port):
                 port = record["port"] = process.free_port()
             return port
