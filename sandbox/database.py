@@ -69,6 +69,15 @@ def start(root: Path) -> str:
         server.ensure_pgdata_inited()
         with open(data / "postgresql.conf", "a") as conf:
             conf.write(CONFIG)
+    lock = data / "postmaster.pid"
+    if lock.exists() and pid(root) is None:
+        # Left by a postmaster that was killed (a reboot, an OOM kill). Where
+        # nothing reaps orphans (PID 1 in a container), the dead postmaster stays
+        # a zombie that pgserver and PostgreSQL both take for a running server.
+        for folder in {data, Path(socket_dir(root) or data)}:
+            for stale in folder.glob(".s.PGSQL.*.lock"):
+                stale.unlink(missing_ok=True)
+        lock.unlink()
     server.start()  # reuses a running postmaster; cleanup_mode None: never stops it
     socket = socket_dir(root) or str(data)
     _prepare(socket)

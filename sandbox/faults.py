@@ -199,7 +199,11 @@ def _smtp_heal(stack: Stack) -> str:
 
 # -- §9: disk ----------------------------------------------------------------------------
 def _disk_full(stack: Stack, free_percent: float = 3) -> str:
-    return disk.fill(stack.root, free_percent)
+    # The fix drops the old partition: a drill after an earlier one needs it back.
+    with _db(stack) as conn:
+        restored = seed.restore_old_partition(conn)
+    said = disk.fill(stack.root, free_percent)
+    return said + ("; analytics.pageview_2025_01 restored" if restored else "")
 
 
 def _disk_heal(stack: Stack) -> str:

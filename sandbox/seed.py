@@ -26,6 +26,18 @@ SOURCES = [
     ("manganato", "https://chapmanganato.to", 45),
 ]
 
+OLD_PARTITION = f"""
+INSERT INTO analytics.pageview (path, userid, referrer, useragent, viewedat)
+SELECT '/series/' || (1 + g % 700) || '/chapter/' || (1 + g % 180),
+       CASE WHEN g % 3 = 0 THEN md5('user-' || (1 + g % {USERS}))::uuid END,
+       (ARRAY['https://www.google.com/','https://twitter.com/','',
+              'https://www.reddit.com/r/manga/'])[1 + g % 4],
+       (ARRAY['Mozilla/5.0 (compatible; AhrefsBot/7.0)',
+              'Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) Yomira/3.4'])[1 + g % 2],
+       timestamptz '2025-01-01 00:00:00+00' + (g % 2678000) * interval '1 second'
+FROM generate_series(1, {OLD_PARTITION_ROWS}) g;
+"""
+
 DATA = f"""
 INSERT INTO system.setting (key, value, updatedby) VALUES
     ('site.maintenance_mode', 'false', 'bootstrap'),
@@ -120,16 +132,7 @@ SELECT md5('user-' || (1 + (g * 13) % {USERS}))::uuid,
        now() - g * interval '97 seconds'
 FROM generate_series(1, 4000) g;
 
-INSERT INTO analytics.pageview (path, userid, referrer, useragent, viewedat)
-SELECT '/series/' || (1 + g % 700) || '/chapter/' || (1 + g % 180),
-       CASE WHEN g % 3 = 0 THEN md5('user-' || (1 + g % {USERS}))::uuid END,
-       (ARRAY['https://www.google.com/','https://twitter.com/','',
-              'https://www.reddit.com/r/manga/'])[1 + g % 4],
-       (ARRAY['Mozilla/5.0 (compatible; AhrefsBot/7.0)',
-              'Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) Yomira/3.4'])[1 + g % 2],
-       timestamptz '2025-01-01 00:00:00+00' + (g % 2678000) * interval '1 second'
-FROM generate_series(1, {OLD_PARTITION_ROWS}) g;
-INSERT INTO analytics.pageview (path, userid, referrer, useragent, viewedat)
+{OLD_PARTITION}INSERT INTO analytics.pageview (path, userid, referrer, useragent, viewedat)
 SELECT '/series/' || (1 + g % 900) || '/chapter/' || (1 + g % 220),
        CASE WHEN g % 2 = 0 THEN md5('user-' || (1 + g % {USERS}))::uuid END,
        (ARRAY['https://www.google.com/','','https://discord.com/'])[1 + g % 3],
@@ -184,3 +187,17 @@ def seeded(conn: psycopg.Connection) -> bool:
         conn.execute("SELECT to_regclass('public.schema_migrations')").fetchone()[0]
         is not None
     )
+
+
+def restore_old_partition(conn: psycopg.Connection) -> bool:
+    """analytics.pageview_2025_01 again, with its rows, if it was dropped (a disk
+    drill needs the partition its fix drops). True when it was missing."""
+    if conn.execute("SELECT to_regclass('analytics.pageview_2025_01')").fetchone()[0]:
+        return False
+    with conn.transaction():
+        conn.execute(
+            "CREATE TABLE analytics.pageview_2025_01 PARTITION OF analytics.pageview "
+            "FOR VALUES FROM ('2025-01-01') TO ('2025-02-01')"
+        )
+        conn.execute(OLD_PARTITION)
+    return True

@@ -176,6 +176,13 @@ def test_the_disk_fills_and_dropping_the_old_partition_frees_it(sandbox_stack): 
     freed = run(9, "df -h")
     assert freed.data["max_used_percent"] < 80  # under the DiskUsageHigh threshold
     faults.heal(sandbox_stack, "disk_full")
+    # A second drill finds the partition its fix drops, and the disk full again.
+    assert faults.inject(sandbox_stack, "disk_full").endswith(
+        "pageview_2025_01 restored"
+    )
+    assert run(9, "df -h").data["max_used_percent"] >= 96.5
+    assert run(9, "DROP TABLE IF EXISTS analytics.pageview_2025_01;").ok
+    assert run(9, "df -h").data["max_used_percent"] < 80
 
 
 def test_without_the_variable_df_reads_the_worker_host(sandbox_stack, monkeypatch):  # noqa: ANN001

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -88,6 +89,8 @@ def test_restarting_the_stack_keeps_the_data_and_the_environment(sandbox_stack):
 def test_start_again_reuses_what_runs_and_replaces_what_was_killed(sandbox_stack):  # noqa: ANN001
     pids = {n: sandbox_stack.part(n).pid() for n in NAMES}
     os.kill(pids["api"], signal.SIGKILL)  # a crash: the state file still names it
+    while process.alive(pids["api"], ""):
+        time.sleep(0.05)
     Stack(sandbox_stack.root).start()
     after = {n: sandbox_stack.part(n).pid() for n in NAMES}
     assert after["api"] != pids["api"] and answers(sandbox_stack, "api")
@@ -148,3 +151,17 @@ def test_the_control_endpoint_obeys_the_token(sandbox_stack):  # noqa: ANN001
 def test_the_control_token_is_not_in_the_console_environment(sandbox_stack):  # noqa: ANN001
     assert sandbox_stack.control_token() not in json.dumps(sandbox_stack.env())
     assert oct(os.stat(sandbox_stack.root / "state.json").st_mode & 0o777) == "0o600"
+
+
+def test_after_every_process_was_killed_start_brings_the_stack_back(sandbox_stack):  # noqa: ANN001
+    """What a reboot or an OOM kill leaves: a state file and a postmaster.pid
+    naming dead processes."""
+    pids = [sandbox_stack.part(name).pid() for name in NAMES]
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    for pid in pids:
+        while process.alive(pid, ""):
+            time.sleep(0.05)
+    assert not any(sandbox_stack.running().values())
+    Stack(sandbox_stack.root).start()
+    assert all(answers(sandbox_stack, name) for name in NAMES)
