@@ -174,8 +174,10 @@ class Handler(BaseHTTPRequestHandler):
         self.send(status, body, "application/json", head=self.command == "HEAD")
 
     def body(self) -> dict:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        length = self.headers.get("Content-Length") or "0"
+        if not length.isdigit() or int(length) > 1024 * 1024:
+            raise BadRequest("Content-Length must be a number up to 1 MB")
+        raw = self.rfile.read(int(length)) if int(length) else b""
         if not raw:
             return {}
         try:
