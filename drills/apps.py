@@ -15,6 +15,7 @@ class DrillsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import exports, signals  # noqa: F401 - registers the receivers
+        from . import exports, signals, timeline  # noqa: F401 - signals: receivers
 
         exports.register()
+        timeline.register()
