@@ -32,6 +32,12 @@ class Part:
         return process.alive(self.pid(), self.marker())
 
     def start(self) -> None:
+        """Start it unless it runs (one process at a time per part)."""
+        with state.exclusive(self.root, f"part-{self.name}"):
+            if not self.running() or not self.record():
+                self.launch()  # (the database may run with its record lost)
+
+    def launch(self) -> None:
         raise NotImplementedError
 
     def stop(self) -> None:
@@ -60,9 +66,7 @@ class ProcessPart(Part):
                 port = record["port"] = process.free_port()
             return port
 
-    def start(self) -> None:
-        if self.running():
-            return
+    def launch(self) -> None:
         port = self.port()
         pid = process.spawn(self.command(port), self.log())
         with state.locked(self.root) as s:
@@ -83,7 +87,7 @@ class DatabasePart(Part):
     def pid(self) -> int | None:
         return database.pid(self.root)
 
-    def start(self) -> None:
+    def launch(self) -> None:
         socket = database.start(self.root)
         with state.locked(self.root) as s:
             s.setdefault("parts", {})["database"] = {

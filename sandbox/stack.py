@@ -41,6 +41,10 @@ class Stack:
     def start(self) -> None:
         """Start what is not running, the parts side by side. A part that fails
         to start is reported after the others have been tried."""
+        with state.exclusive(self.root, "start"):
+            self._start()
+
+    def _start(self) -> None:
         state.ensure_secrets(self.root)
         migrations.publish(self.root)
         errors: list[str] = []

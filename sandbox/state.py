@@ -45,6 +45,19 @@ def locked(root: Path) -> Iterator[dict[str, Any]]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+@contextlib.contextmanager
+def exclusive(root: Path, name: str) -> Iterator[None]:
+    """One process at a time (two processes starting the stack at once would
+    each spawn the same part)."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f"{name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def ensure_secrets(root: Path) -> dict[str, Any]:
     """Tokens made once and kept: the console's environment stays valid across
     restarts of the stack."""

@@ -165,3 +165,26 @@ def test_after_every_process_was_killed_start_brings_the_stack_back(sandbox_stac
     assert not any(sandbox_stack.running().values())
     Stack(sandbox_stack.root).start()
     assert all(answers(sandbox_stack, name) for name in NAMES)
+
+
+def test_two_processes_starting_one_stack_at_once_start_each_part_once(tmp_path):  # noqa: ANN001
+    root = tmp_path / "box"
+    code = (
+        "from pathlib import Path; from sandbox.stack import Stack; "
+        f"Stack(Path({str(root)!r})).start()"
+    )
+    starters = [
+        subprocess.Popen([sys.executable, "-c", code], cwd=ROOT) for _ in range(2)
+    ]
+    try:
+        assert [p.wait(timeout=120) for p in starters] == [0, 0]
+        stack = Stack(root)
+        assert all(answers(stack, name) for name in NAMES)
+        apis = [
+            pid
+            for pid in os.listdir("/proc")
+            if pid.isdigit() and process.alive(int(pid), f"sandbox.api --root {root} ")
+        ]
+        assert apis == [str(stack.part("api").pid())]
+    finally:
+        Stack(root).stop()
