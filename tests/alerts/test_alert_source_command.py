@@ -60,7 +60,7 @@ def test_add_prints_the_token_last_and_it_works(db, django_capture_on_commit_cal
     assert source.rate_limit_per_minute == 600 and source.hmac_secret_env == ""
     created = AuditEvent.objects.get(verb="alert_source.created")
     assert created.actor_name == "manage.py alert_source"
-    assert created.data == {"name": "grafana-prod", "kind": "grafana"}
+    assert created.data == {"name": "grafana-prod", "kind": "grafana", "drill": False}
     with django_capture_on_commit_callbacks(execute=False):
         assert post("grafana", "grafana-prod", token, grafana_body()) == 202
         # The URL is the kind's: the Alertmanager hook does not know this source.
