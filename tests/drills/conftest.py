@@ -75,3 +75,21 @@ def drillers(make_user, yomira):  # noqa: ANN001, ANN201
     ana = make_user("ana", "Commander")
     grant(Group.objects.get(name="Commander"), "run_actions", "approve_actions")
     return cole, ana
+
+
+def restore(stack) -> None:  # noqa: ANN001
+    """Back to a healthy stack for the next test: every part running, every
+    fault healed. A part restarted in quick succession can lose its port to a
+    client's ephemeral one and exit (reported to the sandbox's owner): tried
+    again, so one test's clean-up does not fail the next."""
+    from sandbox import faults
+
+    for attempt in range(3):
+        try:
+            stack.start()
+            break
+        except RuntimeError:
+            if attempt == 2:
+                raise
+    for name in faults.active(stack):
+        faults.heal(stack, name)

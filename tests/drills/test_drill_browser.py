@@ -19,6 +19,7 @@ from drills.models import Drill
 from incidents.models import Command
 from probes.commands import confirm_word
 from tests.conftest import PASSWORD, grant
+from tests.drills.conftest import restore
 from tests.e2e.conftest import (
     assert_clean,
     no_sideways_scroll,
@@ -44,11 +45,7 @@ def console(live_server, sandbox_on, yomira, make_user):  # noqa: ANN001, ANN201
     make_user("cole", "Commander")
     grant(Group.objects.get(name="Commander"), "run_actions")
     yield live_server, sandbox_on
-    from sandbox import faults
-
-    sandbox_on.start()
-    for name in faults.active(sandbox_on):
-        faults.heal(sandbox_on, name)
+    restore(sandbox_on)
 
 
 def shot(page: Page, name: str) -> None:

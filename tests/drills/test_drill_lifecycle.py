@@ -16,6 +16,7 @@ from incidents.actors import Actor
 from incidents.models import AuditEvent, Command
 from incidents.services import change_status
 from tests.conftest import grant, signed_in
+from tests.drills.conftest import restore
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -27,11 +28,7 @@ RESTART = "docker compose restart redis"
 @pytest.fixture
 def stack(sandbox_on):  # noqa: ANN001, ANN201
     yield sandbox_on
-    from sandbox import faults
-
-    sandbox_on.start()
-    for name in faults.active(sandbox_on):
-        faults.heal(sandbox_on, name)
+    restore(sandbox_on)
 
 
 def start(user) -> Drill:  # noqa: ANN001
@@ -70,7 +67,7 @@ def test_abandoning_heals_the_stack(stack, drillers):
     drill.refresh_from_db()
     assert drill.state == Drill.State.ABANDONED and drill.ended_at is not None
     assert stack.part("redis").running()
-    event = AuditEvent.objects.get(verb="drill.abandoned")
+    event = AuditEvent.objects.get(verb="drill.abandoned", incident=drill.incident)
     assert event.actor_name == "cole" and event.incident_id == drill.incident_id
     # The scenario is free again.
     assert start(cole).is_running
@@ -84,9 +81,13 @@ def test_simulate_needs_the_playbooks_actions(stack, make_user, yomira):
     )
     assert response.status_code == 403
     assert not stack.part("redis").running()
-    assert not AuditEvent.objects.filter(verb="drill.simulated").exists()
+    assert not AuditEvent.objects.filter(
+        verb="drill.simulated", incident=drill.incident
+    ).exists()
     assert AuditEvent.objects.filter(
-        verb="permission.denied", data__permission="incidents.run_actions"
+        verb="permission.denied",
+        incident=drill.incident,
+        data__permission="incidents.run_actions",
     ).exists()
 
 
@@ -100,7 +101,7 @@ def test_simulate_through_the_checklist_form(stack, drillers):
     assert response.status_code == 302
     assert response["Location"].startswith(drill.incident.get_absolute_url())
     assert stack.part("redis").running()
-    event = AuditEvent.objects.get(verb="drill.simulated")
+    event = AuditEvent.objects.get(verb="drill.simulated", incident=drill.incident)
     assert event.actor_name == "cole"
     assert event.data["step"] == 3
     assert event.data["command"] == RESTART
@@ -135,7 +136,9 @@ def test_an_unhealthy_check_is_kept_and_heals_nothing(stack, drillers):
     assert drill.is_running
     assert drill.last_check["checks"][0]["ok"] is False
     assert "the probe failed" in drill.last_check["checks"][0]["wrong"]
-    assert not AuditEvent.objects.filter(verb="drill.healed").exists()
+    assert not AuditEvent.objects.filter(
+        verb="drill.healed", incident=drill.incident
+    ).exists()
 
 
 def test_the_beat_task_checks_nothing_without_sandbox(stack, drillers, settings):

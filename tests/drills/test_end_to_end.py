@@ -19,6 +19,7 @@ from incidents.actors import Actor
 from incidents.models import AuditEvent, Command, Incident, StepExecution
 from incidents.services import change_status, decide_approval, request_run
 from probes.commands import confirm_word
+from tests.drills.conftest import restore
 from tests.integration.conftest import wait_for
 
 pytestmark = [
@@ -139,15 +140,6 @@ def wait_for_diagnosis(incident: Incident) -> list[StepExecution]:
     ]
 
 
-def heal_everything(stack) -> None:  # noqa: ANN001
-    """Back to a healthy stack for the next test, whatever this one left."""
-    from sandbox import faults
-
-    stack.start()
-    for name in faults.active(stack):
-        faults.heal(stack, name)
-
-
 @pytest.mark.parametrize("slug", bundled())
 def test_a_drill_end_to_end(slug, sandbox_on, drillers):
     if slug in NOT_YET:
@@ -233,4 +225,4 @@ def test_a_drill_end_to_end(slug, sandbox_on, drillers):
         assert "cole" in card["people"]
         assert len(card["steps"]) == expected.playbook.steps.count()
     finally:
-        heal_everything(stack)
+        restore(stack)
