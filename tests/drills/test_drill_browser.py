@@ -48,10 +48,11 @@ def console(live_server, sandbox_on, yomira, make_user):  # noqa: ANN001, ANN201
     restore(sandbox_on)
 
 
-def shot(page: Page, name: str) -> None:
+def shot(page: Page, name: str, *, full: bool = True) -> None:
     if SHOTS:
         Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SHOTS) / name), full_page=True)
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=str(Path(SHOTS) / name), full_page=full)
 
 
 def test_a_commander_runs_a_drill_to_its_scorecard(browser, console):
@@ -61,6 +62,7 @@ def test_a_commander_runs_a_drill_to_its_scorecard(browser, console):
     sign_in(page, server, "cole", PASSWORD)
     page.goto(f"{server.url}/drills/")
     assert_clean(page, errors)
+    shot(page, "drills-list.png", full=False)
     card = page.locator("#scenario-crawler-stuck")
     card.get_by_role("button", name="Start drill").click()
 
@@ -71,6 +73,15 @@ def test_a_commander_runs_a_drill_to_its_scorecard(browser, console):
     expect(page).to_have_url(re.compile(rf"/incidents/{drill.incident_id}/$"))
     expect(page.locator("#incident-head .drill-badge").first).to_be_visible()
 
+    page.get_by_role("button", name="Mark acknowledged").click()
+    expect(page.locator("#incident-head")).to_contain_text("acknowledged")
+    logs = Command.objects.get(
+        playbook=drill.incident.playbook, text__startswith="SELECT log.level"
+    )
+    page.locator(f"#run-{logs.pk}").get_by_role("button", name="Run").click()
+    expect(page.locator(f"#run-{logs.pk} .run-state").first).to_have_text(
+        "Succeeded", timeout=30_000
+    )
     command = Command.objects.get(
         playbook=drill.incident.playbook, text__startswith=RESET_STUCK
     )
@@ -85,7 +96,7 @@ def test_a_commander_runs_a_drill_to_its_scorecard(browser, console):
     assert_clean(page, errors)
     # Last on this page: a screenshot leaves style="" on inputs, which htmx's
     # next swap copies (a CSP report that is the screenshot's, not the page's).
-    shot(page, "drill-incident.png")
+    shot(page, "drill-incident.png", full=False)
 
     # The worker checks the drill once the run has finished: healed.
     page.goto(f"{server.url}{drill.get_absolute_url()}")
@@ -98,6 +109,9 @@ def test_a_commander_runs_a_drill_to_its_scorecard(browser, console):
     expect(page.locator(".health-checks")).to_contain_text("healthy")
     expect(page.locator("table.scorecard")).to_contain_text("to mitigation (healthy)")
     expect(page.locator(".drill-steps").first).to_contain_text("curl -X POST")
+    acknowledged = page.locator("table.scorecard tbody tr").first.locator("td").first
+    expect(acknowledged).not_to_have_text("—")
+    assert "SELECT log.level" in page.locator(".scorecard-first-probe").inner_text()
     shot(page, "drill-scorecard.png")
     assert_clean(page, errors)
     page.context.close()
@@ -114,6 +128,7 @@ def test_the_drill_pages_fit_a_phone_and_both_themes(browser, console, theme, wi
     expect(page.get_by_role("button", name="Start drill")).to_have_count(12)
     no_sideways_scroll(page)
     assert_clean(page, errors)
+    shot(page, f"drills-list-{width}-{theme}.png")
     drill = Drill.objects.create(
         scenario="crawler-stuck",
         title="Crawler jobs running for hours, with a long title that must wrap",
@@ -123,4 +138,5 @@ def test_the_drill_pages_fit_a_phone_and_both_themes(browser, console, theme, wi
     expect(page.locator("table.scorecard")).to_be_visible()
     no_sideways_scroll(page)
     assert_clean(page, errors)
+    shot(page, f"drill-{width}-{theme}.png")
     page.context.close()
