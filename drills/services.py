@@ -418,15 +418,19 @@ def simulation_for(incident: Incident, command: Command) -> str:
     command the scenario maps)."""
     if not incident.drill or command.kind != Command.Kind.MANUAL:
         return ""
-    drill = getattr(incident, "_running_drill", None)
-    if drill is None:
-        drill = Drill.objects.filter(incident=incident).first() or False
-        incident._running_drill = drill
-    if not drill or not drill.is_running:
-        return ""
-    try:
-        scenario = get_scenario(drill.scenario)
-    except ScenarioError:
+    # One query and one read of the scenario files per drawing of the checklist,
+    # not per manual command: kept on the incident object the template shares.
+    if not hasattr(incident, "_drill_scenario"):
+        drill = Drill.objects.filter(incident=incident, state=State.RUNNING).first()
+        scenario = None
+        if drill is not None:
+            try:
+                scenario = get_scenario(drill.scenario)
+            except ScenarioError:
+                scenario = None
+        incident._drill_scenario = scenario
+    scenario = incident._drill_scenario
+    if scenario is None:
         return ""
     simulation = scenario.simulation_for(command.text)
     return simulation.describe() if simulation else ""

@@ -18,7 +18,7 @@ from playwright.sync_api import Page, expect
 from drills.models import Drill
 from incidents.models import Command
 from probes.commands import confirm_word
-from tests.conftest import PASSWORD, grant
+from tests.conftest import PASSWORD, ROOT, grant
 from tests.drills.conftest import restore
 from tests.e2e.conftest import (
     assert_clean,
@@ -139,4 +139,67 @@ def test_the_drill_pages_fit_a_phone_and_both_themes(browser, console, theme, wi
     no_sideways_scroll(page)
     assert_clean(page, errors)
     shot(page, f"drill-{width}-{theme}.png")
+    page.context.close()
+
+
+# The line the lead adds at the end of templates/incidents/partials/command.html
+# (inside its outer <div>); until then this test draws a copy that has it.
+SIMULATE_INCLUDE = (
+    '{% if incident.drill and command.kind == "manual" %}'
+    '{% include "drills/partials/simulate.html" %}{% endif %}'
+)
+
+
+@pytest.fixture
+def checklist_with_simulate(settings, tmp_path):  # noqa: ANN001, ANN201
+    source = ROOT / "templates" / "incidents" / "partials" / "command.html"
+    text = source.read_text()
+    if "drills/partials/simulate.html" not in text:
+        head, _, tail = text.rpartition("</div>")
+        text = head + SIMULATE_INCLUDE + "\n</div>" + tail
+        copy = tmp_path / "incidents" / "partials" / "command.html"
+        copy.parent.mkdir(parents=True)
+        copy.write_text(text)
+        settings.TEMPLATES = [
+            {
+                **settings.TEMPLATES[0],
+                "DIRS": [tmp_path, *settings.TEMPLATES[0]["DIRS"]],
+            }
+        ]
+
+
+@pytest.mark.usefixtures("checklist_with_simulate")
+def test_simulate_a_manual_step_from_the_checklist(browser, console):
+    server, stack = console
+    page = themed_page(browser, 390, 844, "dark")
+    errors = watch(page)
+    sign_in(page, server, "cole", PASSWORD)
+    page.goto(f"{server.url}/drills/")
+    page.locator("#scenario-redis-stopped").get_by_role(
+        "button", name="Start drill"
+    ).click()
+    expect(page).to_have_url(re.compile(r"/drills/\d+/$"))
+    assert not stack.part("redis").running()
+    drill = Drill.objects.get()
+    page.goto(f"{server.url}{drill.incident.get_absolute_url()}")
+    restart = Command.objects.get(
+        playbook=drill.incident.playbook,
+        text__startswith="docker compose restart redis",
+    )
+    form = page.locator(f"#command-{restart.pk} .simulate-form")
+    expect(form).to_contain_text("restarted the Redis container")
+    # Only the mapped manual command offers it.
+    expect(page.locator(".simulate-form")).to_have_count(1)
+    form.get_by_role("button", name="Simulate").click()
+    expect(page.locator("#timeline-list")).to_contain_text("simulated", timeout=10_000)
+    assert stack.part("redis").running()
+    no_sideways_scroll(page)
+    assert_clean(page, errors)
+    # The worker's check after the simulated step heals the drill.
+    for _ in range(60):
+        drill.refresh_from_db()
+        if drill.state != Drill.State.RUNNING:
+            break
+        page.wait_for_timeout(250)
+    assert drill.state == Drill.State.HEALED, drill.last_check
     page.context.close()
