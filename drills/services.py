@@ -258,8 +258,32 @@ def start_drill(*, scenario: Scenario | str, actor: Actor) -> Drill:
         _heal(scenario, injected)
         _end(drill, State.ABANDONED, actor, why=f"the alert was refused: {exc}")
         raise DrillRefused(f"The scenario's alert was refused: {exc}") from None
-    # One transaction for the receipt and its processing: the drain task the
-    # receipt sends on commit finds it applied, so the incident is known here.
+    try:
+        _fire(drill, scenario, source, body, notification, injected, actor)
+    except Exception as exc:  # noqa: BLE001 - the stack must not stay broken
+        log.exception("drill %s: firing the alert failed", drill.pk)
+        _heal(scenario, injected)
+        _end(drill, State.ABANDONED, actor, why=f"the alert could not be fired: {exc}")
+        raise DrillRefused(
+            f"The alert could not be fired through the intake ({exc}); the fault "
+            "was healed."
+        ) from None
+    drill.refresh_from_db()
+    return drill
+
+
+def _fire(
+    drill: Drill,
+    scenario: Scenario,
+    source: AlertSource,
+    body: bytes,
+    notification,  # noqa: ANN001 - alerts.payloads.Notification
+    injected: list[dict],
+    actor: Actor,
+) -> None:
+    """The alert through the intake, the drill linked to the incident it opened.
+    One transaction for the receipt and its processing: the drain task the
+    receipt sends on commit finds it applied, so the incident is known here."""
     with transaction.atomic():
         receipt = intake.receive(source=source, body=body, notification=notification)
         intake.process(receipt.pk)
@@ -281,8 +305,6 @@ def start_drill(*, scenario: Scenario | str, actor: Actor) -> Drill:
                 "routed": group.rule if group else "",
             },
         )
-    drill.refresh_from_db()
-    return drill
 
 
 def _heal(scenario: Scenario, injected: list[dict]) -> list[str]:

@@ -216,3 +216,28 @@ def test_a_drill_of_a_real_incident_is_never_offered(stack, commander, incident)
     response = signed_in(cole).post(url, HTTP_HX_REQUEST="true")
     assert response.status_code == 400
     assert stack.part("redis").running()
+
+
+def test_a_fault_the_stack_cannot_inject_is_a_clear_refusal(
+    stack, drillers, settings, tmp_path
+):
+    """A team's scenario with a parameter the fault does not take: said in words
+    (409, never a 500), nothing left half-done, the scenario free again."""
+    cole, _ana = drillers
+    source = (scenarios_dir() / "redis-stopped.toml").read_text()
+    (tmp_path / "ours.toml").write_text(
+        source.replace('name = "redis_down"', 'name = "redis_down"\nparams = { x = 1 }')
+    )
+    settings.DRILL_SCENARIOS_DIR = str(tmp_path)
+    response = signed_in(cole).post(reverse("drills:drill_start", args=["ours"]))
+    assert response.status_code == 409
+    assert b"could not be injected into the simulated stack" in response.content
+    drill = Drill.objects.get()
+    assert drill.state == Drill.State.ABANDONED and drill.incident is None
+    assert stack.part("redis").running()
+
+
+def scenarios_dir():  # noqa: ANN201
+    from drills.scenarios import BUNDLED_DIR
+
+    return BUNDLED_DIR
