@@ -6,7 +6,6 @@ calls one service."""
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -93,11 +92,10 @@ def _list(request: HttpRequest, *, error: str = "", status: int = 200) -> HttpRe
     return render(request, "drills/scenario_list.html", context, status=status)
 
 
-@login_required
+@permission_required(access.OPEN_INCIDENTS)
 @require_POST
 def drill_start(request: HttpRequest, slug: str) -> HttpResponse:
-    for perm in services.START_PERMISSIONS:
-        access.require(request, perm)
+    access.require(request, access.COMMAND_INCIDENTS)
     try:
         drill = services.start_drill(scenario=slug, actor=Actor.from_request(request))
     except services.DrillRefused as exc:
@@ -190,12 +188,11 @@ def drill_abandon(request: HttpRequest, pk: int) -> HttpResponse:
     return HttpResponseRedirect(drill.get_absolute_url())
 
 
-@login_required
+@permission_required(access.VIEW_INCIDENTS)
 @require_POST
 def command_simulate(request: HttpRequest, pk: int, command_id: int) -> HttpResponse:
-    """ "Simulate" on a manual command of a drill incident's checklist."""
+    """A manual command of a drill incident's checklist, simulated."""
     incident = load_incident(pk)
-    access.require(request, access.VIEW_INCIDENTS, incident)
     command = get_object_or_404(
         Command.objects.select_related("step"),
         pk=command_id,
