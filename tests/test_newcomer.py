@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from tests import http_client
@@ -47,8 +48,10 @@ def make_run_env(workdir: Path) -> dict[str, str]:
         SECRET_KEY="newcomer-secret",
         AUDIT_HMAC_KEY="newcomer-audit-key",
         DEMO_PASSWORD=PASSWORD,
-        # The default database and broker, in a scratch folder instead of var/.
+        # The default database, broker and simulated Yomira stack (SANDBOX, as
+        # make run's .env says), in a scratch folder instead of var/.
         VAR_DIR=str(workdir / "var"),
+        SANDBOX="true",
         PYTHONUNBUFFERED="1",
     )
     return env
@@ -105,9 +108,11 @@ def console():  # noqa: ANN201
         pytest.fail(f"runconsole did not serve:\n{log.read_text()[-3000:]}")
     yield base, logins, log
     os.killpg(process.pid, signal.SIGTERM)
-    process.wait(20)
-    # runconsole stops the embedded PostgreSQL when it ends: nothing is left.
+    process.wait(30)
+    # runconsole stops the simulated stack and the embedded PostgreSQL when it
+    # ends: nothing is left running.
     assert not embedded.postgres_running(workdir / "var" / "postgres")
+    assert not embedded.postgres_running(workdir / "var" / "sandbox" / "pg")
     shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -247,5 +252,63 @@ def test_an_alert_opens_an_incident_with_its_diagnosis(console):
         time.sleep(0.3)
     else:
         pytest.fail(f"no incident with its diagnosis:\n{log.read_text()[-3000:]}")
-    assert "queued 0 of 2 Diagnosis probes" in page  # no targets on a newcomer's box
+    # Its targets point at the simulated stack: both Diagnosis probes can run.
+    assert "queued 2 of 2 Diagnosis probes" in page
     assert "Traceback" not in log.read_text()
+
+
+# One read-only command of each executor family the bundled runbook uses, run by the
+# commander through the web process and the worker against the simulated stack.
+FAMILY_PROBES = [
+    ("high-api-error-rate-5xx", "curl https://api.yomira.app/health/ready", "http"),
+    ("postgresql-down-unreachable", 'psql "${DATABASE_URL}" -c "SELECT 1;"', "sql"),
+    ("redis-down-unreachable", 'redis-cli -u "${REDIS_URL}" ping', "redis"),
+    ("disk-space-critical", "df -h", "disk"),
+    ("failed-migration", 'migrate -database "${DATABASE_URL}"', "migrate"),
+]
+
+
+def console_database(log: Path) -> str:
+    return embedded.postgres_url(log.parent / "var" / "postgres")
+
+
+@pytest.mark.parametrize(("slug", "text", "family"), FAMILY_PROBES)
+def test_a_probe_of_every_family_succeeds_against_the_simulated_stack(
+    console, slug, text, family
+):
+    base, _, log = console
+    assert "Started the simulated Yomira stack" in log.read_text()
+    commander = sign_in(base, "commander")
+    new = commander.get(f"/incidents/new/?playbook={slug}")
+    opened = post(
+        commander,
+        "/incidents/new/",
+        {**form_fields(new.text, "/incidents/new/"), "playbook": slug,
+         "title": f"{family} check"},
+    )  # fmt: skip
+    assert opened.status_code == 302, opened.text
+    incident_url = opened.headers["location"]
+    with psycopg.connect(console_database(log), autocommit=True) as db:
+        (command_id, executor) = db.execute(
+            "SELECT c.id, c.executor FROM incidents_command c "
+            "JOIN incidents_playbook p ON p.id = c.playbook_id "
+            "WHERE p.slug = %s AND c.text LIKE %s AND c.kind = 'probe' "
+            "ORDER BY c.id LIMIT 1",
+            [slug, text.replace("%", "%%") + "%"],
+        ).fetchone()
+        assert executor == family
+        action = f"{incident_url}commands/{command_id}/run"
+        page = commander.get(incident_url).text
+        ran = post(commander, action, form_fields(page, action))
+        assert ran.status_code in (200, 302), ran.text
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            row = db.execute(
+                "SELECT state, summary FROM incidents_stepexecution "
+                "WHERE command_id = %s ORDER BY id DESC LIMIT 1",
+                [command_id],
+            ).fetchone()
+            if row and row[0] not in ("queued", "running"):
+                break
+            time.sleep(0.3)
+    assert row and row[0] == "succeeded", (row, log.read_text()[-3000:])
