@@ -141,9 +141,10 @@ def wait_for_diagnosis(incident: Incident) -> list[StepExecution]:
 
 
 @pytest.mark.parametrize("slug", bundled())
-def test_a_drill_end_to_end(slug, sandbox_on, drillers):
+def test_a_drill_end_to_end(request, slug, sandbox_on, drillers):
     if slug in NOT_YET:
-        pytest.xfail(NOT_YET[slug])
+        # Run all the same: it passes (XPASS) the day the stack can end it.
+        request.node.add_marker(pytest.mark.xfail(reason=NOT_YET[slug], strict=False))
     stack = sandbox_on
     cole, ana = drillers
     scenario = scenarios.get(slug)
@@ -173,9 +174,14 @@ def test_a_drill_end_to_end(slug, sandbox_on, drillers):
         change_status(
             incident=incident, to="acknowledged", actor=Actor.person(cole, "10.0.0.7")
         )
-        # The playbook's own probe, run by a responder, shows the fault.
+        # The playbook's own probe, run by a responder, shows the fault (a health
+        # check borrowed from another playbook is run by the drill's own check).
+        ran_probe = False
         for check, command in expected.health:
+            if command.playbook_id != incident.playbook_id:
+                continue
             seen = run(incident, command, {}, cole, ana)
+            ran_probe = True
             wrong = check.expect.failures(
                 seen.state == "succeeded",
                 f"{seen.summary}\n{seen.output}",
@@ -186,6 +192,8 @@ def test_a_drill_end_to_end(slug, sandbox_on, drillers):
                 assert wrong, (
                     f"{slug}: the probe did not show the fault: {seen.summary}"
                 )
+        looked = services.check_health(drill)
+        assert not looked.healthy, f"{slug}: healthy before anything was done"
         drill.refresh_from_db()
         assert drill.is_running, drill.last_check
 
@@ -205,7 +213,7 @@ def test_a_drill_end_to_end(slug, sandbox_on, drillers):
                     incident=incident, verb="drill.simulated"
                 ).exists()
 
-        drill = wait_healed(drill, stack)
+        drill = wait_healed(drill, stack, seconds=15 if slug in NOT_YET else 60)
         assert drill.state == Drill.State.HEALED, drill.last_check
         assert all(c["ok"] for c in drill.last_check["checks"])
         assert AuditEvent.objects.filter(
@@ -219,9 +227,11 @@ def test_a_drill_end_to_end(slug, sandbox_on, drillers):
         drill.refresh_from_db()
         assert drill.ended_at is not None
         card = drill.scorecard
-        for key in ("acknowledge", "first_probe", "mitigation", "resolution"):
+        for key in ("acknowledge", "mitigation", "resolution"):
             assert card["times"][key] is not None, key
-        assert card["first_probe"]["by"] == "cole"
+        if ran_probe:
+            assert card["times"]["first_probe"] is not None
+            assert card["first_probe"]["by"] == "cole"
         assert "cole" in card["people"]
         assert len(card["steps"]) == expected.playbook.steps.count()
     finally:
