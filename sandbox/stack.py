@@ -106,6 +106,7 @@ class Stack:
             "TARGET_AWS_SECRET_ACCESS_KEY": s["aws_secret_access_key"],
             "TARGET_AWS_REGION": "us-east-1",
             "TARGET_DISK_VOLUMES": str(disk.report_path(self.root)),
+            "TARGET_MIGRATIONS_ROOT": str(self.root),  # the files' "checkout"
         }
 
     def control_token(self) -> str:

@@ -2,7 +2,8 @@
 
 `version` reads the version and dirty flag (a probe). `force N` does what
 `migrate force` does: set the version, clear dirty, run no SQL (an action). `up`,
-`down`, `goto` and `drop` need the migration files and stay with a person."""
+`down N` and `goto V` run the migration files of the worker's checkout
+(apply.py). `drop` stays with a person."""
 
 from __future__ import annotations
 
@@ -10,18 +11,20 @@ import psycopg
 
 from ... import targets
 from ...runtime import Context, Deadline, ParameterError, Result
-
-TABLE = "schema_migrations"
+from . import apply
+from .table import TABLE
 
 
 def run(command, params: dict[str, str], ctx: Context) -> Result:  # noqa: ANN001
     spec = command.spec
     sub = spec["subcommand"]
+    if sub in apply.WITH_FILES:
+        return apply.run(command, params, ctx)
     if sub not in {"version", "force"}:
         return Result(
             False,
-            f"`migrate {sub}` needs the migration files: run it by hand "
-            "from a checkout (the console runs `version` and `force`).",
+            f"`migrate {sub}` deletes everything in the database: run it by hand "
+            "if you mean it (the console runs version, force, up, down N, goto V).",
         )
     dsn = targets.require(spec.get("target") or "DATABASE_URL")
     deadline = Deadline(ctx, grace=0.5)  # statement_timeout first
