@@ -301,6 +301,12 @@ NOTIFY_ESCALATE_MAX_LEVEL = env.int("NOTIFY_ESCALATE_MAX_LEVEL", default=3)
 # A notification not picked up this many seconds after it was due is sent to the
 # workers again; one left `sending` that long is failed (never sent twice).
 NOTIFY_STALE_AFTER = env.int("NOTIFY_STALE_AFTER", default=120)
+# Running drills: their health probes, so a drill ends when the stack is healthy
+# even if nobody runs anything (does nothing without SANDBOX).
+CELERY_BEAT_SCHEDULE["drills-check-running"] = {
+    "task": "drills.tasks.check_running_drills",
+    "schedule": 15.0,
+}
 CELERY_BEAT_SCHEDULE["notify-escalate-unacknowledged"] = {
     "task": "notify.tasks.escalate_unacknowledged",
     "schedule": 60.0,
@@ -326,6 +332,9 @@ if SANDBOX and not DEBUG:
         "only and is refused with DEBUG=false."
     )
 SANDBOX_DIR = Path(env.str("SANDBOX_DIR", default=str(VAR_DIR / "sandbox")))
+# A team's own drill scenarios (one TOML file each), beside the bundled ones; a file
+# with a bundled file's name replaces it.
+DRILL_SCENARIOS_DIR = env.str("DRILL_SCENARIOS_DIR", default="") or None
 # --- end of drills ---------------------------------------------------------------
 
 # The runbook `make run` and the docker-compose one-shot import by default.

@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 from django import template
+from django.conf import settings
 from django.utils.safestring import SafeString
 
 from incidents import panels, timeline
@@ -81,3 +82,10 @@ def drill_targets_in_use() -> bool:
     """Whether this console's targets point at the simulated Yomira stack (the top
     bar says so on every page, so nobody mistakes it for production)."""
     return bool(targets.simulated())
+
+
+@register.simple_tag
+def drills_available() -> bool:
+    """Drills exist only beside the simulated stack (SANDBOX, development only):
+    production's top bar has no link to a page that could never start one."""
+    return bool(getattr(settings, "SANDBOX", False))
