@@ -6,6 +6,7 @@ and clean after, a failure left dirty with the error said."""
 from __future__ import annotations
 
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -321,3 +322,40 @@ def test_a_number_that_is_not_one_is_a_parameter_problem() -> None:
     assert up.parameters == ["steps"]
     assert "whole number" in commands.parameter_problem(up, {"steps": "1; DROP"})
     assert commands.parameter_problem(up, {"steps": "2"}) is None
+
+
+def test_another_migrate_holding_the_lock_is_said_and_nothing_runs(
+    checkout,  # noqa: ANN001
+    sandbox_stack,  # noqa: F811
+) -> None:
+    root, schema = checkout
+    write(root, {"000001_a.up.sql": "CREATE TABLE a (id int);"})
+    with psycopg.connect(os.environ["TARGET_SCRATCH_URL"], autocommit=True) as other:
+        # golang-migrate's own key: crc32("schema\0schema_migrations\0database")
+        # times its salt, so a person's `migrate` and the console exclude each other.
+        key = other.execute(
+            "SELECT current_schema() || chr(1) || 'schema_migrations' || chr(1) "
+            "|| current_database()"
+        ).fetchone()[0]
+        expected = (zlib.crc32(key.replace("\x01", "\x00").encode()) * 1486364155) & (
+            2**32 - 1
+        )
+        other.execute("SELECT pg_advisory_lock(%s)", [expected])
+        held = run(scratch("up"))
+    assert not held.ok and "Another migrate is at work" in held.summary
+    assert not exists(sandbox_stack, f"{schema}.a")
+    assert run(scratch("up")).ok  # the lock went with the other session
+
+
+def test_flags_as_go_writes_them_and_down_needs_a_second_person() -> None:
+    goto = bind("migrate -path=db/m -database=${ORDERS_DB_URL} -lock-timeout 30 goto 7")
+    assert (goto.kind, goto.spec["subcommand"], goto.spec["argument"]) == (
+        "action",
+        "goto",
+        "7",
+    )
+    assert goto.spec["path"] == "db/m" and goto.variables == ["ORDERS_DB_URL"]
+    down_all = bind("migrate -path db/m -database ${DATABASE_URL} down -all")
+    assert "argument" not in down_all.spec  # refused at run: N is required
+    assert commands.needs_approval(bind("migrate -path m down 1"))
+    assert not commands.needs_approval(bind("migrate -path m up 1"))
