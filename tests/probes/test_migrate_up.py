@@ -106,8 +106,9 @@ def test_the_failed_migration_drill_up_1_after_force_4_builds_the_index(
         refused = run(up)
         assert not refused.ok
         assert "dirty at version 5" in refused.summary
-        assert "`force` the last version that applied cleanly (here 4)" in (
-            refused.summary
+        assert (
+            "`force` the last version that applied cleanly (after a failed up, 4)"
+            in (refused.summary)
         )
         assert run(version).summary == "5 (dirty)"  # nothing ran
 
@@ -167,7 +168,7 @@ def test_a_failing_migration_is_left_dirty_at_its_version_with_the_error(
 
     again = run(scratch("up"))
     assert not again.ok and "dirty at version 2" in again.summary
-    assert "(here 1)" in again.summary
+    assert "(after a failed up, 1)" in again.summary
     assert run(scratch("force 1")).ok
     assert scratch_state(sandbox_stack, schema) == (1, False)
 

@@ -39,7 +39,8 @@ def argument_of(spec: dict, params: dict[str, str]) -> str | None:
 
 def dirty_refusal(subcommand: str, version: int, found: source.Migrations) -> str:
     before = found.prev(version)
-    hint = f" (here {before})" if before is not None else ""
+    # A failed up leaves its own version dirty; a failed down the one below it.
+    hint = f" (after a failed up, {before})" if before is not None else ""
     return (
         f"Refused: the database is dirty at version {version}: a migration failed "
         "half-way, and migrate runs nothing until it is clean. Undo any partial "
