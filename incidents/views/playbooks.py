@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
 from probes import targets
+from probes.families import family
 
 from .. import access
 from ..access import permission_required
@@ -146,7 +147,8 @@ def target_status(request: HttpRequest) -> HttpResponse:
         for command in playbook.commands.all():
             if not command.is_runnable:
                 continue
-            for name in command.variables + [command.spec.get("target", "")]:
+            # What the family needs (the SQL target, a migrations checkout...).
+            for name in command.variables + family(command.executor).targets(command):
                 if name:
                     variable = targets.PREFIX + name
                     needed[variable] = (

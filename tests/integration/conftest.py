@@ -20,6 +20,7 @@ from pytest_httpserver import HTTPServer
 from pytest_httpserver.httpserver import METHOD_ALL
 
 from incidents.models import StepExecution
+from sandbox import migrations as sandbox_migrations
 from tests.conftest import ROOT
 from tests.stack import database_url as stack_database_url
 from yomira_console import worker as worker_process
@@ -89,8 +90,12 @@ def silent_server():  # noqa: ANN201
 
 
 @pytest.fixture(scope="session")
-def target_env(target_database, api_server, s3_server, smtp_server, silent_server):  # noqa: ANN001, ANN201
+def target_env(
+    target_database, api_server, s3_server, smtp_server, silent_server, tmp_path_factory
+):  # noqa: ANN001, ANN201
     """TARGET_* for this process (the console's checks) and for the worker."""
+    migrations_root = tmp_path_factory.mktemp("checkout")
+    sandbox_migrations.publish(migrations_root)
     api = f"http://127.0.0.1:{api_server.port}"
     closed = targets.free_port()  # nothing listens here
     env = {
@@ -107,6 +112,9 @@ def target_env(target_database, api_server, s3_server, smtp_server, silent_serve
         "TARGET_HOSTS": f"api.yomira.app={api},cdn.yomira.app={api},"
         f"smtp.yomira.test=smtp://127.0.0.1:{smtp_server}",
         "TARGET_S3_ENDPOINT_URL": s3_server,
+        # The application's checkout on the worker: where `migrate -path` points
+        # (the simulated Yomira's migration files, as the sandbox publishes them).
+        "TARGET_MIGRATIONS_ROOT": str(migrations_root),
         "TARGET_AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
         "TARGET_AWS_SECRET_ACCESS_KEY": "canary/secret/key/wJalrXUtnFEMIK7MDENG",
         "TARGET_AWS_REGION": "us-east-1",

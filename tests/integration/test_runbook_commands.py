@@ -80,14 +80,14 @@ EXPECTED = {
     (9, "VACUUM FULL analytics.pageview;"): ("succeeded", "VACUUM"),
     (10, "GET /debug/pprof/goroutine"): ("succeeded", "→ 200 OK"),
     (11, 1, "migrate -database"): ("succeeded", "5 (dirty)"),
-    (11, 5, "migrate -database"): ("succeeded", "4"),
+    (11, 5, "migrate -database"): ("succeeded", "5"),
     (
         11,
         'migrate -database "${DATABASE_URL}" -path src/common/DML/migrations force 4',
     ): ("succeeded", "forced version 4 (was 5 (dirty))"),
     (11, 'migrate -database "${DATABASE_URL}" -path src/common/DML/migrations up 1'): (
-        "failed",
-        "needs the migration files",
+        "succeeded",
+        "applied 000005_session_active_index.up.sql",
     ),
     (12, "curl -X POST https://api.yomira.app/api/v1/admin/users/{userId}"): (
         "succeeded",
@@ -193,7 +193,7 @@ def test_every_runnable_command_of_the_runbook_runs_against_real_targets(
         assert revoked.fetchone() == (2,)
         assert conn.execute(
             "SELECT version, dirty FROM schema_migrations"
-        ).fetchall() == [(4, False)]
+        ).fetchall() == [(5, False)]
         exists = conn.execute(
             "SELECT to_regclass('analytics.pageview_2025_01')"
         ).fetchone()
