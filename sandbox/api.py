@@ -15,6 +15,7 @@ import json
 import random
 import re
 import smtplib
+import sys
 import threading
 import time
 import urllib.error
@@ -27,7 +28,7 @@ from pathlib import Path
 import psycopg
 import redis
 
-from . import state, storage
+from . import seed, state, storage
 
 VERSION = "3.4.2"
 STARTED = time.time()
@@ -42,6 +43,7 @@ class Modes:
         self.lock = threading.Lock()
         self.error_rate = 0.0
         self.delay_ms = 0
+        self.delayed = 0  # answers held back by the delay (the /metrics counter)
         self.maintenance = False
         self.leaked: list[bytearray] = []
         self.goroutines: list[threading.Thread] = []
@@ -98,6 +100,25 @@ class Api:
             autocommit=True,
         )
 
+    def maintenance(self, *, strict: bool = False) -> bool:
+        """Maintenance mode: the control's switch, or the site.maintenance_mode
+        setting in the database (what §2 step 5's PUT /admin/settings sets).
+        With the database unreachable the setting counts as off, unless
+        `strict` (a public request needs the database anyway: 503 either way)."""
+        if MODES.maintenance:
+            return True
+        try:
+            with self.db() as conn:
+                on = conn.execute(
+                    "SELECT value FROM system.setting "
+                    "WHERE key = 'site.maintenance_mode'"
+                ).fetchone()
+        except psycopg.Error:
+            if strict:
+                raise
+            return False
+        return bool(on) and on[0] == "true"
+
     # -- health ---------------------------------------------------------------
     def check_database(self) -> str:
         try:
@@ -128,13 +149,28 @@ class Api:
         except (urllib.error.URLError, OSError):
             return "error"
 
+    def check_smtp(self) -> str:
+        """What sending needs, short of sending: a relay that refuses the sender
+        (a revoked key) answers MAIL FROM with an error."""
+        port = self.part("smtp").get("port")
+        try:
+            with smtplib.SMTP("127.0.0.1", port, timeout=1.5) as smtp:
+                smtp.ehlo("api.yomira.app")
+                code, _ = smtp.mail("health@yomira.app")
+                smtp.rset()
+            return "ok" if code == 250 else "error"
+        except (smtplib.SMTPException, OSError, TypeError):
+            return "error"
+
     def health(self) -> tuple[int, dict]:
         checks = {
             "database": self.check_database(),
             "redis": self.check_redis(),
             "storage": self.check_storage(),
+            "smtp": self.check_smtp(),
         }
-        # Redis down degrades (rate limits, cache); the database down fails.
+        # Redis, storage or mail down degrades (rate limits, covers, emails: the
+        # API still serves, as §7 says of mail); only the database down fails.
         status = "ok"
         if "error" in checks.values():
             status = "error" if checks["database"] == "error" else "degraded"
@@ -199,7 +235,10 @@ class Handler(BaseHTTPRequestHandler):
             if path.startswith("/_sandbox/"):
                 return self.control(path)
             if path not in {"/metrics", "/health/live"}:
-                if MODES.delay_ms:
+                # The delay is the load (§2): maintenance mode takes it off.
+                if MODES.delay_ms and not self.api.maintenance():
+                    with MODES.lock:
+                        MODES.delayed += 1
                     time.sleep(MODES.delay_ms / 1000)
                 if MODES.error_rate and random.random() < MODES.error_rate:  # noqa: S311
                     return self.json(500, PANIC)
@@ -247,11 +286,7 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- public -----------------------------------------------------------------
     def public(self, path: str) -> None:
-        with self.api.db() as conn:
-            on = conn.execute(
-                "SELECT value FROM system.setting WHERE key = 'site.maintenance_mode'"
-            ).fetchone()
-        if MODES.maintenance or (on and on[0] == "true"):
+        if self.api.maintenance(strict=True):
             return self.json(503, {"error": "maintenance", "retry_after": 300})
         if path == "/api/v1/status":
             return self.json(200, {"status": "ok", "version": VERSION})
@@ -432,6 +467,74 @@ class BadRequest(Exception):
     pass
 
 
+# -- §12: the attacker behind the token_reuse fault ---------------------------------
+ATTACKERS = "185.220.101.0/24"  # the Tor exits the fault's sessions come from
+REPLAY_SECONDS = 2.0
+GIVE_UP_AFTER = 60  # refused replays (two minutes) before the attacker stops
+
+
+class Attacker:
+    """While the token_reuse fault is recorded in the state file, its attacker
+    replays the user's stolen refresh token every two seconds, and the API writes
+    what it made of each replay to the audit log (§12 step 4's probe reads it).
+    While a session the attacker opened is active, the reuse is only detected
+    (auth.token_reuse_detected); once they are revoked, through the admin API or
+    by §12's UPDATE straight in the database, the replay is refused
+    (auth.refresh_rejected). So either fix shows in the audit log, as it would
+    in Yomira's. Read from the state file, so a restarted API carries on."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.refused: dict[str, int] = {}
+
+    def run(self) -> None:
+        while True:
+            time.sleep(REPLAY_SECONDS)
+            try:
+                self.replay()
+            except psycopg.Error:
+                continue  # the database is down: the replay fails like any request
+            except Exception as exc:  # noqa: BLE001 - one bad replay is not the end
+                print(f"attacker: replay failed: {exc!r}", file=sys.stderr, flush=True)
+
+    def replay(self) -> str | None:
+        """One replay: the audit action it caused (None: no attack going on)."""
+        fault = self.api.state().get("faults", {}).get("token_reuse")
+        if not fault:
+            self.refused.clear()
+            return None
+        user = fault.get("params", {}).get("user_id") or seed.SAMPLE_USER_ID
+        attack = f"{user}@{fault.get('at')}"
+        if self.refused.get(attack, 0) >= GIVE_UP_AFTER:
+            return None
+        with self.api.db() as conn, conn.transaction():
+            stolen = conn.execute(
+                "SELECT id, revokedat IS NULL FROM users.session "
+                "WHERE userid = %s AND ip << %s::inet "
+                "ORDER BY revokedat IS NULL DESC, createdat DESC LIMIT 1",
+                [user, ATTACKERS],
+            ).fetchone()
+            if stolen is None:
+                return None
+            session, active = stolen
+            if active:
+                action = "auth.token_reuse_detected"
+                metadata = {"family": "refresh", "replayed": True}
+            else:
+                action = "auth.refresh_rejected"
+                metadata = {"family": "refresh", "reason": "session revoked"}
+                self.refused[attack] = self.refused.get(attack, 0) + 1
+            conn.execute(
+                "INSERT INTO system.auditlog (actorid, action, entitytype, entityid, "
+                "ip, useragent, metadata) VALUES (%s, %s, 'session', %s, %s, "
+                "'python-requests/2.32.3', %s)",
+                [user, action, str(session),
+                 f"185.220.101.{random.randint(10, 16)}",  # noqa: S311
+                 json.dumps(metadata)],
+            )  # fmt: skip
+        return action
+
+
 PANIC = {
     "error": "internal server error",
     "detail": "panic recovered: runtime error: invalid memory address or nil "
@@ -486,6 +589,8 @@ def metrics() -> str:
         f"process_resident_memory_bytes {rss_bytes()}",
         "# TYPE http_request_delay_seconds gauge",
         f"http_request_delay_seconds {MODES.delay_ms / 1000}",
+        "# TYPE http_requests_delayed_total counter",
+        f"http_requests_delayed_total {MODES.delayed}",
     ]
     return "\n".join(lines) + "\n"
 
@@ -496,6 +601,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     Handler.api = Api(args.root)
+    threading.Thread(target=Attacker(Handler.api).run, daemon=True).start()
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
     server.serve_forever()

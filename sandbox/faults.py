@@ -63,7 +63,22 @@ def _api_errors_heal(stack: Stack) -> str:
 SLOW_QUERY = -6150224930104178821  # the search query in pg_stat_statements
 
 
+def _maintenance_off(stack: Stack) -> bool:
+    """Maintenance mode off, in the API process and in the setting (whether it
+    was on)."""
+    was = control(stack, maintenance=False)["maintenance"]
+    with _db(stack) as conn:
+        changed = conn.execute(
+            "UPDATE system.setting SET value = 'false' "
+            "WHERE key = 'site.maintenance_mode' AND value <> 'false'"
+        ).rowcount
+    return bool(was or changed)
+
+
 def _api_slow(stack: Stack, delay_ms: int = 1500) -> str:
+    # Maintenance mode takes the load (the delay) off: a site left in maintenance
+    # by an earlier drill would not be slow at all.
+    reopened = _maintenance_off(stack)
     control(stack, delay_ms=delay_ms)
     with _db(stack) as conn:
         # The search query went slow: its statistics show it.
@@ -73,18 +88,20 @@ def _api_slow(stack: Stack, delay_ms: int = 1500) -> str:
             "max_exec_time = greatest(max_exec_time, %s) WHERE queryid = %s",
             [delay_ms * 0.9, delay_ms * 1.6, SLOW_QUERY],
         )
-    return f"every API answer takes {delay_ms} ms more; the search query is slow"
+    said = f"every API answer takes {delay_ms} ms more; the search query is slow"
+    return said + ("; maintenance mode was on: turned off" if reopened else "")
 
 
 def _api_slow_heal(stack: Stack) -> str:
     control(stack, delay_ms=0)
+    _maintenance_off(stack)  # the fix (§2 step 5) turned it on: the site reopens
     with _db(stack) as conn:
         conn.execute(
             "UPDATE monitoring.statement SET calls = 184220, total_exec_time = "
             "2394860.0, max_exec_time = 412.7 WHERE queryid = %s",
             [SLOW_QUERY],
         )
-    return "API answers at normal speed"
+    return "API answers at normal speed; maintenance mode off"
 
 
 def _memory_leak(stack: Stack, mb: int = 96, goroutines: int = 800) -> str:
@@ -105,12 +122,7 @@ def _maintenance(stack: Stack) -> str:
 
 
 def _maintenance_heal(stack: Stack) -> str:
-    control(stack, maintenance=False)
-    with _db(stack) as conn:
-        conn.execute(
-            "UPDATE system.setting SET value = 'false' "
-            "WHERE key = 'site.maintenance_mode'"
-        )
+    _maintenance_off(stack)
     return "maintenance mode off"
 
 
@@ -261,7 +273,11 @@ def _token_reuse(
             "FROM generate_series(1, %s) g",
             [user_id, user_id, attempts],
         )
-    return f"{attempts} refresh-token reuse attempts for user {user_id} from Tor exits"
+    # The attacker carries on (sandbox.api.Attacker) until the sessions are revoked.
+    return (
+        f"{attempts} refresh-token reuse attempts for user {user_id} from Tor exits, "
+        "still going on"
+    )
 
 
 def _token_reuse_heal(stack: Stack, user_id: str = seed.SAMPLE_USER_ID) -> str:

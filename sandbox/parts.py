@@ -47,32 +47,78 @@ class Part:
         return self.root / "logs" / f"{self.name}.log"
 
 
+class PortTaken(RuntimeError):
+    """A part's own port stayed held by someone else for the whole wait."""
+
+
 class ProcessPart(Part):
     """A server on a TCP port of 127.0.0.1, kept across restarts."""
+
+    # How long a start waits for its own port: the previous run's sockets let go
+    # at once (every part sets SO_REUSEADDR); someone else's may take a moment.
+    port_wait = 15.0
 
     def command(self, port: int) -> list[str]:
         raise NotImplementedError
 
     def port(self) -> int:
-        """The recorded port, once the previous run's sockets let go of it (a
-        few seconds at most); a new one only if another program holds it."""
-        port = self.record().get("port")
-        deadline = time.monotonic() + 5
-        while port and not process.port_free(port) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        """The recorded port, chosen once (below the kernel's ephemeral range) and
+        never moved: the console's TARGET_* name it."""
         with state.locked(self.root) as s:
-            record = s.setdefault("parts", {}).setdefault(self.name, {})
-            if not port or not process.port_free(port):
-                port = record["port"] = process.free_port()
-            return port
+            parts = s.setdefault("parts", {})
+            record = parts.setdefault(self.name, {})
+            if not record.get("port"):
+                others = {r.get("port") for n, r in parts.items() if n != self.name}
+                record["port"] = process.server_port(others)
+            return record["port"]
 
     def launch(self) -> None:
         port = self.port()
-        pid = process.spawn(self.command(port), self.log())
-        with state.locked(self.root) as s:
-            s["parts"][self.name]["pid"] = pid
-        process.wait_port(port, pid, self.marker())
+        deadline = time.monotonic() + self.port_wait
+        waiting = False
+        while True:
+            if process.port_free(port):
+                pid = process.spawn(self.command(port), self.log())
+                with state.locked(self.root) as s:
+                    s["parts"][self.name]["pid"] = pid
+                try:
+                    process.wait_port(port, pid, self.marker())
+                    break
+                except process.Exited as exc:
+                    if process.port_free(port):  # it died of something else
+                        raise RuntimeError(f"{exc}: {self.tail()}") from None
+                    # Someone bound the port between the check and the spawn.
+            if time.monotonic() >= deadline:
+                raise PortTaken(
+                    f"the {self.name}'s port {port} is held by "
+                    f"{process.port_holder(port)}; waited {self.port_wait:g} s. "
+                    "The console's TARGET_* name this port, so the part does not "
+                    "move: free the port and start the stack again (or `make clean` "
+                    "for new ports)"
+                )
+            if not waiting:
+                waiting = True
+                self.note(
+                    f"port {port} is held by {process.port_holder(port)}: "
+                    f"waiting up to {self.port_wait:g} s for it"
+                )
+            time.sleep(0.2)
+        if waiting:
+            self.note(f"port {port} free again: started")
         self.ready(port)
+
+    def note(self, line: str) -> None:
+        """A line of the stack's own in the part's log (why a start is slow)."""
+        self.log().parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log(), "a") as log:
+            log.write(f"sandbox: {self.name}: {line}\n")
+
+    def tail(self, lines: int = 5) -> str:
+        try:
+            said = self.log().read_text(errors="replace").splitlines()[-lines:]
+        except OSError:
+            return "no log"
+        return " | ".join(said) or "an empty log"
 
     def ready(self, port: int) -> None:
         """Anything to do once the server listens."""

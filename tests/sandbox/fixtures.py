@@ -3,13 +3,15 @@
     from tests.sandbox.fixtures import sandbox_stack  # noqa: F401
 
 `sandbox_stack` is one Stack per test session in a temporary directory, started,
-with its TARGET_* exported into os.environ (restored afterwards) and stopped at
-the end. A test that breaks something heals it (faults.heal or ALL_HEAL)."""
+with its TARGET_* exported into os.environ (restored afterwards), stopped and
+deleted at the end. A test that breaks something heals it (faults.heal or ALL_HEAL)."""
 
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -30,9 +32,16 @@ def restore(saved: dict[str, str | None]) -> None:
             os.environ[key] = value
 
 
+def scratch() -> Path:
+    """A folder of its own for a stack, outside pytest's: each pytest session
+    that starts takes the others' access to /tmp/pytest-of-<user> away, and the
+    embedded PostgreSQL runs as another user (its checkpointer then panics)."""
+    return Path(tempfile.mkdtemp(prefix="sandbox-stack-"))
+
+
 @pytest.fixture(scope="session")
-def sandbox_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    stack = Stack(tmp_path_factory.mktemp("sandbox"))
+def sandbox_stack() -> Iterator[Stack]:
+    stack = Stack(scratch())
     try:
         stack.start()
         saved = exported(stack.env())
@@ -41,4 +50,4 @@ def sandbox_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         finally:
             restore(saved)
     finally:
-        stack.stop()  # also when a part failed to start: nothing left running
+        stack.destroy()  # also when a part failed to start: nothing left running

@@ -240,6 +240,56 @@ def test_token_reuse_shows_in_the_audit_log_and_revoke_all_ends_it(sandbox_stack
     assert active == 0
 
 
+REVOKE_ALL = "curl -X POST https://api.yomira.app/api/v1/admin/users/{userId}"
+AUDIT_LOG = "SELECT * FROM system.auditlog"
+
+
+def newest_audit_row(stack) -> str:  # noqa: ANN001
+    """The first row of §12 step 4's probe (the newest entry)."""
+    rows = run(12, AUDIT_LOG).structured["tables"][0]["rows"]
+    return " ".join(str(c) for c in rows[0] if c is not None)
+
+
+def token_reuse_health():  # noqa: ANN201
+    """The token-reuse drill's health check, as its scenario file says."""
+    from drills.scenarios import BUNDLED_DIR, load_file
+
+    return load_file(BUNDLED_DIR / "token-reuse.toml").health[0]
+
+
+@pytest.mark.parametrize(
+    ("fix", "params"),
+    [
+        (REVOKE_ALL, {"userId": seed.SAMPLE_USER_ID}),
+        # "Or direct DB if API is compromised": no audit row of its own.
+        ("UPDATE users.session SET revokedat = NOW()", {"$1": seed.SAMPLE_USER_ID}),
+    ],
+)
+def test_either_fix_of_token_reuse_shows_in_the_audit_log(sandbox_stack, fix, params):  # noqa: ANN001
+    check = token_reuse_health()
+    assert check.command == AUDIT_LOG
+    faults.inject(sandbox_stack, "token_reuse", attempts=10)
+    # The attacker goes on replaying: each replay is a fresh reuse detected.
+    wait_until(lambda: "replayed" in newest_audit_row(sandbox_stack))
+    assert "auth.token_reuse_detected" in newest_audit_row(sandbox_stack)
+    probe = run(12, AUDIT_LOG)
+    assert check.expect.failures(probe.ok, probe.output, probe.data, probe.structured)
+    assert run(12, fix, params).ok
+    # From now on the replays are refused: what the drill's health check reads.
+    wait_until(lambda: "auth.refresh_rejected" in newest_audit_row(sandbox_stack))
+    probe = run(12, AUDIT_LOG)
+    wrong = check.expect.failures(probe.ok, probe.output, probe.data, probe.structured)
+    assert wrong == []
+    assert "session revoked" in newest_audit_row(sandbox_stack)
+
+
+def wait_until(seen, seconds: float = 30) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + seconds
+    while not seen():
+        assert time.monotonic() < deadline, "not seen in time"
+        time.sleep(0.2)
+
+
 def test_maintenance_mode_set_by_the_runbook_closes_the_public_api(sandbox_stack):  # noqa: ANN001
     assert get(sandbox_stack, "/api/v1/status")[0] == 200
     assert run(2, "curl -X PUT https://api.yomira.app/api/v1/admin/settings").ok

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -17,7 +19,9 @@ import pytest
 import redis
 
 from sandbox import process
+from sandbox.parts import ProcessPart
 from sandbox.stack import NAMES, Stack
+from tests.sandbox.fixtures import scratch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 
@@ -167,8 +171,8 @@ def test_after_every_process_was_killed_start_brings_the_stack_back(sandbox_stac
     assert all(answers(sandbox_stack, name) for name in NAMES)
 
 
-def test_two_processes_starting_one_stack_at_once_start_each_part_once(tmp_path):  # noqa: ANN001
-    root = tmp_path / "box"
+def test_two_processes_starting_one_stack_at_once_start_each_part_once():
+    root = scratch() / "box"
     code = (
         "from pathlib import Path; from sandbox.stack import Stack; "
         f"Stack(Path({str(root)!r})).start()"
@@ -187,4 +191,80 @@ def test_two_processes_starting_one_stack_at_once_start_each_part_once(tmp_path)
         ]
         assert apis == [str(stack.part("api").pid())]
     finally:
-        Stack(root).stop()
+        Stack(root).destroy()
+
+
+def test_parts_listen_below_the_kernels_ephemeral_range(sandbox_stack):  # noqa: ANN001
+    """No outgoing connection can be handed a part's port while it is stopped."""
+    low, _high = process.ephemeral_range()
+    ports = [sandbox_stack.port(name) for name in NAMES if name != "database"]
+    assert all(process.SERVER_PORTS_FROM <= port < low for port in ports), ports
+    assert len(set(ports)) == len(ports)
+
+
+def squat(port: int) -> socket.socket:
+    """Someone else's server on a part's port."""
+    holder = socket.socket()
+    # As every server does: the part's last connections may be in TIME_WAIT.
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    holder.bind(("127.0.0.1", port))
+    holder.listen()
+    return holder
+
+
+def wait_for_line(path, line: str) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if path.exists() and line in path.read_text(errors="replace"):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{path.name} never said {line!r}")
+
+
+@pytest.mark.parametrize("name", ["api", "redis"])
+def test_a_part_restarted_while_its_port_is_briefly_held_waits_for_it(
+    sandbox_stack,  # noqa: ANN001
+    name,  # noqa: ANN001
+):
+    env = sandbox_stack.env()
+    part, port = sandbox_stack.part(name), sandbox_stack.port(name)
+    part.stop()
+    holder = squat(port)
+    failed: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            part.start()
+        except BaseException as exc:  # noqa: BLE001 - shown by the assertion below
+            failed.append(exc)
+
+    starter = threading.Thread(target=start)
+    starter.start()
+    try:
+        # It says who holds the port (this process) and waits...
+        wait_for_line(part.log(), f"port {port} is held by pid {os.getpid()} (")
+    finally:
+        holder.close()  # ...and starts once it is let go
+        starter.join(timeout=60)
+    assert not failed, failed
+    assert part.running() and answers(sandbox_stack, name)
+    assert sandbox_stack.env() == env  # the same port: the console's env stays right
+
+
+def test_a_port_held_for_good_is_said_clearly_not_moved(sandbox_stack, monkeypatch):  # noqa: ANN001
+    monkeypatch.setattr(ProcessPart, "port_wait", 1.0)
+    env = sandbox_stack.env()
+    part, port = sandbox_stack.part("smtp"), sandbox_stack.port("smtp")
+    part.stop()
+    holder = squat(port)
+    try:
+        with pytest.raises(RuntimeError) as refused:
+            Stack(sandbox_stack.root).start()
+        said = str(refused.value)
+        assert f"smtp: the smtp's port {port} is held by pid {os.getpid()} (" in said
+        assert "LISTEN" in said and "TARGET_*" in said
+        assert not part.running()
+    finally:
+        holder.close()
+    part.start()
+    assert answers(sandbox_stack, "smtp") and sandbox_stack.env() == env
