@@ -251,10 +251,31 @@ def migrate_up(stack: Stack, steps: int = 1) -> str:
 
 
 # -- §12: token reuse ----------------------------------------------------------------------
+# Yomira audits every revocation of a session in the database itself, so that a
+# revocation made straight in SQL (§12 step 1's "direct DB if API is compromised")
+# is in the audit log as surely as the admin API's revoke-all. Made here, if
+# missing, so that a stack seeded before it has it too.
+REVOCATION_AUDIT = """
+CREATE OR REPLACE FUNCTION system.audit_session_revoked() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO system.auditlog (actorid, action, entitytype, entityid, metadata)
+    VALUES (NEW.userid, 'auth.session_revoked', 'session', NEW.id::text,
+            jsonb_build_object('by', current_user, 'ip', host(NEW.ip)));
+    RETURN NULL;
+END $$;
+DROP TRIGGER IF EXISTS session_revoked_audit ON users.session;
+CREATE TRIGGER session_revoked_audit AFTER UPDATE OF revokedat ON users.session
+FOR EACH ROW WHEN (OLD.revokedat IS NULL AND NEW.revokedat IS NOT NULL)
+EXECUTE FUNCTION system.audit_session_revoked();
+"""
+
+
 def _token_reuse(
     stack: Stack, user_id: str = seed.SAMPLE_USER_ID, attempts: int = 40
 ) -> str:
     with _db(stack) as conn, conn.transaction():
+        conn.execute(REVOCATION_AUDIT)
         conn.execute(
             "INSERT INTO users.session (id, userid, tokenhash, ip, useragent, "
             "createdat, lastseenat, expiresat) SELECT gen_random_uuid(), %s, "
