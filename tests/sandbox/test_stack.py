@@ -204,12 +204,21 @@ def test_parts_listen_below_the_kernels_ephemeral_range(sandbox_stack):  # noqa:
 
 def squat(port: int) -> socket.socket:
     """Someone else's server on a part's port."""
-    holder = socket.socket()
-    # As every server does: the part's last connections may be in TIME_WAIT.
-    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    holder.bind(("127.0.0.1", port))
-    holder.listen()
-    return holder
+    deadline = time.monotonic() + 20
+    while True:
+        holder = socket.socket()
+        # As every server does: the part's last connections may be in TIME_WAIT.
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            holder.bind(("127.0.0.1", port))
+        except OSError:
+            holder.close()
+            # The part's last connections let go in a moment (as the part waits).
+            assert time.monotonic() < deadline, process.port_holder(port)
+            time.sleep(0.1)
+            continue
+        holder.listen()
+        return holder
 
 
 def wait_for_line(path, line: str) -> None:  # noqa: ANN001
