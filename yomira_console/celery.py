@@ -5,7 +5,10 @@ import os
 from celery import Celery
 from celery.signals import after_setup_logger, after_setup_task_logger
 
+from yomira_console import broker
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "yomira_console.settings")
+broker.install()  # filesystem:// with atomic message files (see broker.py)
 
 app = Celery("yomira_console")
 app.config_from_object("django.conf:settings", namespace="CELERY")
