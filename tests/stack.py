@@ -97,6 +97,13 @@ def database_url(db: dict, *, password: bool = False) -> str:
     return f"postgresql://{user}@{host or '127.0.0.1'}:{port}/{db['NAME']}"
 
 
+def console_server(database: str = "postgres") -> str:
+    """A database on the server this run's console database is on (the Debian
+    cluster, or the embedded one): for tests that need a real target there."""
+    url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/yomira")
+    return with_database(url, database)
+
+
 def postgres_up(url: str) -> bool:
     import psycopg
 

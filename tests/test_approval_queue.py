@@ -20,6 +20,7 @@ from incidents.services import decide_approval, open_incident, request_run
 from incidents.templatetags.approvals import approvals_waiting
 from probes.commands import confirm_word
 from tests.conftest import grant, signed_in
+from tests.stack import console_server
 
 State = StepExecution.State
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -36,7 +37,7 @@ def targets_and_no_broker(monkeypatch):
     return sent
 
 
-TARGET = "postgres://postgres@127.0.0.1:5432/postgres"
+TARGET = console_server("postgres")
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from incidents.services import decide_approval, request_run, runs, sweeper
 from incidents.services import execution as runner
 from probes import redaction, targets
 from probes.commands import confirm_word, display_text, missing_targets
+from tests.stack import console_server
 from tests.test_safety_matrix import world  # noqa: F401 - fixture
 
 State = StepExecution.State
@@ -269,9 +270,7 @@ PER_ROW = re.compile(
 def sent(monkeypatch):
     """Targets configured; what would go to the broker, collected instead."""
     monkeypatch.setenv("TARGET_REDIS_URL", "redis://127.0.0.1:6379/14")
-    monkeypatch.setenv(
-        "TARGET_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"
-    )
+    monkeypatch.setenv("TARGET_DATABASE_URL", console_server("postgres"))
     found: list[tuple] = []
     monkeypatch.setattr("incidents.services.runs.dispatch", lambda *a: found.append(a))
     return found

@@ -33,6 +33,7 @@ from incidents.services import (
 from probes.commands import confirm_word
 from probes.family import Preview
 from tests.conftest import grant
+from tests.stack import database_url
 
 State = StepExecution.State
 
@@ -300,7 +301,7 @@ def target(monkeypatch):  # noqa: ANN001, ANN201
     db = settings.DATABASES["default"]
     monkeypatch.setenv(
         "TARGET_DATABASE_URL",
-        f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        database_url(db),
     )
     monkeypatch.setattr("incidents.services.runs.dispatch", lambda *a, **k: None)
     with connection.cursor() as cursor:

@@ -16,14 +16,13 @@ from incidents.services import RunRefused, decide_approval, open_incident, reque
 from incidents.services import execution as runner
 from probes.commands import confirm_word
 from tests.conftest import IMPORTER, grant, signed_in
+from tests.stack import console_server
 
 
 @pytest.fixture(autouse=True)
 def targets_and_no_broker(monkeypatch):
     monkeypatch.setenv("TARGET_REDIS_URL", "redis://127.0.0.1:6379/14")
-    monkeypatch.setenv(
-        "TARGET_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"
-    )
+    monkeypatch.setenv("TARGET_DATABASE_URL", console_server("postgres"))
     monkeypatch.setenv("TARGET_ADMIN_TOKEN", "matrix-token")
     sent = []
     monkeypatch.setattr(

@@ -21,7 +21,10 @@ from yomira_console import worker as worker_process
 WORKER_LOG = ROOT / "test-artifacts" / "drills-worker.log"
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: the drills' worker consumes the same broker queue as
+# every other test's worker, so it must be gone before the next package's tests
+# (its targets are the simulated stack's, not theirs).
+@pytest.fixture(scope="package")
 def drill_stack():  # noqa: ANN201
     """The simulated stack for the session, and TARGET_* for this process."""
     from sandbox.stack import Stack
@@ -47,7 +50,7 @@ def drill_stack():  # noqa: ANN201
     shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def drill_worker(django_db_setup, drill_stack):  # noqa: ANN001, ANN201
     """A real worker whose targets are the simulated stack, on the test database
     (hence after django_db_setup), logging to a file of its own."""

@@ -19,10 +19,11 @@ from notify import approvals, services
 from notify.models import Channel, Notification
 from probes.commands import confirm_word
 from tests.conftest import grant
+from tests.stack import console_server
 
 from .conftest import SLACK_PATH, assert_secret_nowhere, bodies, events, open_, playbook
 
-TARGET = "postgres://postgres@127.0.0.1:5432/postgres"
+TARGET = console_server("postgres")
 
 
 @pytest.fixture
