@@ -5,8 +5,9 @@
     stack.part("redis").stop() # a real outage, from any process
     stack.env()                # TARGET_* for the console's worker
 
-Ports are chosen once and kept, so the environment handed to the console stays
-right after a part restarts (a new port only if another program took the old one).
+Ports are chosen once, below the kernel's ephemeral range, and never move, so the
+environment handed to the console stays right after a part restarts; a restart
+whose port is held waits, then fails saying who holds it.
 """
 
 from __future__ import annotations
