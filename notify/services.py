@@ -251,7 +251,12 @@ def mask(text: str, secret: str) -> str:
     path too: that is where Slack's token is)."""
     secrets = [secret]
     if "://" in secret:
-        secrets.append(urlsplit(secret).path)
+        try:
+            secrets.append(urlsplit(secret).path)
+        except ValueError:
+            # A URL urlsplit refuses (`http://[host/...`): its path all the same,
+            # or masking the send's own error would raise that error again.
+            secrets.append("/" + secret.split("://", 1)[1].partition("/")[2])
     for value in secrets:
         if len(value) < 8:
             continue

@@ -253,3 +253,26 @@ def test_nothing_to_wait_for_once_diagnosis_started_with_nothing_to_run(
     assert services.diagnosis_wait(row, 0) == 5.0  # not started yet
     assert run_diagnosis(incident=incident, actor=DIAGNOSIS).skipped
     assert services.diagnosis_wait(row, 0) is None
+
+
+def test_a_malformed_webhook_url_is_a_recorded_failure_with_the_secret_masked(
+    yomira, db, monkeypatch, committed, commander_actor
+):
+    """An admin's typo in SLACK_WEBHOOK_URL (an unclosed `[`): the send fails, and
+    the failure is recorded with the URL's token masked; masking the error used to
+    parse the same URL and raise again, leaving the notification `sending`."""
+    from notify.models import Channel
+
+    from .conftest import open_
+
+    token_path = "/services/T0/B0/malformed-token-8c1d"
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", f"http://[yomira-hooks.test{token_path}")
+    Channel.objects.create(name="Slack", kind="slack", secret_env="SLACK_WEBHOOK_URL")
+    incident = open_(committed, commander_actor, 2)
+    (sent,) = Notification.objects.filter(incident=incident)
+    assert sent.state == "failed"
+    failed = incident.events.get(verb="notification.failed")
+    assert "malformed-token-8c1d" not in str(failed.data) + sent.answer
+    assert services.mask(f"POST {token_path} refused", "http://[x" + token_path) == (
+        f"POST {services.redaction.MASK} refused"
+    )
