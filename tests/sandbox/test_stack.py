@@ -192,6 +192,7 @@ def test_two_processes_starting_one_stack_at_once_start_each_part_once():
         assert apis == [str(stack.part("api").pid())]
     finally:
         Stack(root).destroy()
+        root.parent.rmdir()  # the scratch folder around it
 
 
 def test_parts_listen_below_the_kernels_ephemeral_range(sandbox_stack):  # noqa: ANN001
