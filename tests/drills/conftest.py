@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,28 @@ def drill_worker(django_db_setup, drill_stack):  # noqa: ANN001, ANN201
     process = start_worker(env, log=WORKER_LOG)
     yield process
     worker_process.stop(process)
+
+
+@pytest.fixture
+def worker_at_rest(transactional_db, drill_worker):  # noqa: ANN001, ANN201
+    """The drills' worker, and, after the test, a wait until it is between tasks:
+    a health check it was still running (sent by the test's last run) held locks
+    that the flush's TRUNCATE then deadlocked with. Set up after the database
+    fixture, so torn down (this wait) before its flush."""
+    from django.db import connection
+
+    yield drill_worker
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                "current_database() AND pid <> pg_backend_pid() AND state IN "
+                "('active', 'idle in transaction')"
+            )
+            if cursor.fetchone()[0] == 0:
+                return
+        time.sleep(0.05)
 
 
 @pytest.fixture

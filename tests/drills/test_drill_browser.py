@@ -31,7 +31,7 @@ from tests.e2e.conftest import (
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("drill_worker"),
+    pytest.mark.usefixtures("worker_at_rest"),
 ]
 RESET_STUCK = (
     "curl -X POST https://api.yomira.app/api/v1/admin/crawler/jobs/reset-stuck"

@@ -20,7 +20,7 @@ from tests.drills.conftest import restore
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("drill_worker"),
+    pytest.mark.usefixtures("worker_at_rest"),
 ]
 RESTART = "docker compose restart redis"
 

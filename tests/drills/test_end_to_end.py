@@ -24,7 +24,7 @@ from tests.integration.conftest import wait_for
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("drill_worker"),
+    pytest.mark.usefixtures("worker_at_rest"),
 ]
 SAMPLE_USER_ID = "7d1f3c2a-5b8e-4f6a-9c0d-2e4b6a8c1f3e"  # sandbox.seed's uploader
 
