@@ -328,41 +328,37 @@ def record(
 
 def suppress(notification: Notification, why: str) -> Outcome:
     """Recorded, not sent: nothing leaves the machine."""
-    with transaction.atomic():
-        if not Notification.objects.filter(
-            pk=notification.pk, state=State.QUEUED
-        ).update(state=State.SUPPRESSED, answer=why):
-            return Outcome("duplicate")
-        audit.append(
-            "notification.suppressed",
-            actor=NOTIFIER,
-            incident=notification.incident,
-            obj=notification,
-            data={
-                **_about(notification),
-                "why": why,
-            },
-        )
-    return Outcome(State.SUPPRESSED)
+    return _record_unsent(
+        notification, State.SUPPRESSED, "notification.suppressed", why, {"why": why}
+    )
 
 
 def to_drill_sink(notification: Notification) -> Outcome:
     """A drill incident's notification: recorded with what it would have said
     (marked [DRILL]), state `drill`, and on the timeline; no channel is called."""
     text = content.drill_text(content.brief(notification, with_diagnosis=False))
+    return _record_unsent(
+        notification, State.DRILL, "notification.drill", text, {"text": text}
+    )
+
+
+def _record_unsent(
+    notification: Notification, state: str, verb: str, answer: str, data: dict
+) -> Outcome:
+    """A queued notification ends unsent (at most once) and says so on the timeline."""
     with transaction.atomic():
         if not Notification.objects.filter(
             pk=notification.pk, state=State.QUEUED
-        ).update(state=State.DRILL, answer=text):
+        ).update(state=state, answer=answer):
             return Outcome("duplicate")
         audit.append(
-            "notification.drill",
+            verb,
             actor=NOTIFIER,
             incident=notification.incident,
             obj=notification,
-            data={**_about(notification), "text": text},
+            data={**_about(notification), **data},
         )
-    return Outcome(State.DRILL)
+    return Outcome(state)
 
 
 def fail_stuck(notification: Notification) -> bool:

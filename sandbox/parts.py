@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import shutil
 import time
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 from . import database, process, state
 
 
-class Part:
+class Part(ABC):
+    """One part; a kind of part says how it is launched."""
+
     name = ""
 
     def __init__(self, root: Path) -> None:
@@ -37,8 +40,9 @@ class Part:
             if not self.running() or not self.record():
                 self.launch()  # (the database may run with its record lost)
 
+    @abstractmethod
     def launch(self) -> None:
-        raise NotImplementedError
+        """Start the process (called under the part's lock, when it is not running)."""
 
     def stop(self) -> None:
         process.stop(self.pid(), self.marker())
@@ -58,8 +62,9 @@ class ProcessPart(Part):
     # at once (every part sets SO_REUSEADDR); someone else's may take a moment.
     port_wait = 15.0
 
+    @abstractmethod
     def command(self, port: int) -> list[str]:
-        raise NotImplementedError
+        """The server's command line, listening on 127.0.0.1:port."""
 
     def port(self) -> int:
         """The recorded port, chosen once (below the kernel's ephemeral range) and
