@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from . import redaction, targets
-from .binding import ACTION, CommandLike
+from .binding import ACTION, PROBE, CommandLike
 from .families import family
 from .runtime import Context, Result, apply_filter, substitute
 
@@ -73,6 +73,16 @@ def parameter_columns(command: CommandLike) -> dict[str, frozenset[str]]:
 def confirm_word(command: CommandLike) -> str:
     """A short word from the command itself, typed to confirm an action."""
     return family(command.executor).confirm_word(command) if command.executor else "run"
+
+
+def heavy_reason(command: CommandLike) -> str:
+    """Why this probe, although it only reads, may hurt production (`KEYS *`, a
+    whole-table scan): "" for a probe that should not, and for anything that is
+    not a probe (an action has its own preview and confirmation). The family put
+    the reason in the spec when it recognised the command."""
+    if command.kind != PROBE or not command.executor:
+        return ""
+    return str(command.spec.get("heavy") or "")
 
 
 def needs_approval(command: CommandLike) -> bool:

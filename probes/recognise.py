@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from .binding import MANUAL, Binding
 from .families import by_program, families
+from .families.sql.recognise import is_config
 from .family import Call
 from .shell import (
     SHELL_LANGUAGES,
@@ -130,6 +131,19 @@ def recognise(text: str, language: str) -> Binding:
     if language in SHELL_LANGUAGES:
         return _claimed(text, "shell") or recognise_shell(text)
     return Binding()
+
+
+# The language of an SQL fence that holds configuration lines instead of SQL.
+CONFIG_LANGUAGE = "ini"
+
+
+def fence_is_config(content: str) -> bool:
+    """An SQL fence (```sql, ```postgresql...) whose every line is a postgresql.conf
+    setting (`wal_level = replica`, `shared_buffers = '4GB'  # 25% of RAM`) or a
+    comment: a file's contents to copy, never statements to send. The importer
+    gives such a fence the language CONFIG_LANGUAGE and one manual command.
+    `SET x = y;` and `ALTER SYSTEM SET ...` are statements, not configuration."""
+    return is_config(content)
 
 
 def recognise_inline(code: str) -> Binding | None:

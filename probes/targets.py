@@ -3,7 +3,14 @@
 `${NAME}` in the runbook is read from `TARGET_NAME` on the worker (so
 `${DATABASE_URL}` is `TARGET_DATABASE_URL`, never the console's own database), and
 `TARGET_HOSTS` rewrites the runbook's hosts: `api.yomira.app=http://127.0.0.1:8001,...`.
-The same runbook then runs against production, staging or a local stand-in."""
+The same runbook then runs against production, staging or a local stand-in.
+
+`psql -h HOST` (or a literal `postgresql://user@HOST/db`) names a database server by
+its host, not by a variable: `TARGET_PG_HOSTS` says which target variable each such
+host means (`db-primary.internal=PRIMARY_DATABASE_URL,replica.internal:5433=
+REPLICA_DATABASE_URL`), and that variable's `TARGET_` value is the connection. It is
+read when the command runs, like every other target: recognising a runbook never
+reads the environment. A host with no entry is never run against `DATABASE_URL`."""
 
 from __future__ import annotations
 
@@ -67,12 +74,46 @@ def rewrite(url: str) -> str:
     return base + rest
 
 
+PG_HOSTS = "PG_HOSTS"  # read from TARGET_PG_HOSTS
+# Not secrets: names and hosts. Masking them would blank out the explanations
+# that name them.
+NOT_SECRET = frozenset({"TARGET_HOSTS", PREFIX + PG_HOSTS})
+
+
+def pg_host_map() -> dict[str, str]:
+    """TARGET_PG_HOSTS as {host or host:port (lower case): variable name}. The name
+    is written as in `${NAME}` (a leading `TARGET_` is accepted and dropped)."""
+    mapping: dict[str, str] = {}
+    for item in os.environ.get(PREFIX + PG_HOSTS, "").split(","):
+        host, sep, name = item.strip().partition("=")
+        name = name.strip().removeprefix(PREFIX)
+        if sep and host.strip() and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            mapping[host.strip().lower()] = name
+    return mapping
+
+
+def pg_variable(host: str, port: str | None = None) -> str | None:
+    """The target variable TARGET_PG_HOSTS names for this host (`host:port` first,
+    then the host alone), or None when it names none."""
+    mapping = pg_host_map()
+    host = host.strip().lower()
+    if port and (found := mapping.get(f"{host}:{port.strip()}")):
+        return found
+    return mapping.get(host)
+
+
+def pg_unmapped(host: str) -> str:
+    """What to set for a host TARGET_PG_HOSTS does not name, worded to follow
+    "set TARGET_": TargetMissing and missing_targets put that prefix before it."""
+    return f'{PG_HOSTS} with an entry "{host}=<NAME>" (and TARGET_<NAME>)'
+
+
 def secret_values() -> list[str]:
     """Every configured target value, and the passwords inside URL-shaped ones:
     what redaction removes from anything stored or shown."""
     values: list[str] = []
     for key, val in os.environ.items():
-        if not key.startswith(PREFIX) or key == "TARGET_HOSTS" or len(val) < 4:
+        if not key.startswith(PREFIX) or key in NOT_SECRET or len(val) < 4:
             continue
         values.append(val)
         if "://" in val:

@@ -7,14 +7,14 @@ from urllib.parse import urlsplit
 from ... import targets
 from ...binding import CommandLike
 from ...family import Preview
-from .runner import request_parts, shown_parts
+from .runner import cleartext_problem, request_parts, shown_parts
 
 
 def preview(command: CommandLike, params: dict[str, str]) -> Preview:
     """The request as the runbook writes it (`${NAME}` left as the name, the
     runbook's host), and where TARGET_HOSTS sends it. The real request is built
     only to check it can be (every target configured), and never shown."""
-    request_parts(command.spec, params)  # raises TargetMissing if one is unset
+    sent_to = request_parts(command.spec, params)[1]  # TargetMissing if one is unset
     method, url, headers, body = shown_parts(command.spec, params)
     lines = [f"{method} {url}"] + [f"{k}: {v}" for k, v in headers.items()]
     if body is not None:
@@ -28,4 +28,6 @@ def preview(command: CommandLike, params: dict[str, str]) -> Preview:
     elif command.spec.get("base_variable"):
         name = command.spec["base_variable"]
         facts.append(f"${{{name}}} is the base URL in TARGET_{name}")
+    if problem := cleartext_problem(command.spec, sent_to):
+        facts.append(problem)  # and the run will refuse, for the same reason
     return Preview(False, f"Will send {method} {url}", "\n".join(lines), facts=facts)

@@ -4,6 +4,15 @@ Only to hosts the runbook names (rewritten by TARGET_HOSTS) or a `${VAR}` base U
 no user-typed URLs, and redirects are never followed (a redirect to another host
 would make the console an open proxy); the Location is reported instead.
 
+Plain `http://` (issue 13): a request that carries credentials (an Authorization,
+Cookie or API-key header, `-u user:password`, or any `${NAME}` target value in its
+URL, headers or body) is sent over plain http only to a loopback or private
+address, or to a URL the operator configured (a `${NAME}` base URL, or a host
+TARGET_HOSTS rewrites). A runbook's own `http://public.host` with a token is
+refused before anything is sent: the token would cross the network in clear text.
+Without credentials a plain-http request is sent as written (nothing secret
+travels).
+
 The runbook's text is a template in which `${NAME}` is a target value and `{name}`
 or `/:name` a responder's parameter. Both are filled in one pass, so nothing put in
 is read again: a parameter value is data, never expanded, and is encoded for where
@@ -15,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import ipaddress
 import json
 import re
 import time
@@ -175,6 +185,69 @@ def shown_parts(
     return spec["method"], url, headers, body
 
 
+SENSITIVE_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "x-api-key",
+        "api-key",
+        "apikey",
+        "x-auth-token",
+        "private-token",
+    }
+)
+
+
+def credentials_in(spec: dict) -> str:
+    """What in this request is a credential, in words ("" if nothing is)."""
+    headers = spec.get("headers") or {}
+    if spec.get("basic_auth"):
+        return "a user and password (-u)"
+    for name, value in headers.items():
+        if name.lower() in SENSITIVE_HEADERS:
+            return f"an {name} header"
+        if targets.VARIABLE.search(value):
+            return f"a target value in its {name} header"
+    if targets.VARIABLE.search(spec.get("url") or ""):
+        return "a target value in its URL"
+    if targets.VARIABLE.search(spec.get("body") or ""):
+        return "a target value in its body"
+    return ""
+
+
+def _local(host: str) -> bool:
+    host = host.lower().strip("[]")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False  # a name: where it resolves is not ours to trust
+    return address.is_loopback or address.is_private or address.is_link_local
+
+
+def cleartext_problem(spec: dict, url: str) -> str:
+    """Why this request may not be sent as it is (credentials over plain http to a
+    host the operator did not choose), or ""."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or _local(parts.hostname or ""):
+        return ""
+    what = credentials_in(spec)
+    if not what:
+        return ""
+    if spec.get("base_variable"):
+        return ""  # the operator's own URL (`${ES_URL}` = http://es.internal:9200)
+    written = urlsplit(spec["url"].replace("{", "%7B").replace("}", "%7D"))
+    if (written.hostname or "").lower() in targets.host_map():
+        return ""  # the operator sends this host there on purpose (TARGET_HOSTS)
+    return (
+        f"Refused: this request carries {what} and would send it in clear text "
+        f"over http:// to {parts.hostname}. Nothing was sent. Use https, or map "
+        "the host in TARGET_HOSTS to where it should go."
+    )
+
+
 def _basic(user: str, password: str) -> str:
     return base64.b64encode(f"{user}:{password}".encode()).decode()
 
@@ -190,6 +263,8 @@ def run(command, params: dict[str, str], ctx: Context) -> Result:  # noqa: ANN00
             f"Refused: {urlsplit(url).scheme or 'no'} scheme in {shown!r} "
             "(only http and https).",
         )
+    if problem := cleartext_problem(command.spec, url):
+        return Result(False, problem)
     # A compressed answer could expand far past the cap inside a single chunk.
     if not any(k.lower() == "accept-encoding" for k in headers):
         headers["Accept-Encoding"] = "identity"

@@ -1,5 +1,10 @@
 """`redis-cli` commands: reading ones (PING, INFO, LLEN, CONFIG GET, latency modes)
-are probes, the rest (CONFIG SET, DEL, FLUSH*) actions."""
+are probes, the rest (CONFIG SET, DEL, FLUSH*) actions.
+
+Some reads can hurt a production Redis: it runs one command at a time, so a reply
+that walks the whole keyspace or a whole collection stalls every other client until
+it is done. Those probes carry `spec["heavy"]`, the reason in words: the console
+shows it and runs them only once the person confirms (`heavy_read`)."""
 
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ REDIS_PROBES = {
     "HGETALL",
     "HLEN",
     "HKEYS",
+    "HVALS",
     "HMGET",
     "SCARD",
     "SMEMBERS",
@@ -107,6 +113,67 @@ REDIS_OPTS_WITH_VALUE = {
 }
 
 
+KEYS_REASON = (
+    "KEYS walks every key in one blocking call: on a big Redis it stalls every "
+    "other client until it is done (SCAN with COUNT does not)"
+)
+# A whole collection in one reply: fine on a small key, a stall on a huge one.
+WHOLE_COLLECTION = {
+    "SMEMBERS": "set",
+    "HGETALL": "hash",
+    "HKEYS": "hash",
+    "HVALS": "hash",
+}
+RANGE_COMMANDS = {"LRANGE": "list", "ZRANGE": "sorted set"}
+# Client modes that iterate over every key (SCAN underneath, plus a size or a
+# frequency per key).
+KEYSPACE_MODES = {"bigkeys", "memkeys", "hotkeys", "scan"}
+# Past this, a SCAN step examines enough keys to be felt.
+SCAN_COUNT_HEAVY = 10_000
+
+
+def _number(value: str) -> int | None:
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def heavy_read(name: str, args: list[str], mode: str | None) -> str:
+    """Why this reading command may hurt a production Redis, or "" if it should not."""
+    if mode in KEYSPACE_MODES:
+        return (
+            f"--{mode} iterates over every key in the keyspace (SCAN, then a "
+            "command per key): on a big Redis it runs for long and loads it the "
+            "whole time"
+        )
+    if name == "KEYS":
+        return KEYS_REASON
+    if name in WHOLE_COLLECTION:
+        return (
+            f"{name} returns the whole {WHOLE_COLLECTION[name]} in one reply: on a "
+            "huge key it blocks Redis for every other client"
+        )
+    if name in RANGE_COMMANDS and len(args) >= 4:
+        start, stop = _number(args[2]), _number(args[3])
+        if stop is not None and stop < 0 and start is not None and start >= 0:
+            return (
+                f"{name} {args[2]} {args[3]} returns the whole "
+                f"{RANGE_COMMANDS[name]} in one reply: on a huge key it blocks "
+                "Redis for every other client"
+            )
+    if name == "SCAN":
+        upper = [a.upper() for a in args]
+        if "COUNT" in upper[:-1]:
+            count = _number(args[upper.index("COUNT") + 1])
+            if count is not None and count >= SCAN_COUNT_HEAVY:
+                return (
+                    f"SCAN with COUNT {count} examines that many keys in one "
+                    "blocking step"
+                )
+    return ""
+
+
 def recognise_redis(tokens: list[str], text: str, grep: dict | None) -> Binding:
     target, host, mode, interval = "REDIS_URL", None, None, None
     args: list[str] = []
@@ -138,6 +205,8 @@ def recognise_redis(tokens: list[str], text: str, grep: dict | None) -> Binding:
         spec.update(
             {"mode": mode, "interval": interval} if interval else {"mode": mode}
         )
+        if heavy := heavy_read("", [], mode):
+            spec["heavy"] = heavy
         return Binding(PROBE, "redis", brace_parameters(text), variables, spec)
     if not args:
         return Binding(MANUAL, None, [], variables_in(text), {})  # interactive session
@@ -146,4 +215,6 @@ def recognise_redis(tokens: list[str], text: str, grep: dict | None) -> Binding:
         name = f"{name} {args[1].upper()}"
     spec.update({"command": name, "args": args})
     kind = PROBE if name in REDIS_PROBES else ACTION
+    if kind == PROBE and (heavy := heavy_read(name, args, None)):
+        spec["heavy"] = heavy
     return Binding(kind, "redis", brace_parameters(" ".join(args)), variables, spec)

@@ -11,6 +11,7 @@ import psycopg
 from ...binding import ACTION, Binding, CommandLike
 from ...family import BaseFamily, Call, Preview
 from ...runtime import Context, ParameterError, Result, first_line
+from ...targets import TargetMissing
 from ...text import DESTRUCTIVE
 from . import preview as sql_preview
 from . import runner
@@ -62,7 +63,13 @@ class SqlFamily(BaseFamily):
         return first[0].lower() if first else "run"
 
     def targets(self, command: CommandLike) -> list[str]:
-        return [command.spec.get("target") or "DATABASE_URL"]
+        """Its connection's variable; for `psql -h HOST`, the one TARGET_PG_HOSTS
+        names for HOST, read now (at run time, never when the runbook is read). A
+        host it does not name is a missing setting that says what to set."""
+        try:
+            return [runner.target_variable(command.spec)]
+        except TargetMissing as exc:
+            return exc.names
 
     def needs_approval(self, command: CommandLike) -> bool:
         sql = command.spec.get("sql") or command.text

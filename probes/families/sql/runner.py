@@ -61,12 +61,30 @@ def bind(sql: str, parameters: list[str], params: dict[str, str]) -> tuple[str, 
     return SIDE_EFFECT_CALL.sub(place, sql), values
 
 
+def target_variable(spec: dict) -> str:
+    """The target variable this command runs against: the one TARGET_PG_HOSTS names
+    for its host (`psql -h HOST`), else its own (`${NAME}`, DATABASE_URL by
+    default). A host with no entry raises TargetMissing naming the host: it never
+    falls back to DATABASE_URL."""
+    host = spec.get("target_host")
+    if not host:
+        return spec.get("target") or "DATABASE_URL"
+    found = targets.pg_variable(host, spec.get("target_port"))
+    if found is None:
+        raise targets.TargetMissing([targets.pg_unmapped(host)])
+    return found
+
+
 def connect(spec: dict, ctx: Context) -> psycopg.Connection:
-    dsn = targets.require(spec.get("target") or "DATABASE_URL")
+    dsn = targets.require(target_variable(spec))
+    # The database the runbook named with its host (`psql -h HOST -d orders`): the
+    # target says where and as whom, the runbook which database there.
+    more = {"dbname": spec["target_dbname"]} if spec.get("target_dbname") else {}
     return psycopg.connect(
         dsn,
         connect_timeout=max(1, int(ctx.connect_timeout)),
         application_name="yomira-console",
+        **more,
     )
 
 
