@@ -206,7 +206,7 @@ def credentials_in(spec: dict) -> str:
         return "a user and password (-u)"
     for name, value in headers.items():
         if name.lower() in SENSITIVE_HEADERS:
-            return f"an {name} header"
+            return f"the {name} header"
         if targets.VARIABLE.search(value):
             return f"a target value in its {name} header"
     if targets.VARIABLE.search(spec.get("url") or ""):
