@@ -517,27 +517,12 @@ def open_for(
     return incident
 
 
-# An alert's `severity` label in the console's words. A label not listed keeps the
+# An alert's `severity` label in the console's words (the built-in aliases and an
+# Admin's, shared with the runbook importer). A label no alias knows keeps the
 # playbook's severity (the alert row keeps the label as sent): a severity nothing
 # knows would show no badge and escalate on no timer.
-SEVERITIES = {
-    **dict.fromkeys(
-        ["critical", "crit", "fatal", "emergency", "page", "p0", "p1"]
-        + ["sev0", "sev1", "sev-0", "sev-1"],
-        "critical",
-    ),
-    **dict.fromkeys(["high", "error", "major"], "high"),
-    **dict.fromkeys(
-        ["warning", "warn", "medium", "minor", "p2", "p3", "sev2", "sev3"]
-        + ["sev-2", "sev-3"],
-        "warning",
-    ),
-    **dict.fromkeys(["info", "informational", "low", "none", "p4", "p5"], "info"),
-}
-
-
 def severity_of(label: str) -> str:
-    return SEVERITIES.get(label.strip().strip("`").lower(), "")
+    return services.severity_level(label)
 
 
 def incident_title(alert: Alert) -> str:

@@ -9,7 +9,7 @@ from probes.families import families
 
 from . import audit
 from .actors import Actor
-from .models import AuditEvent, Command, Playbook, Runbook, Step
+from .models import AuditEvent, Command, Playbook, Runbook, SeverityAlias, Step
 
 
 class PlaybookInline(admin.TabularInline):
@@ -185,3 +185,30 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:  # noqa: ANN001
         return False
+
+
+@admin.register(SeverityAlias)
+class SeverityAliasAdmin(admin.ModelAdmin):
+    """Words for a severity beyond the built-in ones (`P1`, `SEV-2`, `🔴 High`...):
+    read by the next runbook import and by the alert intake."""
+
+    list_display = ("alias", "level")
+    search_fields = ("alias",)
+
+    def save_model(self, request, obj: SeverityAlias, form, change: bool) -> None:  # noqa: ANN001
+        super().save_model(request, obj, form, change)
+        audit.append(
+            "severity_alias.changed" if change else "severity_alias.added",
+            actor=Actor.from_request(request),
+            obj=obj,
+            data={"alias": obj.alias, "level": obj.level},
+        )
+
+    def delete_model(self, request, obj: SeverityAlias) -> None:  # noqa: ANN001
+        audit.append(
+            "severity_alias.deleted",
+            actor=Actor.from_request(request),
+            obj=obj,
+            data={"alias": obj.alias, "level": obj.level},
+        )
+        super().delete_model(request, obj)

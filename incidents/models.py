@@ -17,6 +17,7 @@ from probes.families import FAMILIES
 from .runbook.types import (
     EXECUTOR_MAX,
     LANGUAGE_MAX,
+    PATH_MAX,
     PLAYBOOK_ANCHOR_MAX,
     PLAYBOOK_SLUG_MAX,
     PLAYBOOK_TITLE_MAX,
@@ -25,6 +26,7 @@ from .runbook.types import (
     RUNBOOK_VERSION_MAX,
     SEVERITY_MAX,
     SEVERITY_NOTE_MAX,
+    SEVERITY_TEXT_MAX,
     SOURCE_NAME_MAX,
     STEP_TITLE_MAX,
 )
@@ -44,6 +46,9 @@ class Runbook(models.Model):
     parser_version = models.PositiveIntegerField(default=1)
     source_name = models.CharField(max_length=SOURCE_NAME_MAX, blank=True)
     source = models.TextField(help_text="The Markdown as imported.")
+    # A directory import: one entry per file read or skipped, in path order
+    # ([{path, sha256, playbooks, skipped}]); empty for a single file.
+    files = models.JSONField(default=list, blank=True)
     preamble = models.TextField(blank=True)
     sections = models.JSONField(default=list, blank=True)
     warnings = models.JSONField(default=list, blank=True)
@@ -70,6 +75,36 @@ class Runbook(models.Model):
         return f"{self.title} (revision {self.revision})"
 
 
+class SeverityAlias(models.Model):
+    """A word a runbook or an alert uses for a severity (`SEV-1`, `P2`, `urgent`)
+    and the console's level it means. Added to the built-in aliases by an Admin."""
+
+    class Level(models.TextChoices):
+        CRITICAL = "critical"
+        HIGH = "high"
+        WARNING = "warning"
+        INFO = "info"
+
+    alias = models.CharField(
+        max_length=SEVERITY_TEXT_MAX,
+        unique=True,
+        help_text="Lower case, as written without emoji or backticks: 'sev-1', 'urgent'.",
+    )
+    level = models.CharField(max_length=10, choices=Level.choices)
+
+    class Meta:
+        ordering = ["alias"]
+        verbose_name_plural = "severity aliases"
+
+    def __str__(self) -> str:
+        return f"{self.alias} → {self.level}"
+
+    def clean(self) -> None:
+        self.alias = " ".join(self.alias.split()).lower()
+        if not self.alias:
+            raise ValidationError({"alias": "An alias cannot be empty."})
+
+
 class PlaybookQuerySet(models.QuerySet):
     def current(self) -> PlaybookQuerySet:
         return self.filter(runbook__is_current=True)
@@ -87,6 +122,11 @@ class Playbook(models.Model):
     alert_condition = models.TextField(blank=True)
     severity = models.CharField(max_length=SEVERITY_MAX, blank=True)
     severity_note = models.CharField(max_length=SEVERITY_NOTE_MAX, blank=True)
+    # What the runbook wrote (`SEV-1`, `🔴 High`); `severity` is the console's level.
+    severity_text = models.CharField(max_length=SEVERITY_TEXT_MAX, blank=True)
+    # The file it came from, relative to the imported directory (`kubernetes/
+    # KubePodCrashLooping.md`): an alert's runbook_url is routed by it.
+    path = models.CharField(max_length=PATH_MAX, blank=True)
     escalation = models.JSONField(default=list, blank=True)
     context = models.JSONField(
         default=list, blank=True, help_text="[{title, markdown}]"

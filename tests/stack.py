@@ -322,6 +322,9 @@ def main(pytest_args: list[str]) -> int:
             **os.environ,
             # The suite runs with production settings (DEBUG off, hashed statics).
             "DEBUG": "false",
+            # `make run` writes SANDBOX=true into .env; production settings refuse
+            # it, and the tests that want the sandbox start it themselves.
+            "SANDBOX": "false",
             "SECRET_KEY": "test-only-secret",
             "AUDIT_HMAC_KEY": "test-only-audit-key",
             "DATABASE_URL": database_url,

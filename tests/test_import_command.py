@@ -76,7 +76,17 @@ def test_dry_run_json_prints_the_contract_and_imports_nothing():
     out = run(str(YOMIRA_RUNBOOK), "--dry-run", "--json")
     doc = json.loads(out)
     assert Runbook.objects.count() == 0
-    assert set(doc) == {"title", "version", "sha256", "playbooks"}
+    # The contract's keys, plus (issue 13) how the file was read and what was not
+    # understood: additions, so scripts reading the contract keep working.
+    assert set(doc) == {
+        "title",
+        "version",
+        "sha256",
+        "playbooks",
+        "shape",
+        "not_understood",
+    }
+    assert (doc["shape"], doc["not_understood"]) == ("numbered playbooks", [])
     assert doc["version"] == "1.0.0"
     first = doc["playbooks"][0]
     assert set(first) == {
@@ -85,10 +95,13 @@ def test_dry_run_json_prints_the_contract_and_imports_nothing():
         "title",
         "alerts",
         "severity",
+        "severity_text",
+        "path",
         "escalation",
         "diagnosis",
         "steps",
     }
+    assert (first["severity"], first["severity_text"]) == ("critical", "Critical")
     assert first["slug"] == "high-api-error-rate-5xx"
     assert first["steps"][0] == {
         "number": 1,
@@ -135,7 +148,7 @@ BAD_INPUTS = {
     "notes.md": (
         b"# Team notes\n\nJust some text.\n\n## Contacts\n",
         1,
-        "no playbook sections",
+        "not a runbook: no numbered playbooks",
     ),
     "empty.md": (b"\n\n", 1, "the file is empty"),
     "steps.md": (
@@ -200,7 +213,7 @@ def test_the_command_exits_non_zero_on_bad_input(tmp_path):
     proc = dry_run_json(bad)
     assert proc.returncode == 1
     assert proc.stdout == ""
-    assert f"{bad}:1: no playbook sections found" in proc.stderr
+    assert f"{bad}:1: not a runbook: no numbered playbooks" in proc.stderr
 
 
 def test_the_command_prints_json_on_stdout_only():

@@ -67,10 +67,11 @@ OVER_LONG = {
         "the slug of playbook 1 is 300 characters long",
     ),
     "severity-word": (
-        HEAD + playbook(header="**Severity:** " + "Critical" * 4),
+        # The severity as written is kept (the level is one of four words).
+        HEAD + playbook(header="**Severity:** " + "Critical" * 13),
         7,
-        f"the severity of playbook 1 is 32 characters long; at most "
-        f"{limits.SEVERITY_MAX}",
+        f"the severity of playbook 1 is 104 characters long; at most "
+        f"{limits.SEVERITY_TEXT_MAX}",
     ),
     "severity-note": (
         HEAD + playbook(header="**Severity:** High (" + "n" * 301 + ")"),
@@ -141,7 +142,7 @@ def test_fields_at_their_limits_import(tmp_path):
         + "\n\n"
         + playbook(
             title=title,
-            header="**Severity:** " + "s" * limits.SEVERITY_MAX,
+            header="**Severity:** " + "s" * limits.SEVERITY_TEXT_MAX,
             steps="### Steps\n\n1. "
             + "x" * limits.STEP_TITLE_MAX
             + "\n   ```"
@@ -155,7 +156,7 @@ def test_fields_at_their_limits_import(tmp_path):
     step = Step.objects.get()
     assert len(step.title) == limits.STEP_TITLE_MAX
     assert len(Command.objects.get().language) == limits.LANGUAGE_MAX
-    assert len(Playbook.objects.get().severity) == limits.SEVERITY_MAX
+    assert len(Playbook.objects.get().severity_text) == limits.SEVERITY_TEXT_MAX
 
 
 def test_a_slug_taken_by_another_runbook_is_refused_by_the_dry_run_too(tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from incidents.runbook import RunbookError, parse_runbook
-from incidents.runbook.types import Command, Playbook, Runbook
+from incidents.runbook.types import Command, NotARunbook, Playbook, Runbook
 
 RUNBOOKS = Path(__file__).parent / "runbooks"
 
@@ -111,7 +111,8 @@ def test_high_severity_with_unicode_arrow_escalates_to_opsgenie(kafka):
 def test_p1_severity_with_ascii_arrow_escalates_to_pagerduty_and_a_channel(kafka):
     broker = playbook(kafka, 2)
     assert broker.alerts == ["KafkaUnderReplicatedPartitions"]
-    assert broker.severity == "p1"
+    # Normalised to the console's level; what the runbook wrote is kept.
+    assert (broker.severity, broker.severity_text) == ("critical", "P1")
     assert broker.escalation == ["PagerDuty", "#ops-channel"]
 
 
@@ -618,7 +619,8 @@ def test_other_numbered_heading_styles_are_playbooks(sparse):
 def test_playbook_with_only_a_severity_line_and_no_diagnosis(sparse):
     invoice = playbook(sparse, 1)
     assert (invoice.alerts, invoice.alert_condition) == ([], "")
-    assert (invoice.severity, invoice.escalation) == ("medium", [])
+    assert (invoice.severity, invoice.escalation) == ("warning", [])
+    assert invoice.severity_text.lower() == "medium"
     assert (invoice.diagnosis, invoice.diagnosis_commands) == ("", [])
     assert invoice.context == []
 
@@ -663,7 +665,7 @@ def test_playbook_without_steps_parses_with_zero_steps_and_a_warning(sparse):
     drift = playbook(sparse, 3)
     assert drift.steps == []
     assert sparse.warnings == ["line 32: playbook 3 has no 'Steps' section"]
-    assert (drift.severity, drift.escalation) == ("low", [])
+    assert (drift.severity, drift.escalation) == ("info", [])
     assert [c.kind for c in drift.diagnosis_commands] == ["probe"]
     assert [(s.title, s.line) for s in drift.context] == [("Background", 43)]
 
@@ -689,7 +691,7 @@ def test_bulleted_fields_with_colon_outside_bold_and_escalation_line(quirks):
     etcd = playbook(quirks, 1)
     assert etcd.alerts == ["EtcdNoLeader"]
     assert etcd.alert_condition == "EtcdNoLeader (no leader for 1 minute)"
-    assert etcd.severity == "p2"
+    assert (etcd.severity, etcd.severity_text) == ("warning", "P2")
     assert etcd.escalation == ["Opsgenie", "SRE lead", "CTO"]
     assert etcd.context == []
 
@@ -806,8 +808,9 @@ def test_invalid_utf8_names_the_line_and_byte():
 
 def test_markdown_without_numbered_headings_is_not_a_runbook():
     error = error_of("Intro text\n\n## Overview\n\nHello\n\n## Deploying\n\n1. build\n")
+    assert isinstance(error, NotARunbook)
     assert error.line == 3
-    assert error.message.startswith("no playbook sections found")
+    assert error.message.startswith("not a runbook: no numbered playbooks")
 
 
 def test_steps_heading_followed_by_only_a_paragraph_is_an_error():

@@ -1,6 +1,7 @@
 """Pure-Python runbook importer: Markdown in, dataclasses out. No Django imports."""
 
 from .parse import parse_runbook
+from .tree import is_markdown, parse_tree, read_directory
 from .types import (
     ACTION,
     EXECUTOR_MAX,
@@ -8,6 +9,7 @@ from .types import (
     LANGUAGE_MAX,
     MANUAL,
     PARSER_VERSION,
+    PATH_MAX,
     PLAYBOOK_ANCHOR_MAX,
     PLAYBOOK_SLUG_MAX,
     PLAYBOOK_TITLE_MAX,
@@ -17,9 +19,11 @@ from .types import (
     RUNBOOK_VERSION_MAX,
     SEVERITY_MAX,
     SEVERITY_NOTE_MAX,
+    SEVERITY_TEXT_MAX,
     SOURCE_NAME_MAX,
     STEP_TITLE_MAX,
     Command,
+    NotARunbook,
     Playbook,
     Runbook,
     RunbookError,
@@ -29,6 +33,8 @@ from .types import (
 
 __all__ = [
     "PARSER_VERSION",
+    "PATH_MAX",
+    "SEVERITY_TEXT_MAX",
     "ACTION",
     "EXECUTOR_MAX",
     "LANGUAGE_MAX",
@@ -46,10 +52,14 @@ __all__ = [
     "MANUAL",
     "PROBE",
     "Command",
+    "NotARunbook",
     "Playbook",
     "Runbook",
     "RunbookError",
     "Section",
     "Step",
+    "is_markdown",
     "parse_runbook",
+    "parse_tree",
+    "read_directory",
 ]

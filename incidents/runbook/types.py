@@ -10,7 +10,7 @@ from probes.binding import ACTION, KINDS, MANUAL, PROBE, Binding
 
 # Bump when the parser reads the same file differently: re-importing an unchanged
 # file then makes a new revision instead of keeping the old reading.
-PARSER_VERSION = 3
+PARSER_VERSION = 4
 
 __all__ = ["ACTION", "KINDS", "MANUAL", "PROBE", "Binding"]
 
@@ -26,18 +26,31 @@ PLAYBOOK_TITLE_MAX = 300
 PLAYBOOK_ANCHOR_MAX = 300
 SEVERITY_MAX = 30
 SEVERITY_NOTE_MAX = 300
+SEVERITY_TEXT_MAX = 100  # the severity as the runbook wrote it (`🔴 High`, `SEV-1`)
+PATH_MAX = 500  # a playbook's file, relative to the imported directory
 STEP_TITLE_MAX = 500
 LANGUAGE_MAX = 30
 EXECUTOR_MAX = 20
 
 
 class RunbookError(ValueError):
-    """A runbook that cannot be imported; always names the line at fault."""
+    """A runbook that cannot be imported; always names the line at fault, and the
+    file (relative to the imported directory) when there are several."""
 
-    def __init__(self, message: str, line: int = 1) -> None:
+    def __init__(self, message: str, line: int = 1, path: str = "") -> None:
         super().__init__(f"line {line}: {message}")
         self.message = message
         self.line = line
+        self.path = path
+
+    def where(self, default: str = "") -> str:
+        """`PATH:LINE` (the form editors and terminals jump to)."""
+        return f"{self.path or default or '<runbook>'}:{self.line}"
+
+
+class NotARunbook(RunbookError):
+    """A Markdown file that holds no playbook at all (an index page, a README, a
+    template): refused on its own, skipped (and listed) in a directory import."""
 
 
 @dataclass
@@ -114,8 +127,10 @@ class Playbook:
     line: int
     alerts: list[str] = field(default_factory=list)
     alert_condition: str = ""
-    severity: str = ""
+    severity: str = ""  # the console's level: critical, high, warning, info or ""
+    severity_text: str = ""  # as the runbook wrote it
     severity_note: str = ""
+    path: str = ""  # the file, relative to the imported directory
     escalation: list[str] = field(default_factory=list)
     context: list[Section] = field(default_factory=list)
     diagnosis: str = ""
@@ -133,6 +148,8 @@ class Playbook:
             "title": self.title,
             "alerts": list(self.alerts),
             "severity": self.severity,
+            "severity_text": self.severity_text,
+            "path": self.path,
             "escalation": list(self.escalation),
             "diagnosis": [c.to_contract() for c in self.diagnosis_commands],
             "steps": [s.to_contract() for s in self.steps],
@@ -148,11 +165,21 @@ class Runbook:
     sections: list[Section] = field(default_factory=list)
     playbooks: list[Playbook] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # What the importer read but did not understand as a runbook part, each
+    # `PATH:LINE: what and how it was read`: the import summary always lists them.
+    not_understood: list[str] = field(default_factory=list)
+    # How the file was read (`numbered playbooks`, `one alert per file`, ...); for
+    # a directory, one entry per file: {path, sha256, shape, playbooks, skipped}.
+    shape: str = ""
+    files: list[dict[str, Any]] = field(default_factory=list)
 
     def to_contract(self) -> dict[str, Any]:
         return {
             "title": self.title,
             "version": self.version,
             "sha256": self.sha256,
+            "shape": self.shape,
             "playbooks": [p.to_contract() for p in self.playbooks],
+            "not_understood": list(self.not_understood),
+            **({"files": [dict(f) for f in self.files]} if self.files else {}),
         }

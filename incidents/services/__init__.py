@@ -13,7 +13,13 @@ from .diagnosis import (
 )
 from .grants import GRANTABLE, UnknownGrant, grant_on_playbook, revoke_on_playbook
 from .lifecycle import TransitionError, change_commander, change_status, open_incident
-from .runbooks import ImportResult, carry_grants, check_runbook, import_runbook
+from .runbooks import (
+    ImportResult,
+    RunbookSource,
+    carry_grants,
+    check_runbook,
+    import_runbook,
+)
 from .runs import (
     PREVIEW_SALT,
     Previewed,
@@ -26,6 +32,7 @@ from .runs import (
     preview_token,
     request_run,
 )
+from .severities import severity_level
 
 __all__ = [
     "DIAGNOSIS",
@@ -35,6 +42,7 @@ __all__ = [
     "ImportResult",
     "Previewed",
     "RunRefused",
+    "RunbookSource",
     "RunResult",
     "TickResult",
     "TransitionError",
@@ -59,5 +67,6 @@ __all__ = [
     "request_run",
     "revoke_on_playbook",
     "run_diagnosis",
+    "severity_level",
     "tick_step",
 ]

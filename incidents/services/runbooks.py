@@ -1,8 +1,10 @@
-"""Runbook import: a Markdown file becomes a revision; grants follow its playbooks."""
+"""Runbook import: a Markdown file, or a directory of them, becomes a revision;
+grants follow its playbooks."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import DatabaseError, transaction
@@ -14,6 +16,7 @@ from .. import runbook as rb
 from ..actors import Actor
 from ..models import Command, Playbook, Runbook, Step
 from ..runbook.slugs import slugify
+from .severities import aliases as severity_aliases
 
 
 @dataclass
@@ -23,12 +26,60 @@ class ImportResult:
     created: bool
 
 
-def check_runbook(*, source: bytes | str, source_name: str = "") -> rb.Runbook:
+@dataclass
+class RunbookSource:
+    """What is imported: one file (`text`), or a tree of files (`files`, relative
+    POSIX paths; `ignored` lists the files of the tree that are not Markdown)."""
+
+    name: str = ""
+    text: bytes | str | None = None
+    files: Sequence[tuple[str, bytes]] = ()
+    ignored: Sequence[str] = field(default_factory=list)
+    title: str = ""  # a tree's title (default: its name)
+    allow_partial: bool = False
+
+    def parse(self) -> rb.Runbook:
+        """The same parse for the dry run, the import and the upload's diff."""
+        severities = severity_aliases()
+        if self.text is not None:
+            return rb.parse_runbook(
+                self.text,
+                path=self.name,
+                severities=severities,
+                allow_partial=self.allow_partial,
+            )
+        return rb.parse_tree(
+            self.files,
+            title=self.title or self.name or "Runbooks",
+            ignored=self.ignored,
+            severities=severities,
+            allow_partial=self.allow_partial,
+        )
+
+    def stored_text(self) -> str:
+        """The Markdown kept with the revision: a tree's files one after another,
+        each under a comment naming it."""
+        if self.text is not None:
+            text = self.text
+            return text.decode("utf-8-sig") if isinstance(text, bytes) else text
+        return "\n".join(
+            f"<!-- file: {path} -->\n{data.decode('utf-8-sig')}"
+            for path, data in sorted(self.files)
+        )
+
+
+def check_runbook(
+    *,
+    source: bytes | str | None = None,
+    source_name: str = "",
+    tree: RunbookSource | None = None,
+) -> rb.Runbook:
     """What `import_runbook` would refuse, without writing anything (the dry run):
     the same parse and the same checks, so both give the same verdict. Without a
     reachable database the slug check is skipped, with a warning."""
-    parsed = rb.parse_runbook(source)
-    _check_source_name(source_name)
+    tree = tree or RunbookSource(name=source_name, text=source)
+    parsed = tree.parse()
+    _check_source_name(tree.name)
     try:
         with transaction.atomic():
             _refuse_taken_slugs(parsed, slugify(parsed.title) or "runbook")
@@ -71,18 +122,26 @@ IMPORTERS = frozenset({"manage.py"})
 
 
 def import_runbook(
-    *, source: bytes | str, actor: Actor, source_name: str = ""
+    *,
+    actor: Actor,
+    source: bytes | str | None = None,
+    source_name: str = "",
+    tree: RunbookSource | None = None,
+    audit_data: dict | None = None,
 ) -> ImportResult:
-    """Import a runbook file as a new revision, or do nothing if the current revision
-    has the same content. Raises RunbookError (naming the line) before writing
-    anything when the file cannot be read as a runbook."""
+    """Import a runbook file (or a tree of them) as a new revision, or do nothing if
+    the current revision has the same content. Raises RunbookError (naming the file
+    and line) before writing anything when it cannot be read as a runbook.
+    `audit_data` is added to the import's audit event (the upload's diff)."""
     access.check(actor, access.IMPORT_RUNBOOKS, systems=IMPORTERS)
+    tree = tree or RunbookSource(name=source_name, text=source)
     with transaction.atomic():
-        return _import(source, source_name, actor)
+        return _import(tree, actor, audit_data or {})
 
 
-def _import(source: bytes | str, source_name: str, actor: Actor) -> ImportResult:
-    parsed = rb.parse_runbook(source)
+def _import(tree: RunbookSource, actor: Actor, audit_data: dict) -> ImportResult:
+    parsed = tree.parse()
+    source_name = tree.name
     _check_source_name(source_name)
     key = slugify(parsed.title) or "runbook"
     revisions = Runbook.objects.select_for_update().filter(key=key)
@@ -104,7 +163,6 @@ def _import(source: bytes | str, source_name: str, actor: Actor) -> ImportResult
 
     revision = (revisions.aggregate(n=Max("revision"))["n"] or 0) + 1
     revisions.filter(is_current=True).update(is_current=False)
-    text = source.decode("utf-8-sig") if isinstance(source, bytes) else source
     runbook = Runbook.objects.create(
         key=key,
         revision=revision,
@@ -113,7 +171,8 @@ def _import(source: bytes | str, source_name: str, actor: Actor) -> ImportResult
         sha256=parsed.sha256,
         parser_version=rb.PARSER_VERSION,
         source_name=source_name,
-        source=text,
+        source=tree.stored_text(),
+        files=parsed.files,
         preamble=parsed.preamble,
         sections=[{"title": s.title, "markdown": s.markdown} for s in parsed.sections],
         warnings=parsed.warnings,
@@ -131,6 +190,9 @@ def _import(source: bytes | str, source_name: str, actor: Actor) -> ImportResult
             "sha256": parsed.sha256,
             "source": source_name,
             "playbooks": len(parsed.playbooks),
+            "files": len(parsed.files) or 1,
+            "not_understood": len(parsed.not_understood),
+            **audit_data,
         },
         actor=actor,
     )
@@ -172,7 +234,9 @@ def _save_playbook(runbook: Runbook, parsed: rb.Playbook) -> Playbook:
         alerts=parsed.alerts,
         alert_condition=parsed.alert_condition,
         severity=parsed.severity,
+        severity_text=parsed.severity_text,
         severity_note=parsed.severity_note,
+        path=parsed.path,
         escalation=parsed.escalation,
         context=[{"title": s.title, "markdown": s.markdown} for s in parsed.context],
         diagnosis=parsed.diagnosis,
