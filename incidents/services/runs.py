@@ -17,6 +17,7 @@ from django.utils import timezone
 from probes.commands import (
     confirm_word,
     display_text,
+    heavy_reason,
     missing_targets,
     parameter_problem,
 )
@@ -245,6 +246,7 @@ def request_run(
     break_glass_reason: str = "",
     break_glass: bool = False,
     request_key: str = "",
+    confirm_heavy: bool = False,
 ) -> RunResult:
     """Queue one run of a command for an incident and send it on commit. Actions
     need the typed word and a preview token bound to the exact command and
@@ -253,7 +255,10 @@ def request_run(
     key from the same person) or a second person pressing Run while the same
     command with the same parameters is in flight gets that execution, not a new
     one. `preview=None` skips the preview check (internal callers and tests of the
-    pipeline only; views always pass it). No system identity may run commands."""
+    pipeline only; views always pass it). No system identity may run commands.
+    A heavy probe (a read that can hurt production: `KEYS *`, a whole-table scan)
+    runs only with `confirm_heavy`, the person's tick under its warning; the run's
+    audit event and the execution record that it was confirmed, and why."""
     access.check(
         actor,
         access.run_permission(command),
@@ -271,7 +276,11 @@ def request_run(
             break_glass_reason=break_glass_reason,
             break_glass=break_glass,
             request_key=request_key,
+            confirm_heavy=confirm_heavy,
         )
+
+
+HEAVY_KEY = "heavy_confirmed"
 
 
 def _request_run(
@@ -285,6 +294,7 @@ def _request_run(
     break_glass_reason: str,
     break_glass: bool,
     request_key: str,
+    confirm_heavy: bool = False,
 ) -> RunResult:
     request_key = clean_request_key(request_key)
     break_glass_reason = clean_reason(break_glass_reason)
@@ -300,6 +310,12 @@ def _request_run(
     if not incident.is_active:
         raise RunRefused("The incident is resolved; reopen it to run commands.")
     values = clean_parameters(command, params)
+    heavy = heavy_reason(command)
+    if heavy and not confirm_heavy:
+        raise RunRefused(
+            f"Heavy read: {heavy}. Nothing was run: tick “Run it anyway” under the "
+            "warning to confirm, then press Run."
+        )
     breaking_glass = False
     nonce = ""
     if command.kind == Command.Kind.ACTION:
@@ -361,7 +377,9 @@ def _request_run(
         if needs_approval
         else None,
         break_glass=breaking_glass,
-        reason=break_glass_reason if breaking_glass else "",
+        reason=break_glass_reason
+        if breaking_glass
+        else (f"Heavy read, confirmed: {heavy}" if heavy else ""),
     )
     data = {
         "step": command.step.number if command.step else None,
@@ -372,6 +390,8 @@ def _request_run(
     }
     if nonce:
         data[PREVIEW_NONCE_KEY] = nonce
+    if heavy:
+        data[HEAVY_KEY] = heavy  # the warning the person saw and confirmed
     if needs_approval:
         verb = "execution.approval_requested"
         data["expires_at"] = execution.approval_expires_at.isoformat()

@@ -73,6 +73,8 @@ def command_run(request: HttpRequest, pk: int, command_id: int) -> HttpResponse:
             # not quietly file an ordinary approval request instead.
             break_glass=request.POST.get("mode") == "break_glass",
             request_key=request.POST.get("request_key", ""),
+            # The tick under a heavy probe's warning (probes.commands.heavy_reason).
+            confirm_heavy=request.POST.get("confirm_heavy") == "1",
             actor=Actor.from_request(request),
         )
     except services.RunRefused as exc:
