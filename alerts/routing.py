@@ -7,7 +7,9 @@ rule matched and why (kept on the group and in the incident's opening event):
    playbooks share it (`HealthCheckFailing` + `database: error` / `redis: error`),
    the rest of the playbook's alert condition decides: a label or annotation
    that carries it, else the runbook's own read-only health probe, run once;
-4. the `runbook_url` annotation against a playbook's anchor or slug;
+4. the `runbook_url` annotation against a playbook's anchor, its file (a directory
+   import: `.../runbooks/kubernetes/kubepodcrashlooping` finds
+   `kubernetes/KubePodCrashLooping.md`, below RUNBOOK_URL_BASE when set) or slug;
 5. a metric the playbook's alert condition names, found in the expression of
    the alert's `generatorURL`;
 6. otherwise unrouted: a responder picks in the triage list.
@@ -18,9 +20,13 @@ Yomira's playbooks by name."""
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from django.conf import settings
 
 from incidents.models import Command, Playbook
 
@@ -146,11 +152,10 @@ def route(
 
     url = alert.annotations.get("runbook_url", "")
     if url:
-        playbook = _by_runbook_url(url, playbooks)
+        playbook, path = _by_runbook_url(url, playbooks)
         if playbook is not None:
-            return Routed(
-                playbook, "runbook_url", f"its runbook_url points at §{playbook.number}"
-            )
+            at = f"{path} (§{playbook.number})" if path else f"§{playbook.number}"
+            return Routed(playbook, "runbook_url", f"its runbook_url points at {at}")
 
     expression = _expression(alert.generator_url)
     if expression:
@@ -254,7 +259,10 @@ def health_probe(playbooks: list[Playbook]) -> Command | None:
     return None
 
 
-def _by_runbook_url(url: str, playbooks: list[Playbook]) -> Playbook | None:
+def _by_runbook_url(url: str, playbooks: list[Playbook]) -> tuple[Playbook | None, str]:
+    """The playbook a runbook_url names, and its file when that is how it was
+    found: the fragment (an anchor or slug), then the file, then the last part of
+    the path as a slug."""
     parts = urlsplit(url)
     fragment = unquote(parts.fragment).lower()
     last = unquote(parts.path.rstrip("/").rsplit("/", 1)[-1]).lower()
@@ -262,11 +270,54 @@ def _by_runbook_url(url: str, playbooks: list[Playbook]) -> Playbook | None:
     for playbook in playbooks:
         anchor = (playbook.anchor or "").lower().lstrip("#")
         if fragment and fragment in (anchor, playbook.slug.lower()):
-            return playbook
+            return playbook, ""
+    if not fragment and (playbook := _by_path(url, playbooks)) is not None:
+        return playbook, playbook.path
     for playbook in playbooks:
         if last and last in (playbook.slug.lower(), (playbook.anchor or "").lower()):
-            return playbook
-    return None
+            return playbook, ""
+    return None, ""
+
+
+PAGE_SUFFIXES = (".md", ".markdown", ".html", ".htm")
+INDEX_PAGES = ("index", "_index", "readme")
+
+
+def path_key(path: str) -> str:
+    """A file or a URL path as pages are served: lower case, no extension, no
+    index page (`kubernetes/KubePodCrashLooping.md` -> `kubernetes/kubepodcrashlooping`)."""
+    path = unquote(path).strip("/").lower()
+    if PurePosixPath(path).suffix in PAGE_SUFFIXES:
+        path = path[: -len(PurePosixPath(path).suffix)]
+    head, _, tail = path.rpartition("/")
+    return head if tail in INDEX_PAGES else path
+
+
+def _by_path(url: str, playbooks: list[Playbook]) -> Playbook | None:
+    """A playbook that is alone in its file (a directory import), by the file's
+    path. Below RUNBOOK_URL_BASE the rest of the URL must be that path exactly;
+    otherwise the file whose path shares the most trailing parts with the URL's,
+    when exactly one does."""
+    shared = Counter(p.path for p in playbooks if p.path)
+    alone = {path_key(p.path): p for p in playbooks if p.path and shared[p.path] == 1}
+    if not alone:
+        return None
+    base = settings.RUNBOOK_URL_BASE
+    if base and url.lower().startswith(base.lower()):
+        return alone.get(path_key(urlsplit(url[len(base) :]).path))
+    wanted = path_key(urlsplit(url).path).split("/")
+    best: Playbook | None = None
+    best_parts, tie = 0, False
+    for key, playbook in alone.items():
+        have = key.split("/")
+        n = 0
+        while n < min(len(have), len(wanted)) and have[-1 - n] == wanted[-1 - n]:
+            n += 1
+        if n > best_parts:
+            best, best_parts, tie = playbook, n, False
+        elif n and n == best_parts:
+            tie = True
+    return best if best_parts and not tie else None
 
 
 def _expression(generator_url: str) -> str:

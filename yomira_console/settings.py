@@ -338,6 +338,9 @@ DRILL_SCENARIOS_DIR = env.str("DRILL_SCENARIOS_DIR", default="") or None
 # --- end of drills ---------------------------------------------------------------
 
 # The runbook `make run` and the docker-compose one-shot import by default.
+# Where a directory of runbooks is published (`https://runbooks.example.com/runbooks/`):
+# an alert's runbook_url below it routes to the playbook imported from that file.
+RUNBOOK_URL_BASE = env.str("RUNBOOK_URL_BASE", default="")
 DEFAULT_RUNBOOK = env.path(
     "DEFAULT_RUNBOOK", default=BASE_DIR / "runbooks" / "yomira.md"
 )
