@@ -52,6 +52,8 @@ class Runbook(models.Model):
     preamble = models.TextField(blank=True)
     sections = models.JSONField(default=list, blank=True)
     warnings = models.JSONField(default=list, blank=True)
+    # What the importer read but did not understand (`PATH:LINE: how it was read`).
+    not_understood = models.JSONField(default=list, blank=True)
     is_current = models.BooleanField(default=True)
     imported_at = models.DateTimeField(auto_now_add=True)
     imported_by = models.ForeignKey(

@@ -176,6 +176,7 @@ def _import(tree: RunbookSource, actor: Actor, audit_data: dict) -> ImportResult
         preamble=parsed.preamble,
         sections=[{"title": s.title, "markdown": s.markdown} for s in parsed.sections],
         warnings=parsed.warnings,
+        not_understood=parsed.not_understood,
         imported_by=actor.user,
     )
     new_playbooks = [_save_playbook(runbook, p) for p in parsed.playbooks]
