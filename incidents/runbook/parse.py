@@ -209,6 +209,8 @@ class _Parser:
         self.numbers: set[int] = set()
         self.anchors: dict[str, int] = {}
         self.severity_lines: dict[int, int] = {}
+        # Playbooks whose Diagnosis says something (not only a list of links).
+        self.substance: set[int] = set()
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -577,7 +579,7 @@ class _Parser:
         if not (
             playbook.alerts
             or playbook.steps
-            or playbook.diagnosis
+            or id(playbook) in self.substance
             or playbook.commands
             or any(INCIDENT_CONTEXT.match(s.title) for s in playbook.context)
         ):
@@ -679,6 +681,12 @@ class _Parser:
                 )
                 playbook.diagnosis_commands += self.commands(nodes)
                 self.fields_in(playbook, nodes)
+                if any(
+                    n.type != "heading"
+                    and not (n.type == "bullet_list" and self.links_only(n))
+                    for n in nodes
+                ):
+                    self.substance.add(id(playbook))
             else:
                 if kind == "unknown":
                     self.unclear(
