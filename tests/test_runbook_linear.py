@@ -14,7 +14,7 @@ from re import _parser as sre_parse
 
 import pytest
 
-from incidents.runbook import parse, slugs
+from incidents.runbook import frontmatter, parse, severity, shapes, slugs, tree
 from incidents.runbook.parse import _Parser
 from probes import recognise, shell, text
 from probes.families import FAMILIES
@@ -236,7 +236,19 @@ def reading_modules() -> list:
     policies in its package)."""
     families = [import_module(path) for path in FAMILIES.values()]
     recognisers = [import_module(f"{path}.recognise") for path in FAMILIES.values()]
-    return [parse, slugs, recognise, shell, text, *families, *recognisers]
+    return [
+        parse,
+        shapes,
+        severity,
+        frontmatter,
+        tree,
+        slugs,
+        recognise,
+        shell,
+        text,
+        *families,
+        *recognisers,
+    ]
 
 
 def module_patterns() -> list[tuple[str, re.Pattern]]:

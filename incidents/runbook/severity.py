@@ -6,7 +6,6 @@ Runbooks and alerts write severities many ways (`P1`, `SEV-1`, `` `critical` ``,
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 LEVELS = ("critical", "high", "warning", "info")
@@ -30,15 +29,19 @@ BUILTIN: dict[str, str] = {
     ),
 }
 
-# Emoji, bullets, quotes and markup around the word: `🔴 High`, `**critical**`.
-# (No nested quantifiers: tests/test_runbook_linear.py checks every pattern here.)
-EDGES = re.compile(r"^[^\w]++|[^\w]++$")
-SPACES = re.compile(r"\s++")
+
+def _word(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
 
 
 def clean(text: str) -> str:
-    """The alias key a written severity is looked up by."""
-    return SPACES.sub(" ", EDGES.sub("", text.strip())).lower()
+    """The alias key a written severity is looked up by: emoji, bullets, quotes and
+    markup around the word dropped (`🔴 High`, `**critical**`), spaces collapsed.
+    (Scanned by hand: a regex for "non-word characters at the end" is searched
+    from every position of a long run of them.)"""
+    start = next((i for i, ch in enumerate(text) if _word(ch)), len(text))
+    end = next((i for i in range(len(text), start, -1) if _word(text[i - 1])), start)
+    return " ".join(text[start:end].split()).lower()
 
 
 def level_of(text: str, extra: Mapping[str, str] | None = None) -> str:

@@ -58,8 +58,6 @@ ALERT_HEADING = re.compile(
 # An alert name as a word: camelCase or PascalCase with an inner capital.
 ALERT_IDENT = re.compile(r"^(?=[A-Z]*+[a-z])[A-Za-z][a-z0-9]*+[A-Z][A-Za-z0-9_:]*+$")
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_:]*+$")
-# `KubeMacPoolDown [Deprecated]`, `Watchdog (info)`: a tag after the name.
-TITLE_TAG = re.compile(r"\s*+(?:\[[^\]]*+\]|\([^)]*+\))\s*+$")
 
 
 def section_kind(name: str) -> str:
@@ -78,7 +76,12 @@ def alert_in_title(title: str, stem: str = "") -> str:
     """The alert name a title heading is (`KubeMacPoolDown [Deprecated]` ->
     `KubeMacPoolDown`); a plain word counts only when it is also the file's name
     (`# Watchdog` in Watchdog.md)."""
-    name = TITLE_TAG.sub("", title.strip()).strip("`*_\"'")
+    name = title.strip()
+    # `KubeMacPoolDown [Deprecated]`, `Watchdog (info)`: a tag after the name.
+    for opening, closing in ("[]", "()"):
+        if name.endswith(closing) and opening in name:
+            name = name[: name.rfind(opening)].strip()
+    name = name.strip("`*_\"'")
     if ALERT_IDENT.match(name):
         return name
     if stem and name == stem and IDENT.match(name):
