@@ -1,0 +1,1 @@
+"""The runbook corpus (tests/runbooks/corpus/) and the runbooks beside it."""
