@@ -11,6 +11,22 @@ import yaml
 from .types import RunbookError
 
 FENCE_MARKERS = ("```", "~~~")
+SCALARS = (str, int, float, bool)
+# Front matter holds a few fields; more is not a runbook's header (and YAML
+# aliases could make a small text a huge value).
+FRONT_MATTER_MAX = 64 * 1024
+LIST_MAX = 200
+
+
+def _plain(value: Any) -> Any:
+    """A scalar, or a flat list of scalars; anything else (mappings, nested lists,
+    alias bombs) is dropped, never turned into text."""
+    if isinstance(value, SCALARS):
+        return value
+    flat = isinstance(value, list) and len(value) <= LIST_MAX
+    if flat and all(isinstance(v, SCALARS) for v in value):
+        return value
+    return None
 
 
 def front_matter(lines: list[str]) -> dict[str, Any]:
@@ -24,6 +40,12 @@ def front_matter(lines: list[str]) -> dict[str, Any]:
     else:
         return {}  # no closing line: a thematic break, not front matter
     text = "\n".join(lines[1:end])
+    if len(text) > FRONT_MATTER_MAX:
+        raise RunbookError(
+            f"the front matter is {len(text)} characters long; at most "
+            f"{FRONT_MATTER_MAX} are read (is the closing '---' missing?)",
+            1,
+        )
     try:
         data = yaml.safe_load(text) if text.strip() else {}
     except yaml.YAMLError as exc:
@@ -41,7 +63,11 @@ def front_matter(lines: list[str]) -> dict[str, Any]:
         )
     for i in range(end + 1):
         lines[i] = ""
-    return {str(k).lower(): v for k, v in data.items()}
+    return {
+        str(k).lower(): plain
+        for k, v in data.items()
+        if (plain := _plain(v)) is not None
+    }
 
 
 def blank_html_comments(lines: list[str]) -> None:
