@@ -4,6 +4,8 @@ kubectl's reading verbs and the bundled runbook left as it was."""
 
 from __future__ import annotations
 
+import textwrap
+
 import pytest
 
 from incidents.runbook import parse_runbook
@@ -118,7 +120,7 @@ def test_psql_c_with_a_whole_table_read_is_heavy_too():
         ("redis-cli ZRANGE board 0 -1", "ZRANGE 0 -1 returns the whole sorted set"),
         ("redis-cli --bigkeys", "--bigkeys iterates over every key"),
         ("docker compose exec -T redis redis-cli --memkeys", "--memkeys iterates"),
-        ("redis-cli --scan --pattern 'session:*'", "--scan iterates over every key"),
+        ("redis-cli --scan --pattern 'session:*'", "--scan lists every key"),
         ("redis-cli SCAN 0 MATCH a* COUNT 100000", "SCAN with COUNT 100000"),
         ("redis-cli HGETALL user:1 | grep email", "HGETALL returns the whole hash"),
     ],
@@ -342,3 +344,30 @@ def test_no_yomira_command_is_heavy_host_bound_or_configuration():
     assert [c.text for c in commands if c.spec.get("heavy")] == []
     assert [c.text for c in commands if c.spec.get("target_host")] == []
     assert [c.text for c in commands if c.language == CONFIG_LANGUAGE] == []
+
+
+def test_an_imported_config_fence_is_never_sent_to_the_database():
+    # With or without the importer's language line (CONFIG_LANGUAGE for the whole
+    # fence), no command cut from it is runnable.
+    source = f"""# R
+
+## 1. Replication Lag
+
+**Severity:** Warning
+
+### Steps
+
+1. **Set the WAL level** in postgresql.conf:
+   ```sql
+{textwrap.indent(POSTGRESQL_CONF, "   ")}   ```
+2. **Apply it**
+   ```sql
+   ALTER SYSTEM SET wal_level = replica;
+   ```
+"""
+    (playbook,) = parse_runbook(source.encode()).playbooks
+    config, apply = playbook.steps
+    assert config.commands
+    assert all((c.kind, c.executor) == (MANUAL, None) for c in config.commands)
+    assert all(c.language in {"sql", CONFIG_LANGUAGE} for c in config.commands)
+    assert [(c.kind, c.executor) for c in apply.commands] == [(ACTION, "sql")]

@@ -68,6 +68,12 @@
     if (form.matches && form.matches("form[data-reset-on-success]") && event.detail.successful) {
       form.reset();
     }
+    // A heavy probe's Run refused for want of the tick (the panel says why):
+    // the tick is the next thing to do, so the keyboard lands on it.
+    if (form.matches && form.matches("form.heavy-form") && !event.detail.successful) {
+      var tick = form.querySelector("input[name=confirm_heavy]");
+      if (tick && !tick.checked && tick.isConnected) { tick.focus(); }
+    }
   });
 
   // A poll and an action can both deliver the same new event: keep one.

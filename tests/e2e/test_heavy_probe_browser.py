@@ -67,6 +67,7 @@ def test_a_heavy_probe_is_refused_until_confirmed_then_runs(
     expect(refusal).to_contain_text("Heavy read: KEYS walks every key")
     expect(refusal).to_contain_text("tick “Run it anyway”")
     expect(page).to_have_url(re.compile(rf"/incidents/{incident.pk}/$"))  # in place
+    expect(tick).to_be_focused()  # console.js: the tick is what to do next
     assert not StepExecution.objects.filter(command=keys).exists()
 
     heavy = page.locator(f"#run-{keys.pk}")

@@ -141,6 +141,11 @@ def _number(value: str) -> int | None:
 
 def heavy_read(name: str, args: list[str], mode: str | None) -> str:
     """Why this reading command may hurt a production Redis, or "" if it should not."""
+    if mode == "scan":
+        return (
+            "--scan lists every key in the keyspace: on a big Redis it runs for "
+            "long and loads it the whole time"
+        )
     if mode in KEYSPACE_MODES:
         return (
             f"--{mode} iterates over every key in the keyspace (SCAN, then a "
@@ -175,7 +180,7 @@ def heavy_read(name: str, args: list[str], mode: str | None) -> str:
 
 
 def recognise_redis(tokens: list[str], text: str, grep: dict | None) -> Binding:
-    target, host, mode, interval = "REDIS_URL", None, None, None
+    target, host, mode, interval, pattern = "REDIS_URL", None, None, None, None
     args: list[str] = []
     it = iter(tokens[1:])
     for tok in it:
@@ -191,6 +196,8 @@ def recognise_redis(tokens: list[str], text: str, grep: dict | None) -> Binding:
                 host = value
             elif tok == "-i":
                 interval = value
+            elif tok == "--pattern":
+                pattern = value
         elif tok.startswith("-"):
             continue
         else:
@@ -205,6 +212,8 @@ def recognise_redis(tokens: list[str], text: str, grep: dict | None) -> Binding:
         spec.update(
             {"mode": mode, "interval": interval} if interval else {"mode": mode}
         )
+        if pattern:
+            spec["pattern"] = pattern
         if heavy := heavy_read("", [], mode):
             spec["heavy"] = heavy
         return Binding(PROBE, "redis", brace_parameters(text), variables, spec)

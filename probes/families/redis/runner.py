@@ -74,8 +74,16 @@ def run(command, params: dict[str, str], ctx: Context) -> Result:  # noqa: ANN00
 
 
 def _run(conn: redis.Redis, spec: dict, params: dict[str, str], ctx: Context) -> Result:
-    if spec.get("mode", "").startswith("latency"):
+    mode = spec.get("mode", "")
+    if mode.startswith("latency"):
         return _latency(conn, spec, ctx)
+    if mode in KEYSPACE_MODES:
+        return _keyspace(conn, spec, ctx)
+    if mode:
+        return Result(
+            False,
+            f"redis-cli --{mode} is not something the console runs: run it by hand.",
+        )
     # Each argument is sent as one argument: a parameter's value is data (never
     # split, never expanded as a ${NAME}).
     args = [substitute(a, params) for a in spec["args"]]
@@ -89,6 +97,56 @@ def _run(conn: redis.Redis, spec: dict, params: dict[str, str], ctx: Context) ->
     text = apply_filter(text, spec.get("filter"))
     first = text.splitlines()[0] if text else "(empty)"
     return Result(True, f"{name}: {first[:200]}", clip(text, ctx))
+
+
+# What each type's size is, and in what.
+SIZES = {
+    "string": ("strlen", "bytes"),
+    "list": ("llen", "items"),
+    "set": ("scard", "members"),
+    "zset": ("zcard", "members"),
+    "hash": ("hlen", "fields"),
+    "stream": ("xlen", "entries"),
+}
+KEYSPACE_MODES = {"scan", "bigkeys", "memkeys"}
+
+
+def _keyspace(conn: redis.Redis, spec: dict, ctx: Context) -> Result:
+    """`--scan [--pattern P]`, `--bigkeys`, `--memkeys`: SCAN through the keyspace
+    (never KEYS), stopping at the deadline or the output cap with what was seen."""
+    mode = spec["mode"]
+    pattern = spec.get("pattern") or None
+    stop = time.monotonic() + ctx.remaining() * 0.8
+    keys, biggest, seen, cut = [], {}, 0, False
+    for key in conn.scan_iter(match=pattern, count=1000):
+        seen += 1
+        if mode == "scan":
+            keys.append(key)
+        elif mode == "bigkeys":
+            kind = conn.type(key)
+            measure, unit = SIZES.get(kind, (None, ""))
+            size = getattr(conn, measure)(key) if measure else 0
+            if size >= biggest.get(kind, ("", -1, ""))[1]:
+                biggest[kind] = (key, size, unit)
+        else:  # memkeys
+            size = conn.memory_usage(key) or 0
+            if size >= biggest.get("memory", ("", -1, ""))[1]:
+                biggest["memory"] = (key, size, "bytes")
+        if time.monotonic() > stop or len(keys) >= 100_000:
+            cut = True
+            break
+    if mode == "scan":
+        text = "\n".join(keys)
+        summary = f"{len(keys)} key{'s' if len(keys) != 1 else ''}"
+    else:
+        text = "\n".join(
+            f"Biggest {kind:<7} found {key!r} has {size} {unit}"
+            for kind, (key, size, unit) in sorted(biggest.items())
+        )
+        summary = f"{seen} keys sampled"
+    if cut:
+        summary += " (stopped before the end of the keyspace)"
+    return Result(True, summary, clip(text, ctx), {"keys": seen})
 
 
 def _latency(conn: redis.Redis, spec: dict, ctx: Context) -> Result:
