@@ -2,6 +2,7 @@ from django.urls import path
 
 from . import views
 from .views.approvals import approval_decide
+from .views.runbook_import import runbook_import, runbook_import_confirm
 
 app_name = "incidents"
 
@@ -55,6 +56,12 @@ urlpatterns = [
         name="playbook_grant",
     ),
     path("targets/", views.target_status, name="target_status"),
+    path("runbooks/import/", runbook_import, name="runbook_import"),
+    path(
+        "runbooks/import/confirm",
+        runbook_import_confirm,
+        name="runbook_import_confirm",
+    ),
     path(
         "incidents/<int:pk>/postmortem.md",
         views.export_postmortem,

@@ -140,6 +140,8 @@ def test_roles_read_what_their_role_allows(request, persona, allowed, incident):
         "playbook_list": "/playbooks/",
         "export_csv": f"/incidents/{incident.pk}/timeline.csv",
         "incident_new": "/incidents/new/",
+        # Importing runbooks is the Admin role's (incidents.add_runbook).
+        "runbook_import": "/runbooks/import/",
     }
     refused = 0
     for name, url in pages.items():
