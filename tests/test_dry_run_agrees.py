@@ -329,3 +329,24 @@ def test_the_whole_corpus_as_one_folder_agrees():
         f"  {path}/LICENSES/cortex-jsonnet.LICENSE.txt: not read: only .md and "
         ".markdown files are runbooks"
     ) in listed
+
+
+def test_govuk_folder_needs_allow_partial_for_its_alert_catalogue():
+    path = folder("govuk-developer-docs")
+    alerts = f"{path}/source/manual/alerts"
+    kind, message = assert_agree(path)
+    assert (kind, message) == (
+        "refused",
+        f"{alerts}/chat-ai-alerts.html.md:36: " + no_steps(6, 6, "High5xxRate"),
+    )
+    kind, out = assert_agree(path, "--allow-partial")
+    assert kind == "ok"
+    _, counts, _ = summary(out, SUMMARY_REAL)
+    assert counts.startswith("4 files, 9 playbooks, ")
+    paths = playbook_paths()
+    assert paths == [
+        "source/manual/alerts/RouterErrorRatioTooHigh.html.md",
+        *["source/manual/alerts/chat-ai-alerts.html.md"] * 6,
+        "source/manual/alerts/email-alert-api-unprocessed-work.html.md",
+        "source/manual/alerts/signon-api-user-token-expires-soon.html.md",
+    ]

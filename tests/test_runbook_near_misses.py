@@ -479,6 +479,20 @@ def test_mitigation_prose_is_read_block_by_block_and_listed():
     ]
 
 
+def test_a_bullet_list_under_mitigation_is_one_step_per_item_without_the_bullet():
+    runbook = read(
+        "# DiskFull\n\n## Mitigation\n\n- Delete logs\n- Grow the disk\n  carefully\n"
+    )
+    assert [(s.title, s.body) for s in runbook.playbooks[0].steps] == [
+        ("Delete logs", ""),
+        ("Grow the disk", "carefully"),
+    ]
+    assert runbook.not_understood == [
+        "runbook.md:3: 'Mitigation' of 'DiskFull' has no numbered list: each of its 2 "
+        "blocks read as a step"
+    ]
+
+
 def test_an_unknown_section_is_context_and_listed():
     runbook = read(
         "# DiskFull\n\n## Meaning\n\nFull.\n\n## Capacity planning\n\nBuy disks.\n\n"
