@@ -75,6 +75,7 @@ def rewrite(url: str) -> str:
 
 
 PG_HOSTS = "PG_HOSTS"  # read from TARGET_PG_HOSTS
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*+")
 # Not secrets: names and hosts. Masking them would blank out the explanations
 # that name them.
 NOT_SECRET = frozenset({"TARGET_HOSTS", PREFIX + PG_HOSTS})
@@ -87,7 +88,7 @@ def pg_host_map() -> dict[str, str]:
     for item in os.environ.get(PREFIX + PG_HOSTS, "").split(","):
         host, sep, name = item.strip().partition("=")
         name = name.strip().removeprefix(PREFIX)
-        if sep and host.strip() and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        if sep and host.strip() and NAME.fullmatch(name):
             mapping[host.strip().lower()] = name
     return mapping
 

@@ -43,6 +43,15 @@ def test_a_whole_table_read_is_a_heavy_probe(sql, names):
     assert heavy_reason(binding) == binding.spec["heavy"]
 
 
+def test_the_reason_names_at_most_three_tables():
+    sql = "SELECT * FROM " + ", ".join(f"t{i}" for i in range(500)) + ";"
+    assert (
+        recognise(sql, "sql")
+        .spec["heavy"]
+        .startswith("reads every row of t0, t1, t2 and 497 more (no WHERE")
+    )
+
+
 def test_the_reason_says_what_is_scanned_and_why_it_hurts():
     binding = recognise("SELECT count(*) FROM crawler.job;", "sql")
     assert binding.spec["heavy"] == (

@@ -184,8 +184,8 @@ def sql_parameters(sql: str) -> tuple[list[str], dict[str, str]]:
 # with unit or quoted string, then an optional `# comment`. No SQL statement starts
 # with a bare name and `=`: `SET x = y;` and `ALTER SYSTEM SET ...` stay SQL.
 CONFIG_LINE = re.compile(
-    r"[A-Za-z_][\w.]*[ \t]*=[ \t]*(?:'(?:[^'\n]|'')*'|\"[^\"\n]*\"|[^\s#;'\"]+)"
-    r"[ \t]*;?[ \t]*(?:#.*)?"
+    r"(?<![\w.])[A-Za-z_][\w.]*+[ \t]*+=[ \t]*+"
+    r"(?:'(?:[^'\n]|'')*+'|\"[^\"\n]*+\"|[^\s#;'\"]++)[ \t]*+;?[ \t]*+(?:#.*+)?"
 )
 
 
@@ -251,9 +251,6 @@ FROM_ENDS = frozenset(
     }
 )
 JOINS = frozenset({"join"})
-CTE_NAME = re.compile(
-    r"\b([A-Za-z_]\w*)\s+AS\s+(?:NOT\s+)?(?:MATERIALIZED\s+)?\(", re.I
-)
 
 
 def _is_catalog(name: str) -> bool:
@@ -265,6 +262,21 @@ def _is_catalog(name: str) -> bool:
         or table.startswith("pg_")
         or schema.startswith("pg_")
     )
+
+
+def _cte_names(words: list[str]) -> set[str]:
+    """`WITH name AS (`, `, name AS [NOT] [MATERIALIZED] (`: names a query reads
+    like tables that are not tables."""
+    names = set()
+    for i, word in enumerate(words[:-2]):
+        if words[i + 1].lower() != "as":
+            continue
+        rest = [w.lower() for w in words[i + 2 : i + 5]]
+        while rest and rest[0] in {"not", "materialized"}:
+            rest.pop(0)
+        if rest[:1] == ["("]:
+            names.add(word.lower())
+    return names
 
 
 class _Query:
@@ -283,9 +295,8 @@ class _Query:
 def _whole_table_reads(statement: str) -> list[tuple[list[str], bool]]:
     """For each SELECT in the statement that reads user tables with no WHERE and
     either no LIMIT or an aggregate: (its tables, whether it aggregates)."""
-    bare = _strip_sql_literals(statement)
-    ctes = {m.group(1).lower() for m in CTE_NAME.finditer(bare)}
-    words = SQL_TOKEN.findall(bare)
+    words = SQL_TOKEN.findall(_strip_sql_literals(statement))
+    ctes = _cte_names(words)
     stack, done = [_Query()], []
     for i, tok in enumerate(words):
         q = stack[-1]
@@ -355,7 +366,10 @@ def heavy_read(statement: str) -> str:
     if not reads:
         return ""
     tables, aggregate = reads[0]
-    names = ", ".join(dict.fromkeys(tables))
+    tables = list(dict.fromkeys(tables))
+    names = ", ".join(tables[:3]) + (
+        f" and {len(tables) - 3} more" if len(tables) > 3 else ""
+    )
     if aggregate:
         return (
             f"aggregates over every row of {names} (no WHERE): a full scan of the "
@@ -431,7 +445,8 @@ PSQL_VALUE = {
     "--table-attr": None,
 }
 URI = re.compile(r"^postgres(?:ql)?://", re.I)
-CONNINFO = re.compile(r"^\s*\w+\s*=")
+CONNINFO = re.compile(r"^\s*+\w++\s*+=")
+CONNINFO_PAIR = re.compile(r"(?<!\w)(\w++)\s*+=\s*+('(?:[^'\\]|\\.)*+'|\S++)")
 
 
 def _psql_options(tokens: list[str]) -> tuple[dict[str, str], list[str]]:
@@ -477,7 +492,7 @@ def _connection(value: str) -> dict[str, str]:
             "dbname": unquote(parts.path.lstrip("/")),
         }
     elif CONNINFO.match(value):
-        for m in re.finditer(r"(\w+)\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", value):
+        for m in CONNINFO_PAIR.finditer(value):
             key = {"hostaddr": "host"}.get(m.group(1), m.group(1))
             if key in {"host", "port", "user", "dbname"}:
                 found.setdefault(key, m.group(2).strip("'"))
