@@ -424,9 +424,11 @@ def test_a_confirm_after_the_revision_changed_shows_the_new_diff(yomira, admin_c
     response = admin_client.post(CONFIRM, {"review": stale})
     assert response.status_code == 409
     page = text_of(response)
-    assert "The runbook changed since you reviewed it: revision 2 is current now." in (
-        page
-    )
+    assert (
+        "The runbook, or how your upload is read, changed since you reviewed it: "
+        "revision 2 is current now. This is what your upload would change now; "
+        "nothing was imported."
+    ) in page
     assert "Against the current revision 2 , the import makes revision 3 ." in page
     assert "Step 3 changed" not in page  # already in revision 2
     assert revisions() == [1, 2]
@@ -439,3 +441,35 @@ def test_a_confirm_after_the_revision_changed_shows_the_new_diff(yomira, admin_c
 
 def test_get_on_confirm_is_not_allowed(admin_client):
     assert admin_client.get(CONFIRM).status_code == 405
+
+
+def test_a_confirm_after_the_reading_changed_shows_the_new_diff(yomira, admin_client):
+    """Same bytes, same revision, but a new severity alias reads §5 differently:
+    the import would not be what was reviewed."""
+    from incidents.models import SeverityAlias
+
+    changed = changed_yomira().replace(
+        "**Severity:** Warning → Slack", "**Severity:** Sev-Pool → Slack"
+    )
+    response = admin_client.post(UPLOAD, {"files": md("yomira.md", changed)})
+    assert "Severity: critical → none" in text_of(response)
+    stale = review_of(response)
+    SeverityAlias.objects.create(alias="sev-pool", level="high")
+
+    response = admin_client.post(CONFIRM, {"review": stale})
+    assert response.status_code == 409
+    assert "Severity: critical → high" in text_of(response)
+    assert revisions() == [1]
+    admin_client.post(CONFIRM, {"review": review_of(response)})
+    assert revisions() == [1, 2]
+    assert Playbook.objects.current().get(number=5).severity == "high"
+
+
+def test_a_review_too_large_for_a_form_is_refused_with_the_way_out(
+    admin_client, settings
+):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 6000
+    response = admin_client.post(UPLOAD, {"files": md("yomira.md", changed_yomira())})
+    assert response.status_code == 413
+    assert "too large to review in the browser" in text_of(response)
+    assert "Import it with manage.py import_runbook." in text_of(response)

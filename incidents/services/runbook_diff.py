@@ -7,6 +7,8 @@ the current one."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -218,6 +220,14 @@ def _names(items: Sequence[Any]) -> dict[str, Any]:
     return {"count": len(items), "names": list(items[:SUMMARY_NAMES])}
 
 
+def reading_of(parsed: rb.Runbook) -> str:
+    """A digest of how the runbook was read (playbooks, steps, commands and their
+    bindings): the same bytes read differently (a new severity alias, a new
+    parser) give another digest."""
+    contract = json.dumps(parsed.to_contract(), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(contract.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def runbook_key(parsed: rb.Runbook) -> str:
     """The runbook a parse would become a revision of (as the import decides)."""
     return slugify(parsed.title) or "runbook"
@@ -384,7 +394,8 @@ def _grants(
 
 
 class RevisionMoved(Exception):
-    """The runbook's current revision is no longer the one the person reviewed."""
+    """What the person reviewed is no longer what the import would do: the
+    runbook's current revision changed, or the upload is now read differently."""
 
 
 def import_reviewed(
@@ -392,16 +403,20 @@ def import_reviewed(
     tree: RunbookSource,
     actor: Actor,
     reviewed: tuple[int, str] | None,
+    reading: str | None = None,
     via: str = "upload",
 ) -> ImportResult:
     """Import `tree` only if the runbook's current revision is still `reviewed`
-    ((pk, sha256), or None for "no revision yet"), with the diff in the audit
+    ((pk, sha256), or None for "no revision yet") and, given `reading`, the
+    upload is still read as it was (`reading_of`), with the diff in the audit
     event. The revisions are locked while comparing, so no other import slips in
     between the check and the import. Raises RevisionMoved otherwise (and
     RunbookError, PermissionDenied as import_runbook does); writes nothing then."""
     # Checked before the transaction, so a denial's record is not rolled back.
     access.check(actor, access.IMPORT_RUNBOOKS, systems=IMPORTERS)
     parsed = tree.parse()
+    if reading is not None and reading_of(parsed) != reading:
+        raise RevisionMoved(runbook_key(parsed))
     key = runbook_key(parsed)
     with transaction.atomic():
         revisions = Runbook.objects.select_for_update().filter(key=key)

@@ -33,6 +33,7 @@ from ..services.runbook_diff import (
     RunbookDiff,
     diff_runbook,
     import_reviewed,
+    reading_of,
 )
 from ..services.runbooks import RunbookSource, check_runbook
 
@@ -97,6 +98,7 @@ def runbook_import_confirm(request: HttpRequest) -> HttpResponse:
             raise signing.BadSignature("another person's review")
         source = _source_from(payload)
         reviewed = payload["reviewed"]
+        reading = str(payload["reading"])
     except signing.SignatureExpired:
         return _form(
             request,
@@ -117,6 +119,7 @@ def runbook_import_confirm(request: HttpRequest) -> HttpResponse:
             tree=source,
             actor=Actor.from_request(request),
             reviewed=tuple(reviewed) if reviewed else None,
+            reading=reading,
         )
     except (RevisionMoved, IntegrityError):
         return _moved(request, source)
@@ -153,9 +156,10 @@ def _moved(request: HttpRequest, source: RunbookSource) -> HttpResponse:
         request,
         source,
         diff,
-        notice="The runbook changed since you reviewed it"
+        notice="The runbook, or how your upload is read, changed since you "
+        "reviewed it"
         + (f": revision {diff.current.revision} is current now" if diff.current else "")
-        + ". This is what your upload would change against it; nothing was imported.",
+        + ". This is what your upload would change now; nothing was imported.",
         status=409,
     )
 
@@ -205,6 +209,7 @@ def _sign(request: HttpRequest, source: RunbookSource, diff: RunbookDiff) -> str
         "files": [[path, _text(data)] for path, data in source.files],
         "ignored": list(source.ignored),
         "reviewed": [current.pk, current.sha256] if current else None,
+        "reading": reading_of(diff.parsed),
     }
     return signing.dumps(payload, salt=SALT, compress=True)
 
