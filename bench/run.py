@@ -2,7 +2,9 @@
 
 1. The runbook importer's parse time, against markdown-it parsing the same text;
    at scale (`importer-scale`), 100 and 999 playbooks parsed and imported (cost per
-   playbook at 999 vs 100: ~1.0x when linear) and a 20,000-character word.
+   playbook at 999 vs 100: ~1.0x when linear) and a 20,000-character word; a
+   directory (`importer-directory`) of 100 and 1,000 one-alert files read, parsed
+   and imported as one revision (cost per file at 1,000 vs 100: budget <= 1.5x).
 2. The checklist page's throughput under gunicorn, as a ratio to a trivial view
    (`/health/live`) on the same server (budget: at least 0.15x).
 3. Timeline export of an incident with 10,000 events (budget: under 0.5 s), and the
@@ -31,7 +33,11 @@ import tracemalloc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    import pstats
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -252,6 +258,252 @@ def bench_importer_scale() -> None:
     )
     best = cpu_best(lambda: parse_runbook(word), 3)
     print(f"one 20,000-character word in an SQL block: parse {best * 1000:.1f} ms")
+
+
+DIRECTORY_FOLDERS = 10
+DIRECTORY_TITLE = "Bench alerts"
+
+
+def alert_file(number: int) -> str:
+    """One alert's runbook in the prometheus-operator style: front matter, the
+    alert's name as the heading, Meaning / Impact / Diagnosis (a kubectl probe) /
+    Mitigation (three numbered steps, one with a bash block)."""
+    return f"""---
+title: Alert Name {number}
+weight: {number}
+---
+
+# AlertName{number}
+
+## Meaning
+
+Service {number} has had fewer ready pods than it wants for 15 minutes.
+
+## Impact
+
+Requests to service {number} may fail or be slow.
+
+## Diagnosis
+
+Look at the pods of the service:
+
+```shell
+kubectl get pods -n x
+```
+
+## Mitigation
+
+1. Read the recent events of the pods that are not ready.
+2. Restart the deployment of service {number}:
+   ```bash
+   kubectl rollout restart deployment/svc{number} -n x
+   ```
+3. Escalate to the team that owns service {number} if it is still failing.
+"""
+
+
+def write_alert_tree(root: Path, count: int) -> None:
+    """`count` one-alert files spread over DIRECTORY_FOLDERS sub-folders, an
+    `_index.md` per folder (a Hugo section page: skipped, not a runbook) and one
+    file that is not Markdown (not read)."""
+    for folder in range(DIRECTORY_FOLDERS):
+        path = root / f"group{folder:02d}"
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "_index.md").write_text(
+            f"---\ntitle: group{folder:02d}\nbookCollapseSection: true\n"
+            f"weight: {folder}\n---\n"
+        )
+    for number in range(1, count + 1):
+        folder = root / f"group{number % DIRECTORY_FOLDERS:02d}"
+        (folder / f"AlertName{number}.md").write_text(alert_file(number))
+    (root / "OWNERS").write_text("approvers:\n- sre-team\n")
+
+
+def growth_report(small: pstats.Stats, big: pstats.Stats, ratio: float) -> None:
+    """The functions whose own time per file grew most from the small tree to the
+    big one (`ratio` is big files / small files): where super-linear time goes."""
+    rows = []
+    for func, (_, calls, own, _, _) in big.stats.items():
+        before = small.stats.get(func, (0, 0, 0.0, 0, 0))
+        extra = own / ratio - before[2]  # per small-tree's worth of files
+        rows.append((extra, func, before[1], calls, before[2], own))
+    rows.sort(key=lambda row: row[0], reverse=True)
+    for _, (file, line, name), n_small, n_big, t_small, t_big in rows[:6]:
+        where = Path(file).relative_to(ROOT) if file.startswith(str(ROOT)) else file
+        print(
+            f"    {where}:{line} {name}: own time {t_small * 1000:.0f} -> "
+            f"{t_big * 1000:.0f} ms, calls {n_small:,} -> {n_big:,}"
+        )
+
+
+def bench_importer_directory() -> None:
+    """A directory of 100 and 1,000 one-alert files (the prometheus-operator
+    layout) imported as one runbook revision: (a) read_directory + parse_tree, (b)
+    the import as `manage.py import_runbook DIR` does it (read, parse, database).
+    Cost per file at 1,000 vs 100: ~1.0x when linear (budget: at most 1.5x); the
+    parse time per file against markdown-it parsing the same files, in the same run.
+    Times are this process's CPU (best of 3: other people's runs on the shared
+    machine do not count), and for the import also wall time (the database's own
+    work included); calls and SQL statements per file are counts no load can blur."""
+    import cProfile
+    import gc
+    import pstats
+    import tempfile
+
+    from django.db import connection
+
+    from incidents.actors import Actor
+    from incidents.runbook import parse_tree, read_directory
+    from incidents.runbook.markdown import make_markdown
+    from incidents.services import RunbookSource, import_runbook
+
+    section("Runbook importer: a directory of one-alert files")
+    importer = Actor.system("manage.py")  # who `manage.py import_runbook` is
+    md = make_markdown()
+    sizes = (100, 1000)
+    # What the budget judges (the importer), then the baseline, shown for scale.
+    per_file: dict[str, dict[int, float]] = {
+        "read_directory + parse_tree, CPU": {},
+        "parse_tree, collector paused, CPU": {},
+        "import, CPU of this process": {},
+        "import, wall (database included)": {},
+    }
+    baseline: dict[int, float] = {}
+    calls: dict[int, float] = {}
+    queries: dict[int, float] = {}
+    profiles: dict[int, pstats.Stats] = {}
+    runs = iter(range(1, 1000))
+
+    def count_statements(seen: list[int]):  # noqa: ANN202
+        def wrapper(execute, sql, params, many, context):  # noqa: ANN001, ANN202
+            seen[0] += 1
+            return execute(sql, params, many, context)
+
+        return wrapper
+
+    def markdown_it(texts: list[str]) -> None:
+        for text in texts:  # each token stream dropped, as parse_tree drops its own
+            md.parse(text)
+
+    with tempfile.TemporaryDirectory(prefix="yomira-bench-") as tmp:
+        for count in sizes:
+            root = Path(tmp) / f"alerts-{count}"
+            write_alert_tree(root, count)
+            files, ignored = read_directory(root)
+
+            def read_and_parse(root: Path = root) -> object:
+                files, ignored = read_directory(root)
+                return parse_tree(files, title=DIRECTORY_TITLE, ignored=ignored)
+
+            def parse(files: list = files, ignored: list = ignored) -> object:
+                return parse_tree(files, title=DIRECTORY_TITLE, ignored=ignored)
+
+            parsed = read_and_parse()
+            skipped = [f for f in parsed.files if f.get("skipped")]
+            assert len(parsed.playbooks) == count, len(parsed.playbooks)
+            assert len(skipped) == DIRECTORY_FOLDERS and ignored == ["OWNERS"]
+            assert len(files) == count + DIRECTORY_FOLDERS
+            both = cpu_best(read_and_parse, 3)
+            alone = cpu_best(parse, 3)
+            gc.disable()
+            try:
+                paused = cpu_best(parse, 3)
+            finally:
+                gc.enable()
+            texts = [data.decode() for _, data in files]
+            floor = cpu_best(lambda texts=texts: markdown_it(texts), 3)
+            per_file["read_directory + parse_tree, CPU"][count] = both / count
+            per_file["parse_tree, collector paused, CPU"][count] = paused / count
+            baseline[count] = floor / count
+            # CPU clock: with the default wall clock, a shared machine's
+            # preemptions land on whichever function happens to be running.
+            profile = cProfile.Profile(time.process_time)
+            profile.runcall(parse)
+            profiles[count] = pstats.Stats(profile)
+            calls[count] = profiles[count].total_calls / count
+            size = sum(len(data) for _, data in files)
+            print(
+                f"{count:,} files ({size // 1024} KB in {DIRECTORY_FOLDERS} folders; "
+                f"{len(skipped)} _index.md skipped, 1 other file not read)"
+            )
+            print(
+                f"  (a) read_directory + parse_tree: {both:.2f} s CPU, "
+                f"{count / both:,.0f} files/s ({paused:.2f} s parsing with the "
+                f"collector paused; {calls[count]:,.0f} calls per file)"
+            )
+            print(
+                f"      parse_tree {alone / count * 1000:.2f} ms per file, markdown-it "
+                f"on the same files {floor / count * 1000:.2f} ms: {alone / floor:.1f}x"
+            )
+
+        def import_tree(count: int) -> tuple[float, float, int]:
+            """One import of the tree as the command does it: wall and CPU time
+            and SQL statements. One _index.md is changed first (outside the
+            clock): new content, so each import writes a new revision."""
+            root = Path(tmp) / f"alerts-{count}"
+            (root / "group00" / "_index.md").write_text(
+                f"---\ntitle: group00\nrun: {next(runs)}\n---\n"
+            )
+            statements = [0]
+            gc.collect()
+            with connection.execute_wrapper(count_statements(statements)):
+                wall, cpu = time.perf_counter(), time.process_time()
+                files, ignored = read_directory(root)
+                result = import_runbook(
+                    tree=RunbookSource(
+                        name=root.name,
+                        files=files,
+                        ignored=ignored,
+                        title=DIRECTORY_TITLE,
+                    ),
+                    actor=importer,
+                )
+                cpu = time.process_time() - cpu
+                wall = time.perf_counter() - wall
+            assert result.created and len(result.parsed.playbooks) == count
+            return wall, cpu, statements[0]
+
+        # The sizes take turns (100, 100, 1,000; three rounds, after a warm-up),
+        # so that a spell of load on the shared machine weighs on both alike.
+        import_tree(sizes[0])
+        walls: dict[int, list[float]] = {count: [] for count in sizes}
+        cpus: dict[int, list[float]] = {count: [] for count in sizes}
+        for _ in range(3):
+            for count in (sizes[0], *sizes):
+                wall, cpu, statements = import_tree(count)
+                walls[count].append(wall)
+                cpus[count].append(cpu)
+                queries[count] = statements / count
+        for count in sizes:
+            wall, cpu = min(walls[count]), min(cpus[count])
+            per_file["import, CPU of this process"][count] = cpu / count
+            per_file["import, wall (database included)"][count] = wall / count
+            print(
+                f"{count:,} files (b) import (read + parse + database, one revision): "
+                f"wall best {wall:.2f} s, median {statistics.median(walls[count]):.2f} s "
+                f"of {len(walls[count])}, {count / wall:,.0f} files/s; CPU best "
+                f"{cpu:.2f} s, {count / cpu:,.0f} files/s; {queries[count]:.2f} SQL "
+                "statements per file"
+            )
+    small, big = sizes
+    print(
+        f"cost per file at {big:,} vs {small:,} files (linear: ~1.0x; budget <= 1.5x):"
+    )
+    for what, costs in per_file.items():
+        ratio = costs[big] / costs[small]
+        print(f"  {what}: {ratio:.2f}x{'' if ratio <= 1.5 else '  <-- over budget'}")
+    print(f"  parse_tree's function calls per file: {calls[big] / calls[small]:.2f}x")
+    print(f"  SQL statements per file: {queries[big] / queries[small]:.2f}x")
+    print(
+        f"  (baseline) markdown-it, same files: {baseline[big] / baseline[small]:.2f}x"
+    )
+    grew = (
+        per_file["read_directory + parse_tree, CPU"][big]
+        / per_file["read_directory + parse_tree, CPU"][small]
+    )
+    if grew > 1.5 or calls[big] / calls[small] > 1.2:
+        print("  parse_tree's own time that grew most (cProfile):")
+        growth_report(profiles[small], profiles[big], big / small)
 
 
 def cpu_best(fn, repeat: int) -> float:  # noqa: ANN001
@@ -792,14 +1044,15 @@ def bench_alert_intake() -> None:
 
 
 def main() -> None:
-    """`python bench/run.py [importer] [importer-scale] [redaction] [checklist]
-    [exports] [execution] [alert-intake]`: all by default."""
+    """`python bench/run.py [importer] [importer-scale] [importer-directory]
+    [redaction] [checklist] [exports] [execution] [alert-intake]`: all by default."""
     import logging
 
     logging.getLogger("httpx").setLevel(logging.WARNING)
     wanted = set(sys.argv[1:]) or {
         "importer",
         "importer-scale",
+        "importer-directory",
         "redaction",
         "checklist",
         "exports",
@@ -812,6 +1065,7 @@ def main() -> None:
         bench_redaction()
     if not wanted & {
         "importer-scale",
+        "importer-directory",
         "checklist",
         "exports",
         "execution",
@@ -825,6 +1079,8 @@ def main() -> None:
     user, incident = seed()
     if "importer-scale" in wanted:
         bench_importer_scale()
+    if "importer-directory" in wanted:
+        bench_importer_directory()
     if "checklist" in wanted:
         bench_checklist(user, incident)
     if "execution" in wanted:
