@@ -50,7 +50,7 @@ mutate-again: $(STAMP)
 	@$(BIN)/python tests/stack.py --mutate-again $(MUTATE)
 
 # Benchmarks run with production settings against the shared local services.
-BENCH_ENV := DEBUG=false LOG_LEVEL=WARNING SECRET_KEY=test-only-secret AUDIT_HMAC_KEY=test-only-audit-key \
+BENCH_ENV := DEBUG=false SANDBOX=false LOG_LEVEL=WARNING SECRET_KEY=test-only-secret AUDIT_HMAC_KEY=test-only-audit-key \
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL)
 
 bench: $(STAMP)

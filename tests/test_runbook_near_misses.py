@@ -185,8 +185,8 @@ def test_most_playbooks_without_steps_is_refused_with_the_allow_partial_hint():
     assert (error.line, error.message) == (
         11,
         "2 of 3 playbooks have no steps (the first: 'CPU high'): no numbered Steps "
-        "list and no Mitigation, Resolution, Remediation or Procedure section. Import "
-        "with --allow-partial to accept playbooks without steps",
+        "list, and no Mitigation, Resolution, Remediation or Procedure section with "
+        "anything in it. Import with --allow-partial to accept playbooks without steps",
     )
     assert error.where() == "runbook.md:11"
 

@@ -92,7 +92,7 @@ ALERT_SPAN = re.compile(r"`([^`]+)`")
 WORD_END = re.compile(r"[\s—–,+]")
 ALERT_CODE = re.compile(r"^[A-Za-z_][A-Za-z0-9_:]*$")
 ALERT_WORD = re.compile(r"^[A-Z][a-z0-9]*[A-Z][A-Za-z0-9_]*$")
-LIST_MARKER = re.compile(r"^(\s*)(\d{1,9})([.)])([ \t]+|$)")
+LIST_MARKER = re.compile(r"^(\s*)(?:\d{1,9}[.)]|[-*+])([ \t]+|$)")
 VERSION = re.compile(r"version\W{0,6}\s*v?(\d[\w.+-]*)", re.I)
 SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
 # A prose step's title: its first sentence, at most this long.
@@ -172,6 +172,17 @@ def _cell_text(cell: SyntaxTreeNode) -> str:
     ).strip()
 
 
+PAGE_SUFFIXES = (".md", ".markdown", ".html", ".htm", ".txt")
+
+
+def _stem(path: str) -> str:
+    """`docs/RouterErrorRatioTooHigh.html.md` -> `RouterErrorRatioTooHigh`."""
+    name = PurePosixPath(path).name if path else ""
+    while (suffix := PurePosixPath(name).suffix.lower()) in PAGE_SUFFIXES and suffix:
+        name = name[: -len(suffix)]
+    return name
+
+
 def _title_from_stem(stem: str) -> str:
     """`gitlab-com-is-down` -> `Gitlab com is down` (a file with no title)."""
     words = stem.replace("_", " ").replace("-", " ").split()
@@ -191,7 +202,7 @@ class _Parser:
     ) -> None:
         self.sha = sha
         self.path = path
-        self.stem = PurePosixPath(path).stem if path else ""
+        self.stem = _stem(path)
         self.severities = dict(severities or {})
         self.allow_partial = allow_partial
         lines = text.split("\n")
@@ -531,7 +542,8 @@ class _Parser:
         """The whole file is one playbook. Its title: the front matter's, else the
         H1, else a first heading that is not a section name, else the file name."""
         title_node = next((n for _, n in headings if _level(n) == 1), None)
-        if title_node is None and headings:
+        # With a title in the front matter, a first `##` heading is a section.
+        if title_node is None and headings and not self.meta.get("title"):
             first = headings[0][1]
             text = _heading_text(first)
             if (
@@ -672,6 +684,13 @@ class _Parser:
                 )
             elif kind == "steps":
                 self.steps(playbook, sub_head, nodes, strict=strict)
+            elif kind == "unknown" and not strict and self.has_step_headings(nodes):
+                self.unclear(
+                    _line(sub_head),
+                    f"section '{name}' of '{title}' has numbered step headings: read "
+                    "as steps",
+                )
+                self.steps(playbook, sub_head, nodes, strict=False)
             elif kind == "diagnosis":
                 text = self.source(nodes)
                 if playbook.diagnosis:  # a second one keeps its own heading
@@ -769,7 +788,10 @@ class _Parser:
         found: list[tuple[str, str, int]] = []
         header = [c.lower().strip(" *_`:") for c in rows[0][1]]
         columns = {i: h for i, h in enumerate(header) if TABLE_FIELD.match(h)}
-        if columns:
+        # `| Severity | Critical |` as the header row of a two-column table is a
+        # key and its value, not two column names.
+        key_value = len(header) == 2 and columns.keys() == {0}
+        if columns and not key_value:
             for row, cells in rows[1:]:
                 for i, key in columns.items():
                     if i < len(cells) and cells[i].strip():
@@ -856,9 +878,9 @@ class _Parser:
             first = empty[0]
             raise self.error(
                 f"{len(empty)} of {len(playbooks)} playbooks have no steps (the first: "
-                f"'{first.title}'): no numbered Steps list and no Mitigation, Resolution, "
-                "Remediation or Procedure section. Import with --allow-partial to accept "
-                "playbooks without steps",
+                f"'{first.title}'): no numbered Steps list, and no Mitigation, "
+                "Resolution, Remediation or Procedure section with anything in it. "
+                "Import with --allow-partial to accept playbooks without steps",
                 first.line,
             )
         for playbook in empty:
@@ -904,6 +926,15 @@ class _Parser:
                 _line(head),
             )
         self.block_steps(playbook, head, nodes)
+
+    def has_step_headings(self, nodes: list[SyntaxTreeNode]) -> bool:
+        heads = [n for n in nodes if n.type == "heading"]
+        if not heads:
+            return False
+        level = min(_level(n) for n in heads)
+        return any(
+            _level(n) == level and STEP_HEADING.match(_heading_text(n)) for n in heads
+        )
 
     def heading_steps(
         self,
@@ -985,11 +1016,19 @@ class _Parser:
     ) -> None:
         """No numbered list and no numbered headings: each block is a step, in
         order (a code block belongs to the step above it; a bullet list's items are
-        steps)."""
+        steps). A heading is a step with everything up to the next heading."""
         before = len(playbook.steps)
         pending: list[list[SyntaxTreeNode]] = []
+        under_heading = False
         for node in nodes:
-            if node.type in ("hr", "heading"):
+            if node.type == "hr":
+                continue
+            if node.type == "heading":
+                pending.append([node])
+                under_heading = True
+                continue
+            if under_heading:
+                pending[-1].append(node)
                 continue
             follows = pending[-1][-1] if pending else None
             # A list or code after "...the following resources:" belongs to that
@@ -1041,7 +1080,28 @@ class _Parser:
         self, playbook: Playbook, number: int, nodes: list[SyntaxTreeNode]
     ) -> Step:
         raw = self.source(nodes)
-        first = raw.split("\n", 1)[0].strip()
+        lead = nodes[0]
+        if lead.type == "heading":  # `### Disaster and recovery` under Mitigation
+            title = _heading_text(lead)
+            rest = nodes[1:]
+            body = self.source(rest) if rest else ""
+            _fits(
+                title,
+                STEP_TITLE_MAX,
+                f"the title of step {number} of playbook {playbook.number}",
+                _line(lead),
+                self.path,
+            )
+            return Step(
+                number=number,
+                title=title,
+                body=body,
+                line=_line(lead),
+                links=self.links(raw, playbook.number, _line(lead)),
+                commands=self.commands(rest),
+            )
+        # The first sentence of the paragraph, whose lines are joined first.
+        first = " ".join(raw.split("\n\n", 1)[0].split())
         m = BOLD_TITLE.match(first)
         if m:
             title = m.group(2).strip().rstrip(":").strip()
@@ -1155,7 +1215,7 @@ class _Parser:
         lines = [ln.expandtabs(4) for ln in self.lines[item.map[0] : item.map[1]]]
         m = LIST_MARKER.match(lines[0])
         indent = (
-            len(m.group(0)) if m and m.group(4) else (len(m.group(0)) + 1 if m else 0)
+            len(m.group(0)) if m and m.group(2) else (len(m.group(0)) + 1 if m else 0)
         )
         out = [lines[0][indent:] if m else lines[0]]
         for line in lines[1:]:
@@ -1330,9 +1390,14 @@ def _alert_names(value: str) -> list[str]:
     spans = ALERT_SPAN.findall(value)
     names = [s for s in spans if ALERT_CODE.match(s) and any(ch.isupper() for ch in s)]
     if not spans:
-        word = WORD_END.split(value.strip(), maxsplit=1)[0].strip("*_")
-        if ALERT_WORD.match(word):
-            names = [word]
+        # `A, B or C`: each piece's leading CamelCase word; after the first piece,
+        # only a piece that is nothing but the name (prose is not a list of names).
+        for index, piece in enumerate(ALERT_SEPARATOR.split(value)):
+            words = WORD_END.split(piece.strip(), maxsplit=1)
+            word = words[0].strip("*_\"'")
+            rest = words[1].strip(" *_\"'.") if len(words) > 1 else ""
+            if ALERT_WORD.match(word) and (index == 0 or not rest):
+                names.append(word)
     return list(dict.fromkeys(names))
 
 

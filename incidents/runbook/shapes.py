@@ -60,13 +60,23 @@ ALERT_IDENT = re.compile(r"^(?=[A-Z]*+[a-z])[A-Za-z][a-z0-9]*+[A-Z][A-Za-z0-9_:]
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_:]*+$")
 
 
+# `Potential resolution steps`, `Manual steps to fix`: the words further in.
+STEPS_WORD = re.compile(
+    r"\b(?:steps|resolution|remediation|mitigation|procedure|runbook)\b", re.I
+)
+
+
 def section_kind(name: str) -> str:
-    """`steps`, `diagnosis`, `context` or `unknown` for a section heading."""
+    """`steps`, `diagnosis`, `context` or `unknown` for a section heading: by its
+    first words (`Steps to check` is steps, `Diagnosis steps` diagnosis), then by
+    a steps word further in."""
     name = name.strip().strip("*_`:").strip()
     if STEPS_SECTION.match(name):
         return "steps"
     if DIAGNOSIS_SECTION.match(name):
         return "diagnosis"
+    if STEPS_WORD.search(name):
+        return "steps"
     if CONTEXT_SECTION.match(name):
         return "context"
     return "unknown"

@@ -123,7 +123,6 @@ def parse_tree(
             f"no runbook found: {len(reports)} Markdown files, none of them a runbook"
             + (f" ({len(ignored)} other files not read)" if ignored else ""),
             1,
-            title,
         )
     return Runbook(
         title=title,
