@@ -152,3 +152,18 @@ def test_on_a_phone_without_javascript_the_upload_and_its_refusals_fit(
         assert Runbook.objects.get(is_current=True).revision == 2
     finally:
         context.close()
+
+
+def test_an_upload_over_the_limit_is_refused_in_the_form(page, library, tmp_path):
+    """Refused from its Content-Length, before the body is read: the browser still
+    shows the form with the reason (not a reset connection)."""
+    big = tmp_path / "big.md"
+    big.write_bytes(b"# Big\n" + b"x" * (12 * 2**20))
+    sign_in(page, library, "ada", PASSWORD)
+    page.goto(f"{library.url}/runbooks/import/")
+    page.set_input_files("#id_files", str(big))
+    page.get_by_role("button", name="Upload and review").click()
+    expect(page.get_by_role("alert")).to_contain_text(
+        "The upload is 12.0 MB; at most 10.0 MB fit. Nothing was imported."
+    )
+    assert Runbook.objects.count() == 1
