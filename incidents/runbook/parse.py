@@ -1371,6 +1371,15 @@ def _binding_view(command: Command) -> Binding:
     )
 
 
+# An untagged block that starts with one of these is a shell session (GitLab's
+# runbooks start blocks with `cd` and `for`): split per line, each a copy command.
+SHELL_WORDS = frozenset(
+    {"cd", "for", "while", "export", "echo", "source", "cat", "grep", "ls", "tail"}
+    | {"head", "find", "sed", "awk", "xargs", "watch", "env", "tar", "chef-client"}
+    | {"knife", "gitlab-ctl", "gitlab-rake", "sv", "lsof", "netstat", "ss", "mount"}
+)
+
+
 def _guess_language(code: str) -> str:
     lines = [ln.strip() for ln in code.split("\n") if ln.strip()]
     body = [ln for ln in lines if not ln.startswith(("#", "--"))]
@@ -1379,9 +1388,9 @@ def _guess_language(code: str) -> str:
     if SQL_STATEMENT_START.match(body[0]):
         return "sql"
     first = body[0].removeprefix("$ ").split()[0].rsplit("/", 1)[-1]
-    if first in rec.known_programs() or body[0].startswith("$ "):
+    if first in rec.known_programs() or first in SHELL_WORDS:
         return "bash"
-    return "text"
+    return "bash" if body[0].startswith("$ ") else "text"
 
 
 def _alert_names(value: str) -> list[str]:

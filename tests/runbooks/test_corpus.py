@@ -904,6 +904,12 @@ CORPUS_TABLE: dict[str, Entry] = {
             ),
             context=("Symptoms",),
             commands=(
+                # The untagged block of `# ...` comments and `cd`, `find`, `git`
+                # lines is a shell session: one copy command per line.
+                Cmd(
+                    0, 1, 0, "bash", "cd /var/opt/gitlab/git-data/repositories/@hashed"
+                ),
+                Cmd(0, 1, 4, "bash", "git fsck"),
                 Cmd(0, 3, 0, "bash", "ps aux | grep gitaly"),
                 Cmd(
                     0,
