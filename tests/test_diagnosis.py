@@ -203,3 +203,45 @@ def test_the_reasons_name_every_parameter_and_target(monkeypatch):
     )
     plain = Command(text="SELECT 1", parameters=[])
     assert diagnosis._cannot_run(plain) == "not configured: set TARGET_A, TARGET_B"
+
+
+# --- heavy reads (issue 13): never run without a person's confirmation --------------
+
+
+def make_heavy(playbook: Playbook) -> Command:
+    """The playbook's Diagnosis probe turned into a whole-table read, as the SQL
+    family marks `SELECT * FROM crawler.job` (no WHERE, no LIMIT)."""
+    probe = playbook.commands.get(kind="probe", step__isnull=True)
+    probe.spec = {**probe.spec, "heavy": "reads the whole table crawler.job"}
+    probe.save(update_fields=["spec"])
+    return probe
+
+
+def test_a_heavy_diagnosis_probe_is_skipped_with_the_reason(yomira, targets):
+    incident = opened(6)
+    make_heavy(incident.playbook)
+    outcome = services.run_diagnosis(incident=incident, actor=DIAGNOSIS)
+    assert not outcome.queued and not incident.executions.exists()
+    ((text, why),) = outcome.skipped
+    assert text.startswith("SELECT")
+    assert why == (
+        "a heavy read (reads the whole table crawler.job): a person confirms it and "
+        "presses Run"
+    )
+
+
+def test_the_worker_refuses_a_heavy_probe_nobody_confirmed(yomira, targets):
+    incident = opened(6)
+    (run,) = services.run_diagnosis(incident=incident, actor=DIAGNOSIS).queued
+    assert recheck(run) == ""
+    # Rebound as heavy after it was queued (an admin's change): the worker's own
+    # check refuses it, since no person confirmed the warning.
+    make_heavy(incident.playbook)
+    run.refresh_from_db()
+    assert recheck(run) == "diagnosis may run only Diagnosis probes."
+
+
+def test_a_heavy_probe_never_routes_an_alert(yomira):
+    probe = make_heavy(Playbook.objects.current().get(number=6))
+    with pytest.raises(ValueError, match="A heavy read .* never routes an alert"):
+        services.probe_for_routing(command=probe, actor=Actor.system("alert-intake"))

@@ -505,3 +505,15 @@ def test_an_unknown_section_is_context_and_listed():
         "knows (Meaning, Impact, Symptoms, Diagnosis, Mitigation, Steps...): shown as "
         "context"
     ]
+
+
+def test_an_sql_fence_of_configuration_lines_is_copied_not_run():
+    runbook = read(
+        "# KubePostgresWal\n\n## Mitigation\n\n1. Set in postgresql.conf:\n\n"
+        "   ```sql\n   wal_level = replica  # for the standby\n   max_wal_senders = 10\n"
+        "   ```\n\n2. Check it:\n\n   ```sql\n   SHOW wal_level;\n   ```\n",
+    )
+    config, show = [c for s in runbook.playbooks[0].steps for c in s.commands]
+    assert (config.language, config.kind, config.executor) == ("ini", "manual", None)
+    assert config.text.startswith("wal_level = replica")
+    assert (show.language, show.kind, show.executor) == ("sql", "probe", "sql")

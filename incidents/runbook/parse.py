@@ -1264,6 +1264,9 @@ class _Parser:
         info = (node.info or "").strip() if node.type == "fence" else ""
         word = info.split()[0].lower() if info else ""
         language = fence_language(info) or _guess_language(node.content)
+        if language == "sql" and rec.fence_is_config(node.content):
+            # postgresql.conf lines (`wal_level = replica`): copy, never run.
+            language = word = rec.CONFIG_LANGUAGE
         base_line = _line(node) + (1 if node.type == "fence" else 0)
         _fits(
             language,

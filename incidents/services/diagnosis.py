@@ -16,7 +16,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from probes import redaction
-from probes.commands import display_text, missing_targets
+from probes.commands import display_text, heavy_reason, missing_targets
 from probes.commands import run as run_command
 from probes.runtime import Result
 
@@ -109,6 +109,9 @@ def _cannot_run(command: Command) -> str:
     absent = missing_targets(command)
     if absent:
         return f"not configured: set {', '.join(absent)}"
+    if heavy := heavy_reason(command):
+        # A heavy read runs only when a person has seen the warning and confirmed.
+        return f"a heavy read ({heavy}): a person confirms it and presses Run"
     return ""
 
 
@@ -170,6 +173,8 @@ def probe_for_routing(*, command: Command, actor: Actor) -> tuple[bool, str]:
     access.check(actor, access.RUN_PROBES, systems=ROUTERS)
     if command.kind != Command.Kind.PROBE or command.parameters:
         raise ValueError("Only a probe that needs no parameter can route an alert.")
+    if heavy_reason(command):
+        raise ValueError(f"A heavy read ({heavy_reason(command)}) never routes an alert.")
     try:
         result = run_command(command, {}, run_context())
     except Exception as exc:  # noqa: BLE001 - a failed probe routes nothing

@@ -123,6 +123,8 @@ def may_run_unasked(identity: str, execution: StepExecution) -> bool:
         and command.step_id is None
         and execution.step_id is None
         and command.playbook_id == execution.incident.playbook_id
+        # A heavy read needs a person's confirmation, which nobody gave.
+        and not commands.heavy_reason(command)
     )
 
 
