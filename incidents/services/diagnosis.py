@@ -174,7 +174,9 @@ def probe_for_routing(*, command: Command, actor: Actor) -> tuple[bool, str]:
     if command.kind != Command.Kind.PROBE or command.parameters:
         raise ValueError("Only a probe that needs no parameter can route an alert.")
     if heavy_reason(command):
-        raise ValueError(f"A heavy read ({heavy_reason(command)}) never routes an alert.")
+        raise ValueError(
+            f"A heavy read ({heavy_reason(command)}) never routes an alert."
+        )
     try:
         result = run_command(command, {}, run_context())
     except Exception as exc:  # noqa: BLE001 - a failed probe routes nothing
