@@ -66,6 +66,7 @@ FIELDS: dict[str, tuple[str, dict[str, str]]] = {
             "confirmation": "",
             "preview": "",
             "break_glass_reason": "",
+            "confirm_heavy": "1",
             "request_key": "r" * 32,
             "since": "0",
         },
@@ -106,6 +107,8 @@ FIELDS: dict[str, tuple[str, dict[str, str]]] = {
         {"old_password": "x", "new_password1": "y", "new_password2": "y"},
     ),
     "password_change_done": ("get", {}),
+    "runbook_import": ("post", {"title": "Hostile", "allow_partial": "on"}),
+    "runbook_import_confirm": ("post", {"review": "x"}),
 }
 # Signed out on purpose: signing in is what they do.
 ANONYMOUS = {"login"}
