@@ -341,6 +341,13 @@ DRILL_SCENARIOS_DIR = env.str("DRILL_SCENARIOS_DIR", default="") or None
 # Where a directory of runbooks is published (`https://runbooks.example.com/runbooks/`):
 # an alert's runbook_url below it routes to the playbook imported from that file.
 RUNBOOK_URL_BASE = env.str("RUNBOOK_URL_BASE", default="")
+# Runbook upload in the browser (/runbooks/import/): what may be sent, the entries
+# a zip may hold, and the Markdown it may unpack to.
+RUNBOOK_UPLOAD_MAX_BYTES = env.int("RUNBOOK_UPLOAD_MAX_BYTES", default=10 * 2**20)
+RUNBOOK_UPLOAD_MAX_FILES = env.int("RUNBOOK_UPLOAD_MAX_FILES", default=5000)
+RUNBOOK_UPLOAD_MAX_MARKDOWN_BYTES = env.int(
+    "RUNBOOK_UPLOAD_MAX_MARKDOWN_BYTES", default=20 * 2**20
+)
 DEFAULT_RUNBOOK = env.path(
     "DEFAULT_RUNBOOK", default=BASE_DIR / "runbooks" / "yomira.md"
 )
