@@ -25,6 +25,23 @@ def test_the_library_lists_every_playbook(responder_client, yomira):
     assert '<code class="alert">HighErrorRate</code>' in page
     assert 'class="sev sev-critical"' in page
     assert "2 probes" in page and "3 actions" in page
+    assert 'class="runbook-group"' not in page  # one runbook: no group headings
+
+
+def test_with_several_runbooks_each_has_its_heading_row(responder_client, yomira):
+    # Numbers restart in each runbook: without a heading, two §1 rows look alike.
+    import_runbook(
+        source=b"---\ntitle: Kube Pod Crash Looping\n---\n# KubePodCrashLooping\n\n"
+        b"## Meaning\n\nPods restart.\n\n## Mitigation\n\n1. Read the logs.\n",
+        source_name="KubePodCrashLooping.md",
+        actor=IMPORTER,
+    )
+    page = responder_client.get("/playbooks/").content.decode()
+    rows = page.count('class="runbook-group"')
+    assert rows == 2
+    assert ">Kube Pod Crash Looping</th>" in page
+    assert f">{yomira.title}</th>" in page
+    assert "13 of 13 playbooks" in page
 
 
 @pytest.mark.parametrize(

@@ -65,6 +65,8 @@ def playbook_list(request: HttpRequest) -> HttpResponse:
         "search_error": search_error,
         "total": len(everything),
         "runbooks": runbooks,
+        # Numbers restart in each runbook: with several, each gets a heading row.
+        "several_runbooks": len(runbooks) > 1,
         "can_open": access.can(request.user, access.OPEN_INCIDENTS),
     }
     return render(request, template, context, status=400 if search_error else 200)
