@@ -283,7 +283,7 @@ def test_a_folder_with_no_runbook_is_refused_naming_the_folder():
     assert kind == "refused"
     assert (
         message
-        == f"{path}:1: no runbook found: 1 Markdown files, none of them a runbook"
+        == f"{path}:1: no runbook found: 1 Markdown file, none of them a runbook"
     )
 
 

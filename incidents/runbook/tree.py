@@ -120,7 +120,8 @@ def parse_tree(
         )
     if not playbooks:
         raise RunbookError(
-            f"no runbook found: {len(reports)} Markdown files, none of them a runbook"
+            f"no runbook found: {len(reports)} Markdown file"
+            f"{'' if len(reports) == 1 else 's'}, none of them a runbook"
             + (f" ({len(ignored)} other files not read)" if ignored else ""),
             1,
         )
