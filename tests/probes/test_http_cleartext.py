@@ -5,32 +5,14 @@ before anything is sent. A request without credentials goes as written."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import pytest
 from pytest_httpserver import HTTPServer
 
 from probes.commands import run
 from probes.families import family
 from probes.families.http.runner import cleartext_problem, credentials_in
-from probes.recognise import recognise
 from probes.runtime import Context
-
-
-@dataclass
-class Cmd:
-    text: str
-    kind: str
-    executor: str | None
-    parameters: list[str] = field(default_factory=list)
-    variables: list[str] = field(default_factory=list)
-    spec: dict[str, Any] = field(default_factory=dict)
-
-
-def bind(text: str) -> Cmd:
-    b = recognise(text, "bash")
-    return Cmd(text, b.kind, b.executor, b.parameters, b.variables, b.spec)
+from tests.probes.bound import bind
 
 
 @pytest.fixture

@@ -7,41 +7,21 @@ from __future__ import annotations
 
 import os
 import zlib
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
 
-from probes import commands, recognise
+from probes import commands
 from probes.preview import preview
 from probes.runtime import Context, Result
 from probes.targets import TargetMissing
 from sandbox import faults
+from tests.probes.bound import Cmd, bind
 from tests.sandbox.fixtures import sandbox_stack  # noqa: F401
 from tests.sandbox.helpers import command as runbook_command
 
 RUNBOOK = 'migrate -database "${DATABASE_URL}" -path src/common/DML/migrations '
-
-
-@dataclass
-class Cmd:
-    """A bound command as the engine reads it (no console database needed)."""
-
-    text: str
-    kind: str
-    executor: str | None
-    parameters: list[str] = field(default_factory=list)
-    variables: list[str] = field(default_factory=list)
-    spec: dict[str, Any] = field(default_factory=dict)
-
-
-def bind(text: str) -> Cmd:
-    found = recognise.recognise(text, "bash")
-    return Cmd(
-        text, found.kind, found.executor, found.parameters, found.variables, found.spec
-    )
 
 
 def run(command: Cmd, params: dict | None = None, **limits: float) -> Result:

@@ -4,35 +4,17 @@ DATABASE_URL (run with tests/stack.py, which provides the server)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import pytest
 
 from probes import targets
 from probes.commands import missing_targets, run
 from probes.families import family
-from probes.recognise import recognise
 from probes.redaction import redact
 from probes.runtime import Context
+from tests.probes.bound import bind
 from tests.stack import console_server
 
 UNREACHABLE = "postgres://nobody@127.0.0.1:1/nowhere"
-
-
-@dataclass
-class Cmd:
-    text: str
-    kind: str
-    executor: str | None
-    parameters: list[str] = field(default_factory=list)
-    variables: list[str] = field(default_factory=list)
-    spec: dict[str, Any] = field(default_factory=dict)
-
-
-def bind(text: str) -> Cmd:
-    b = recognise(text, "bash")
-    return Cmd(text, b.kind, b.executor, b.parameters, b.variables, b.spec)
 
 
 @pytest.fixture

@@ -5,30 +5,13 @@ KEYS, and a clear refusal for the modes the console does not run."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 import redis
 
 from probes.commands import run
-from probes.recognise import recognise
 from probes.runtime import Context
-
-
-@dataclass
-class Cmd:
-    text: str
-    kind: str
-    executor: str | None
-    parameters: list[str] = field(default_factory=list)
-    variables: list[str] = field(default_factory=list)
-    spec: dict[str, Any] = field(default_factory=dict)
-
-
-def bind(text: str) -> Cmd:
-    b = recognise(text, "bash")
-    return Cmd(text, b.kind, b.executor, b.parameters, b.variables, b.spec)
+from tests.probes.bound import bind
 
 
 @pytest.fixture
