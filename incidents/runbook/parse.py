@@ -1052,6 +1052,8 @@ class _Parser:
             number = len(playbook.steps) + 1
             if group[0].type == "list_item":
                 step = self.step(playbook, number, group[0], group[1:])
+            elif group[0].type == "heading":  # `### Disaster and recovery`
+                step = self.heading_step(playbook, number, group[0], group[1:])
             else:
                 step = self.prose_step(playbook, number, group)
             playbook.steps.append(step)
@@ -1080,26 +1082,6 @@ class _Parser:
         self, playbook: Playbook, number: int, nodes: list[SyntaxTreeNode]
     ) -> Step:
         raw = self.source(nodes)
-        lead = nodes[0]
-        if lead.type == "heading":  # `### Disaster and recovery` under Mitigation
-            title = _heading_text(lead)
-            rest = nodes[1:]
-            body = self.source(rest) if rest else ""
-            _fits(
-                title,
-                STEP_TITLE_MAX,
-                f"the title of step {number} of playbook {playbook.number}",
-                _line(lead),
-                self.path,
-            )
-            return Step(
-                number=number,
-                title=title,
-                body=body,
-                line=_line(lead),
-                links=self.links(raw, playbook.number, _line(lead)),
-                commands=self.commands(rest),
-            )
         # The first sentence of the paragraph, whose lines are joined first.
         first = " ".join(raw.split("\n\n", 1)[0].split())
         m = BOLD_TITLE.match(first)

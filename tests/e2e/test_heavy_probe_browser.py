@@ -4,11 +4,9 @@ ticked it runs (against this run's Redis, executed at commit as a worker would).
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
-import redis
 from playwright.sync_api import expect
 
 from incidents.actors import Actor
@@ -17,20 +15,14 @@ from incidents.services import execution as worker
 from incidents.services import import_runbook, open_incident
 from tests.conftest import IMPORTER, PASSWORD
 from tests.e2e.conftest import sign_in, watch
-from tests.probes.test_heavy_runs import RUNBOOK
+from tests.probes.test_heavy_runs import RUNBOOK, target_redis_with
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
 def sessions():
-    url = os.environ.get("TARGET_TEST_REDIS_URL")
-    if not url:
-        pytest.skip("run with tests/stack.py (it starts this run's Redis)")
-    client = redis.Redis.from_url(url)
-    client.set("hv-session:browser", "a")
-    yield client
-    client.delete("hv-session:browser")
+    yield from target_redis_with({"hv-session:browser": "a"})
 
 
 def test_a_heavy_probe_is_refused_until_confirmed_then_runs(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -41,16 +42,20 @@ redis-cli -u "${TEST_REDIS_URL}" ping
 """
 
 
-@pytest.fixture
-def sessions():
+def target_redis_with(keys: dict[str, str]) -> Iterator[redis.Redis]:
+    """This run's target Redis holding `keys` for the test, removed afterwards."""
     url = os.environ.get("TARGET_TEST_REDIS_URL")
     if not url:
         pytest.skip("run with tests/stack.py (it starts this run's Redis)")
     client = redis.Redis.from_url(url)
-    client.set("hv-session:1", "a")
-    client.set("hv-session:2", "b")
+    client.mset(keys)
     yield client
-    client.delete("hv-session:1", "hv-session:2")
+    client.delete(*keys)
+
+
+@pytest.fixture
+def sessions():
+    yield from target_redis_with({"hv-session:1": "a", "hv-session:2": "b"})
 
 
 @pytest.fixture
