@@ -101,6 +101,10 @@ def recognise_shell(text: str) -> Binding:
     words = tokens(stages[0])
     if not words:
         return manual
+    if any(word.lstrip("0123456789&").startswith((">", "<")) for word in words):
+        # `> backup.yaml` writes a file a later step reads, `< dump.sql` reads
+        # one from the author's machine: a person runs those.
+        return manual
     words, service = unwrap(words)
     if not words:
         return manual

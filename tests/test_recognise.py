@@ -180,3 +180,56 @@ def test_a_shell_command_too_long_to_tokenise_is_kept_as_a_manual_command():
     text = "curl -d '" + "x" * 70_000 + "' https://api.example.com/v1/things"
     assert recognise(text, "bash").kind == "manual"
     assert recognise(text.replace("x" * 70_000, "x" * 1_000), "bash").kind == "action"
+
+
+# --- issue 13: OpenShift's oc, redirects, the author's shell variables ------------
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        # `oc` reads the same API with the same verbs as kubectl.
+        ("oc get clusterversion -o yaml", "probe"),
+        ("oc -n openshift-etcd logs pod/etcd-0 --tail=50", "probe"),
+        ("oc describe co etcd", "probe"),
+        # Its own verbs, and kubectl's writing verbs, stay with a person.
+        ("oc adm upgrade", "manual"),
+        ("oc rsh pod/etcd-0", "manual"),
+        ("oc delete pod etcd-0", "manual"),
+    ],
+)
+def test_oc_is_read_like_kubectl(text, kind):
+    binding = recognise(text, "bash")
+    assert binding.kind == kind
+    assert binding.executor == ("kubectl" if kind == "probe" else None)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # A redirect writes a file a later step reads (`oc apply -f backup.yaml`),
+        # or reads one from the author's machine: never run by the console.
+        "oc get mco observability -n x -o yaml > mco-backup.yaml",
+        "kubectl get pods >/tmp/pods.txt",
+        "kubectl logs api-0 2>&1",
+        "redis-cli INFO memory > /tmp/info.txt",
+        "curl https://api.yomira.app/health/ready > ready.json",
+        'psql "${DATABASE_URL}" -c "SELECT 1" > out.txt',
+        'psql "${DATABASE_URL}" < dump.sql',
+        # `$NODE` is the author's shell variable, `$(...)` a command: the console
+        # cannot know their values.
+        "kubectl get node $NODE -o yaml",
+        "kubectl -n $NAMESPACE logs $POD",
+        "kubectl get pod $(cat pod-name)",
+    ],
+)
+def test_a_redirect_or_a_shell_variable_leaves_the_command_to_a_person(text):
+    binding = recognise(text, "bash")
+    assert (binding.kind, binding.executor) == ("manual", None)
+
+
+def test_a_comparison_inside_quotes_is_not_a_redirect():
+    binding = recognise('psql "${DATABASE_URL}" -c "SELECT 1 WHERE 2 > 1"', "bash")
+    assert (binding.kind, binding.executor) == ("probe", "sql")
+    kube = recognise("kubectl get pods -n ${NAMESPACE}", "bash")  # a target variable
+    assert (kube.kind, kube.executor) == ("probe", "kubectl")

@@ -1460,7 +1460,7 @@ def test_the_kubeconfig_target_is_kubeconfig_unless_the_command_names_one() -> N
 
 def test_the_family_answers_the_whole_protocol() -> None:
     assert isinstance(FAMILY, Family)
-    assert FAMILY.name == "kubectl" and FAMILY.programs == frozenset({"kubectl"})
+    assert FAMILY.name == "kubectl" and FAMILY.programs == frozenset({"kubectl", "oc"})
     assert FAMILY.languages == frozenset()
     for language, text in FAMILY.examples:
         assert language == "bash"

@@ -194,9 +194,8 @@ CORPUS_TABLE: dict[str, Entry] = {
                     0,
                     0,
                     "bash",
+                    # `$NAME` is the author's shell variable: a person runs it.
                     "kubectl -n $NAMESPACE get pod $POD",
-                    "probe",
-                    "kubectl",
                 ),
                 Cmd(
                     0,
@@ -204,8 +203,6 @@ CORPUS_TABLE: dict[str, Entry] = {
                     2,
                     "bash",
                     "kubectl -n $NAMESPACE logs $POD -c $CONTAINER",
-                    "probe",
-                    "kubectl",
                 ),
             ),
             bodies=((0, 2, "[Debugging Pods](https://kubernetes.io/docs/tasks/"),),
@@ -249,9 +246,8 @@ CORPUS_TABLE: dict[str, Entry] = {
                     0,
                     1,
                     "bash",
+                    # `$NAME` is the author's shell variable: a person runs it.
                     "kubectl get node $NODE -o yaml",
-                    "probe",
-                    "kubectl",
                 ),
             ),
             bodies=((0, 2, "See [node problem detector]"),),
@@ -459,7 +455,15 @@ CORPUS_TABLE: dict[str, Entry] = {
             context=("Meaning", "Impact"),
             diagnosis_commands=6,  # `$ oc ...` / `$ etcdctl ...` console lines
             commands=(
-                Cmd(0, 0, 0, "bash", "oc get nodes -l node-role.kubernetes.io/master="),
+                Cmd(
+                    0,
+                    0,
+                    0,
+                    "bash",
+                    "oc get nodes -l node-role.kubernetes.io/master=",
+                    "probe",
+                    "kubectl",
+                ),
                 Cmd(0, 0, 1, "bash", "oc adm upgrade"),
                 Cmd(
                     0,
@@ -637,7 +641,15 @@ CORPUS_TABLE: dict[str, Entry] = {
             context=("Meaning", "Impact", "Additional Resources"),
             diagnosis_commands=3,
             commands=(
-                Cmd(0, 0, 0, "bash", "oc get operatorconditions -n openshift-storage"),
+                Cmd(
+                    0,
+                    0,
+                    0,
+                    "bash",
+                    "oc get operatorconditions -n openshift-storage",
+                    "probe",
+                    "kubectl",
+                ),
                 Cmd(
                     0,
                     2,
@@ -696,9 +708,8 @@ CORPUS_TABLE: dict[str, Entry] = {
                     0,
                     3,
                     "bash",
+                    # `$NAME` is the author's shell variable: a person runs it.
                     "kubectl -n $CDI_NAMESPACE logs <pod>",
-                    "probe",
-                    "kubectl",
                 ),
             ),
             bodies=((0, 2, "- [OKD Help](https://okd.io/docs/community/help/)"),),
@@ -767,9 +778,8 @@ CORPUS_TABLE: dict[str, Entry] = {
                     0,
                     2,
                     "bash",
+                    # `$NAME` is the author's shell variable: a person runs it.
                     "kubectl describe pod -n $KMP_NAMESPACE $KMP_NAME",
-                    "probe",
-                    "kubectl",
                 ),
                 Cmd(
                     0,
@@ -777,8 +787,6 @@ CORPUS_TABLE: dict[str, Entry] = {
                     3,
                     "bash",
                     "kubectl logs -n $KMP_NAMESPACE $KMP_NAME",
-                    "probe",
-                    "kubectl",
                 ),
             ),
             not_understood=(

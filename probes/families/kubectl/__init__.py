@@ -24,8 +24,8 @@ WHAT = {
 
 class KubectlFamily(BaseFamily):
     name = "kubectl"
-    label = "Kubernetes (kubectl, read-only)"
-    programs = frozenset({"kubectl"})
+    label = "Kubernetes (kubectl and oc, read-only)"
+    programs = frozenset({"kubectl", "oc"})
     examples = (
         ("bash", "kubectl get pods -n yomira -l app=api -o wide"),
         ("bash", "kubectl describe deploy/api -n yomira"),
@@ -33,6 +33,7 @@ class KubectlFamily(BaseFamily):
         ("bash", "kubectl logs {pod} -n yomira -c api --previous"),
         ("bash", "kubectl top pods -n yomira --sort-by=cpu"),
         ("bash", "kubectl --context prod get nodes"),
+        ("bash", "oc get clusterversion -o yaml"),
     )
 
     def recognise(self, call: Call) -> Binding | None:

@@ -139,8 +139,14 @@ def manual(text: str) -> Binding:
     return Binding(MANUAL, None, brace_parameters(text), variables_in(text), {})
 
 
+# OpenShift's `oc` speaks the same API with the same reading verbs and flags
+# (`oc get clusterversion`, `oc -n x logs pod/y`); its own verbs (`oc adm`, `oc
+# rsh`, `oc debug`) are not reading verbs, so they stay manual like kubectl's.
+PROGRAMS = frozenset({"kubectl", "oc"})
+
+
 def recognise_kubectl(tokens: list[str], text: str) -> Binding | None:
-    if not tokens or tokens[0].rsplit("/", 1)[-1] != "kubectl":
+    if not tokens or tokens[0].rsplit("/", 1)[-1] not in PROGRAMS:
         return None
     try:
         spec = parse(tokens[1:])
@@ -177,6 +183,12 @@ def parse(args: list[str]) -> dict[str, Any]:
     for token in it:
         if token == "--":
             raise Manual("arguments after --")  # `exec ... -- cmd`
+        if token.lstrip("0123456789&").startswith((">", "<")):
+            raise Manual("a redirect")  # `-o yaml > backup.yaml` writes a file
+        if "$" in VARIABLE.sub("", token) or "`" in token:
+            # `$NODE_NAME` is the author's shell variable (set by hand a step
+            # before), `$(...)` a command: the console cannot know either value.
+            raise Manual("a shell variable")
         if not token.startswith("-") or token == "-":
             if verb is None:
                 verb = token
