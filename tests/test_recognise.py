@@ -220,6 +220,7 @@ def test_oc_is_read_like_kubectl(text, kind):
         # cannot know their values.
         "kubectl get node $NODE -o yaml",
         "kubectl -n $NAMESPACE logs $POD",
+        "kubectl -n $CDI_NAMESPACE get deploy -l cdi.kubevirt.io",
         "kubectl get pod $(cat pod-name)",
     ],
 )

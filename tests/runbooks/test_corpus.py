@@ -700,8 +700,6 @@ CORPUS_TABLE: dict[str, Entry] = {
                     1,
                     "bash",
                     "kubectl -n $CDI_NAMESPACE get deploy -l cdi.kubevirt.io",
-                    "probe",
-                    "kubectl",
                 ),
                 Cmd(
                     0,
@@ -740,8 +738,6 @@ CORPUS_TABLE: dict[str, Entry] = {
                     1,
                     "bash",
                     "kubectl get pods -n $NAMESPACE -l=kubevirt.io=virt-handler",
-                    "probe",
-                    "kubectl",
                 ),
             ),
             bodies=((0, 1, "you can delete other pods on the affected worker node."),),

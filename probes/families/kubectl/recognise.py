@@ -180,15 +180,16 @@ def parse(args: list[str]) -> dict[str, Any]:
     positional: list[str] = []
     verb = None
     it = iter(args)
-    for token in it:
-        if token == "--":
-            raise Manual("arguments after --")  # `exec ... -- cmd`
+    for token in args:  # flag values too (`-n $NAMESPACE`)
         if token.lstrip("0123456789&").startswith((">", "<")):
             raise Manual("a redirect")  # `-o yaml > backup.yaml` writes a file
         if "$" in VARIABLE.sub("", token) or "`" in token:
             # `$NODE_NAME` is the author's shell variable (set by hand a step
             # before), `$(...)` a command: the console cannot know either value.
             raise Manual("a shell variable")
+    for token in it:
+        if token == "--":
+            raise Manual("arguments after --")  # `exec ... -- cmd`
         if not token.startswith("-") or token == "-":
             if verb is None:
                 verb = token
