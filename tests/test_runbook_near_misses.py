@@ -291,6 +291,25 @@ def test_an_admin_alias_in_the_database_is_used_by_the_dry_run():
     assert after.not_understood == []
 
 
+@pytest.mark.django_db
+def test_a_new_alias_makes_an_unchanged_file_a_new_revision():
+    # The same text, read with a new alias, is read differently: re-importing it
+    # must not answer "unchanged" and keep the old, level-less reading.
+    from incidents.actors import Actor
+    from incidents.models import SeverityAlias
+    from incidents.services import import_runbook
+
+    source = with_severity("🟠 Urgentish")
+    importer = Actor.system("manage.py")
+    first = import_runbook(source=source, source_name=NAME, actor=importer)
+    again = import_runbook(source=source, source_name=NAME, actor=importer)
+    assert (first.created, again.created) == (True, False)
+    SeverityAlias.objects.create(alias="urgentish", level="high")
+    third = import_runbook(source=source, source_name=NAME, actor=importer)
+    assert third.created and third.runbook.revision == 2
+    assert third.runbook.playbooks.get().severity == "high"
+
+
 # --- alerts ---------------------------------------------------------------------------------
 
 

@@ -23,7 +23,13 @@ from .. import runbook as rb
 from ..actors import Actor
 from ..models import Command, Incident, Playbook, Runbook, Step
 from ..runbook.slugs import slugify
-from .runbooks import IMPORTERS, ImportResult, RunbookSource, import_runbook
+from .runbooks import (
+    IMPORTERS,
+    ImportResult,
+    RunbookSource,
+    import_runbook,
+    same_reading,
+)
 
 # The audit event keeps counts and at most this many names per list.
 SUMMARY_NAMES = 50
@@ -250,9 +256,7 @@ def diff_runbook(parsed: rb.Runbook) -> RunbookDiff:
     if current is None:
         diff.added = list(parsed.playbooks)
         return diff
-    if current.sha256 == parsed.sha256 and current.parser_version == (
-        rb.PARSER_VERSION
-    ):
+    if same_reading(current, parsed):
         # The same rule as the import: nothing would change.
         diff.unchanged = True
         diff.unchanged_count = len(parsed.playbooks)

@@ -146,11 +146,7 @@ def _import(tree: RunbookSource, actor: Actor, audit_data: dict) -> ImportResult
     key = slugify(parsed.title) or "runbook"
     revisions = Runbook.objects.select_for_update().filter(key=key)
     current = revisions.filter(is_current=True).first()
-    if (
-        current
-        and current.sha256 == parsed.sha256
-        and current.parser_version == rb.PARSER_VERSION
-    ):
+    if current and same_reading(current, parsed):
         audit.append(
             "runbook.unchanged",
             actor=actor,
@@ -198,6 +194,18 @@ def _import(tree: RunbookSource, actor: Actor, audit_data: dict) -> ImportResult
         actor=actor,
     )
     return ImportResult(runbook, parsed, created=True)
+
+
+def same_reading(current: Runbook, parsed: rb.Runbook) -> bool:
+    """Importing `parsed` would change nothing: the same text, read by the same
+    parser, with the same severity levels (an Admin's new alias changes how an
+    unchanged file is read, and then it makes a new revision)."""
+    return (
+        current.sha256 == parsed.sha256
+        and current.parser_version == rb.PARSER_VERSION
+        and dict(current.playbooks.values_list("slug", "severity"))
+        == {p.slug: p.severity for p in parsed.playbooks}
+    )
 
 
 def carry_grants(previous: Runbook, playbooks: list[Playbook]) -> None:
