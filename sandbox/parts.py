@@ -74,7 +74,7 @@ class ProcessPart(Part):
             record = parts.setdefault(self.name, {})
             if not record.get("port"):
                 others = {r.get("port") for n, r in parts.items() if n != self.name}
-                record["port"] = process.server_port(others)
+                record["port"] = process.server_port(others, Path(self.root).resolve())
             return record["port"]
 
     def launch(self) -> None:

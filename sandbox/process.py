@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,11 +38,32 @@ def ephemeral_range() -> tuple[int, int]:
         return 32768, 60999
 
 
-def server_port(taken: set[int] = frozenset()) -> int:
+# Every stack on this machine records the ports it chose here (one file per port
+# holding the stack's folder): while one stack's part is stopped (an outage), its
+# port is free, and another stack (a second `make run`, a test run next to it)
+# must not take it. A claim whose folder is gone is stale and reused.
+CLAIMS = Path(tempfile.gettempdir()) / "yomira-sandbox-ports"
+
+
+def claimed_elsewhere(port: int, root: Path | None) -> bool:
+    try:
+        owner = (CLAIMS / str(port)).read_text()
+    except OSError:
+        return False
+    return owner != str(root) and Path(owner).exists()
+
+
+def claim(port: int, root: Path) -> None:
+    with contextlib.suppress(OSError):  # a claim is a courtesy, never a failure
+        CLAIMS.mkdir(mode=0o777, exist_ok=True)
+        (CLAIMS / str(port)).write_text(str(root))
+
+
+def server_port(taken: set[int] = frozenset(), root: Path | None = None) -> int:
     """A free port for a part's server, chosen at random below the ephemeral
-    range (and not in `taken`, the ports other parts have recorded). Where that
-    range leaves no room (it starts at or below 20001), a port above it, and
-    failing that any free one."""
+    range (and not in `taken`, the ports other parts have recorded, nor claimed by
+    another stack on this machine). Where that range leaves no room (it starts at
+    or below 20001), a port above it, and failing that any free one."""
     low, high = ephemeral_range()
     spans = [(SERVER_PORTS_FROM, low - 1), (high + 1, 65535)]
     for first, last in spans:
@@ -49,7 +71,13 @@ def server_port(taken: set[int] = frozenset()) -> int:
             continue
         for _ in range(200):
             port = random.randint(first, last)  # noqa: S311 - not a secret
-            if port not in taken and port_free(port):
+            if (
+                port not in taken
+                and not claimed_elsewhere(port, root)
+                and port_free(port)
+            ):
+                if root is not None:
+                    claim(port, root)
                 return port
     return free_port()
 
