@@ -34,6 +34,16 @@ from tests.conftest import YOMIRA_RUNBOOK
         ("SELECT * FROM (SELECT * FROM big) AS s LIMIT 5;", "every row of big"),
         # Heavy wins over the other statements of the block.
         ("SELECT 1;\nSELECT * FROM big;", "every row of big"),
+        # The FROM list goes on after a join (found by mutation testing).
+        (
+            "SELECT * FROM pg_class CROSS JOIN pg_namespace, crawler.job;",
+            "every row of crawler.job",
+        ),
+        # A bracketed join's tables are read by the query around it.
+        (
+            "SELECT * FROM (crawler.job JOIN crawler.event ON true);",
+            "every row of crawler.job, crawler.event",
+        ),
     ],
 )
 def test_a_whole_table_read_is_a_heavy_probe(sql, names):
@@ -92,6 +102,9 @@ def test_the_reason_says_what_is_scanned_and_why_it_hurts():
         "SELECT * FROM r;",
         # Words in literals and comments are not the query's.
         "SELECT 'FROM big' AS x; -- FROM big",
+        # The WHERE around a bracketed join bounds it.
+        "SELECT * FROM (crawler.job JOIN crawler.event ON true) WHERE job.id = 1;",
+        "SELECT * FROM a JOIN b ON a.x = b.y LIMIT 5;",
     ],
 )
 def test_a_bounded_or_catalog_read_is_not_heavy(sql):

@@ -290,6 +290,9 @@ class _Query:
         self.aggregate = False
         self.expect: str | None = None  # "relation": the next name is one
         self.in_from = False
+        # `FROM (a JOIN b ON ...)`: a bracketed join, whose tables are its
+        # parent's (the parent's WHERE and LIMIT apply to them).
+        self.group = False
 
 
 def _whole_table_reads(statement: str) -> list[tuple[list[str], bool]]:
@@ -303,13 +306,21 @@ def _whole_table_reads(statement: str) -> list[tuple[list[str], bool]]:
         nxt = words[i + 1] if i + 1 < len(words) else ""
         low = tok.lower()
         if tok == "(":
+            inner = _Query()
             if q.expect == "relation":
                 q.expect = None  # a subquery or VALUES list: read on its own
-            stack.append(_Query())
+                if nxt.lower() not in {"select", "values", "with", "table", "("}:
+                    inner.group = inner.select = inner.in_from = True
+                    inner.expect = "relation"
+            stack.append(inner)
             continue
         if tok == ")":
             if len(stack) > 1:
-                done.append(stack.pop())
+                inner = stack.pop()
+                if inner.group:
+                    stack[-1].tables += inner.tables
+                else:
+                    done.append(inner)
             continue
         if tok == ",":
             if q.in_from:
@@ -327,7 +338,8 @@ def _whole_table_reads(statement: str) -> list[tuple[list[str], bool]]:
         elif low == "from" and q.select:
             q.expect, q.in_from = "relation", True
         elif low in JOINS and q.select:
-            q.expect, q.in_from = "relation", False
+            # `FROM a JOIN b ON ..., c`: the FROM list goes on after a join.
+            q.expect, q.in_from = "relation", True
         elif low == "where":
             q.where, q.in_from = True, False
         elif low in {"limit", "fetch"}:
