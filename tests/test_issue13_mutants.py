@@ -5,9 +5,6 @@ mutant changed; none replaces the code under test with a mock."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import pytest
 
 from probes import targets
@@ -15,23 +12,9 @@ from probes.families import family
 from probes.families.http.runner import cleartext_problem, credentials_in
 from probes.recognise import recognise
 from probes.runtime import Context
+from tests.probes.bound import Cmd, bind
 
 TOKEN = "tok-issue13-mutants-1234"
-
-
-@dataclass
-class Cmd:
-    text: str
-    kind: str
-    executor: str | None
-    parameters: list[str] = field(default_factory=list)
-    variables: list[str] = field(default_factory=list)
-    spec: dict[str, Any] = field(default_factory=dict)
-
-
-def bind(text: str) -> Cmd:
-    b = recognise(text, "bash")
-    return Cmd(text, b.kind, b.executor, b.parameters, b.variables, b.spec)
 
 
 @pytest.fixture
@@ -478,3 +461,33 @@ def test_a_fence_with_no_setting_is_not_configuration(content):
     from probes.recognise import fence_is_config
 
     assert fence_is_config(content) is False
+
+
+# --- the re-run after the JOIN and bracketed-join fix (docs/mutation/issue13.md) -----
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # Subqueries in parentheses are read on their own, not as a bracketed join
+        # (mutants 33-39: the words that open one).
+        "SELECT * FROM (VALUES (1), (2)) AS v(x);",
+        "SELECT * FROM (WITH r AS (SELECT 1 AS x) SELECT x FROM r) AS s;",
+        "SELECT * FROM ((SELECT 1) UNION (SELECT 2)) AS u;",
+        "SELECT * FROM (TABLE pg_class) AS t;",
+        # `LATERAL` is no table name, in any case of the word (mutant 79).
+        "SELECT * FROM pg_class c, LATERAL generate_series(1, 3) g;",
+    ],
+)
+def test_subqueries_and_lateral_are_not_bracketed_joins(sql):
+    binding = recognise(sql, "sql")
+    assert binding.kind == "probe" and "heavy" not in binding.spec
+
+
+def test_a_bracketed_join_adds_its_tables_to_those_before_it():
+    # Mutant 52 replaced the outer query's tables with the group's: the user table
+    # before the catalog join would be forgotten.
+    binding = recognise(
+        "SELECT * FROM crawler.job, (pg_class JOIN pg_namespace ON true);", "sql"
+    )
+    assert "every row of crawler.job (no WHERE" in binding.spec["heavy"]
