@@ -64,23 +64,35 @@ def drill_worker(django_db_setup, drill_stack):  # noqa: ANN001, ANN201
 
 @pytest.fixture
 def worker_at_rest(transactional_db, drill_worker):  # noqa: ANN001, ANN201
-    """The drills' worker, and, after the test, a wait until it is between tasks:
-    a health check it was still running (sent by the test's last run) held locks
-    that the flush's TRUNCATE then deadlocked with. Set up after the database
-    fixture, so torn down (this wait) before its flush."""
+    """The drills' worker, and, after the test, a wait until it has nothing left
+    to do: a task it was still running held locks that the flush's TRUNCATE then
+    deadlocked with. Set up after the database fixture, so torn down (this wait)
+    before its flush."""
     from django.db import connection
 
+    from incidents.models import StepExecution as Execution
+
     yield drill_worker
-    deadline = time.monotonic() + 10
+    # Between tasks is not enough: opening a drill's incident queues its diagnosis
+    # probes, and a worker idle at the instant of the check could pick the next
+    # one up during the TRUNCATE (CI saw that deadlock). So wait until nothing is
+    # queued or running, and then until no other connection is busy.
+    pending = (Execution.State.QUEUED, Execution.State.RUNNING)
+    broker = redis.Redis.from_url(django_settings.CELERY_BROKER_URL)
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = "
-                "current_database() AND pid <> pg_backend_pid() AND state IN "
-                "('active', 'idle in transaction')"
-            )
-            if cursor.fetchone()[0] == 0:
-                return
+        # A message waiting in the queue, or taken but not acknowledged (the
+        # drills' checks acknowledge late), is work the worker has yet to finish.
+        in_broker = broker.llen("celery") + broker.hlen("unacked")
+        if not in_broker and not Execution.objects.filter(state__in=pending).exists():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                    "current_database() AND pid <> pg_backend_pid() AND state IN "
+                    "('active', 'idle in transaction')"
+                )
+                if cursor.fetchone()[0] == 0:
+                    return
         time.sleep(0.05)
 
 

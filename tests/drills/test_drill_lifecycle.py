@@ -6,6 +6,8 @@ the post-mortem export."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.urls import reverse
 
@@ -106,6 +108,12 @@ def test_simulate_through_the_checklist_form(stack, drillers):
     assert event.data["step"] == 3
     assert event.data["command"] == RESTART
     assert "restarted the Redis container" in event.data["did"]
+    # The simulated step asks the worker for a health check at once: it lands.
+    deadline = time.monotonic() + 20
+    while drill.last_checked_at is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+        drill.refresh_from_db()
+    assert drill.last_checked_at is not None
 
 
 def test_simulate_refuses_what_the_scenario_does_not_map(stack, drillers):
