@@ -10,7 +10,9 @@ from typing import NoReturn
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
+from django.core.cache import caches
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 
@@ -36,10 +38,60 @@ IMPORT_RUNBOOKS = "incidents.add_runbook"
 CHANGE_GRANTS = "incidents.change_playbook"
 
 
+# How long a person's grants stay in a process's memory without being asked for.
+# Staleness is not what bounds it (the version below does): only memory.
+GRANTS_TIMEOUT = 600
+
+
+def grants_version() -> int:
+    """The database's grants counter (migration 0019: moved by triggers, in the
+    same transaction, whenever a role, a membership, a permission or a per-playbook
+    grant changes). One primary-key read."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT n FROM incidents_grants_version WHERE id = 1")
+        row = cursor.fetchone()
+    return row[0] if row else 0
+
+
+def remember_grants(user, version: int | None = None) -> None:  # noqa: ANN001
+    """Fill the person's permission caches for this request (as
+    incidents.backends.load_grants does) from this process's memory when nothing
+    that grants anything has changed since they were read, else from the database.
+
+    Keyed by the grants counter, so a revocation is never served stale: the next
+    request reads a new counter and misses. Also keyed by what the user row itself
+    decides (superuser; the row is read fresh every request, and an inactive
+    person is refused before this) and by when the account was made, so a reused
+    primary key never meets another account's answer."""
+    if hasattr(user, "_perm_cache") and hasattr(user, "_object_perm_cache"):
+        return
+    from .backends import load_grants
+
+    if version is None:
+        version = grants_version()
+    joined = getattr(user, "date_joined", None)
+    key = (
+        f"grants:{user.pk}:{joined.timestamp() if joined else ''}:"
+        f"{int(user.is_superuser)}:{version}"
+    )
+    cache = caches["fragments"]
+    found = cache.get(key)
+    if found is None:
+        load_grants(user)
+        cache.set(key, (user._perm_cache, user._object_perm_cache), GRANTS_TIMEOUT)
+        return
+    # Django's caches hand back a fresh copy (pickled), never a shared object.
+    user._perm_cache, user._object_perm_cache = found
+
+
 def can(user, perm: str, incident: Incident | None = None) -> bool:  # noqa: ANN001
     if user is None:
         return False
-    return bool(user.is_authenticated and user.is_active and user.has_perm(perm))
+    if not (user.is_authenticated and user.is_active):
+        return False
+    if not user.is_superuser:  # a superuser's has_perm reads nothing
+        remember_grants(user)
+    return bool(user.has_perm(perm))
 
 
 def playbook_perms(user, playbook: Playbook) -> set[str]:  # noqa: ANN001
@@ -49,10 +101,7 @@ def playbook_perms(user, playbook: Playbook) -> set[str]:  # noqa: ANN001
         return set()
     if user.is_superuser:
         return {"run_probes", "run_actions", "approve_actions"}
-    if not hasattr(user, "_object_perm_cache"):
-        from .backends import load_grants
-
-        load_grants(user)
+    remember_grants(user)
     return user._object_perm_cache.get(
         ("incidents", "playbook", str(playbook.pk)), set()
     )

@@ -8,6 +8,8 @@ import json
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 
+from django.db.models import BooleanField, Count, ExpressionWrapper, F, Q, Window
+from django.db.models.functions import RowNumber
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.safestring import SafeString
@@ -166,7 +168,12 @@ def present_playbook(
 # --- the incident checklist --------------------------------------------------------------
 
 CHECKLIST_COMMAND_TEMPLATE = "incidents/partials/checklist_command_block.html"
-TIMELINE_LIMIT = 200
+# The page costs in proportion to the playbook, not to the incident's history: it
+# shows the latest events, the last few ticks and runs of each step and command,
+# and links to the rest (the "all runs" page, the exports).
+TIMELINE_LIMIT = 100
+HISTORY_PER_STEP = 5
+RUNS_PER_COMMAND = 3
 
 
 @dataclass
@@ -174,7 +181,8 @@ class ChecklistStep:
     view: StepView
     state: str  # pending, done, skipped
     latest: StepExecution | None
-    history: list[StepExecution]
+    history: list[StepExecution]  # the last HISTORY_PER_STEP, oldest first
+    total: int = 0  # every tick and run of the step
 
     @property
     def number(self) -> int:
@@ -184,6 +192,11 @@ class ChecklistStep:
     def expected(self) -> int:
         """The tick version this page shows; sent back with every tick."""
         return self.latest.pk if self.latest else 0
+
+    @property
+    def more(self) -> int:
+        """Ticks and runs not shown (the "all runs" page lists them)."""
+        return self.total - len(self.history)
 
 
 @dataclass
@@ -195,10 +208,46 @@ class Checklist:
     last_seq: int
     runs_by_command: dict[int, list[StepExecution]] = field(default_factory=dict)
     pickers: Pickers | None = None
+    # Every run of each command (runs_by_command holds only the newest few).
+    run_totals: dict[int, int] = field(default_factory=dict)
 
     @property
     def progress(self) -> tuple[int, int]:
         return sum(s.state != STEP_PENDING for s in self.steps), len(self.steps)
+
+    @property
+    def timeline_capped(self) -> bool:
+        return len(self.events) >= TIMELINE_LIMIT
+
+
+def recent_executions(incident: Incident) -> list[StepExecution]:
+    """What the page shows of the incident's executions, in one query whatever
+    their number: each step's last HISTORY_PER_STEP, each command's last
+    RUNS_PER_COMMAND, and each step's latest tick (its state, which may be older
+    than the runs after it). Each row carries its ranks and its step's and
+    command's totals. Oldest first."""
+    newest = [F("created_at").desc(), F("id").desc()]
+    is_tick = ExpressionWrapper(
+        Q(state__in=StepExecution.TICKS), output_field=BooleanField()
+    )
+    ranked = incident.executions.select_related("requested_by").annotate(
+        step_rank=Window(RowNumber(), partition_by=[F("step_id")], order_by=newest),
+        step_total=Window(Count("id"), partition_by=[F("step_id")]),
+        command_rank=Window(
+            RowNumber(), partition_by=[F("command_id")], order_by=newest
+        ),
+        command_total=Window(Count("id"), partition_by=[F("command_id")]),
+        tick_rank=Window(
+            RowNumber(), partition_by=[F("step_id"), is_tick], order_by=newest
+        ),
+    )
+    return list(
+        ranked.filter(
+            Q(step_rank__lte=HISTORY_PER_STEP)
+            | Q(command_rank__lte=RUNS_PER_COMMAND, command_id__isnull=False)
+            | Q(tick_rank=1, state__in=StepExecution.TICKS)
+        ).order_by("created_at", "id")
+    )
 
 
 def present_checklist(
@@ -209,15 +258,20 @@ def present_checklist(
     csrf_token: str = "",
 ) -> Checklist:
     """Constant queries whatever the number of steps and executions: the playbook's
-    three, one for all executions, one for the latest events. `viewer_id` hides
+    three, one for the recent executions, one for the latest events; and a cost
+    bounded by the playbook's size, not the incident's history. `viewer_id` hides
     the approval form on the viewer's own requests; `csrf_token` (usually the
     fragments' sentinel) goes into the run forms so they work without JavaScript."""
     by_step: dict[int | None, list[StepExecution]] = defaultdict(list)
+    totals: dict[int | None, int] = {}
     runs: dict[int, list[StepExecution]] = defaultdict(list)
-    for execution in incident.executions.select_related("requested_by"):
+    run_totals: dict[int, int] = {}
+    for execution in recent_executions(incident):
         by_step[execution.step_id].append(execution)
-        if execution.command_id:
+        totals[execution.step_id] = execution.step_total
+        if execution.command_id and execution.command_rank <= RUNS_PER_COMMAND:
             runs[execution.command_id].insert(0, execution)  # newest first
+            run_totals[execution.command_id] = execution.command_total
     # Loaded here (with their steps, for the pickers' titles) rather than by
     # present_playbook: the pickers in result tables need them before it draws.
     playbook_commands = list(incident.playbook.commands.select_related("step"))
@@ -225,6 +279,7 @@ def present_checklist(
     block_context = {
         "incident": incident,
         "runs_by_command": runs,
+        "run_totals": run_totals,
         "can": can or {},
         "viewer_id": viewer_id,
         "csrf_token": csrf_token,
@@ -235,9 +290,15 @@ def present_checklist(
     )
     steps = []
     for sv in playbook_view.steps:
-        history = by_step.get(sv.step.id, [])
-        state, latest = step_state(history)
-        steps.append(ChecklistStep(sv, state, latest, history))
+        fetched = by_step.get(sv.step.id, [])
+        # The latest tick decides the state, even when older than what is shown.
+        state, latest = step_state(fetched)
+        history = [e for e in fetched if e.step_rank <= HISTORY_PER_STEP]
+        steps.append(
+            ChecklistStep(sv, state, latest, history, totals.get(sv.step.id, 0))
+        )
     events = list(incident.events.order_by("-seq")[:TIMELINE_LIMIT])
     last_seq = events[0].seq if events else 0
-    return Checklist(incident, playbook_view, steps, events, last_seq, runs, pickers)
+    return Checklist(
+        incident, playbook_view, steps, events, last_seq, runs, pickers, run_totals
+    )

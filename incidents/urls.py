@@ -2,6 +2,7 @@ from django.urls import path
 
 from . import views
 from .views.approvals import approval_decide
+from .views.incidents import incident_runs
 from .views.runbook_import import runbook_import, runbook_import_confirm
 
 app_name = "incidents"
@@ -23,6 +24,7 @@ urlpatterns = [
     ),
     path("incidents/<int:pk>/notes", views.note_add, name="note_add"),
     path("incidents/<int:pk>/changes", views.incident_changes, name="incident_changes"),
+    path("incidents/<int:pk>/runs/", incident_runs, name="incident_runs"),
     path(
         "incidents/<int:pk>/commands/<int:command_id>/run",
         views.command_run,

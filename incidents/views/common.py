@@ -21,6 +21,22 @@ from ..models import AuditEvent, Command, Incident
 from ..presenters import present_checklist
 
 
+def poll_lookup(pk: int, since: int) -> tuple[int, bool, bool]:
+    """An idle poll's one query: the grants counter (for access.remember_grants),
+    whether the incident exists, and whether it has an event after `since` (the
+    (incident, seq) index answers it without reading the incident or its joins)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT (SELECT n FROM incidents_grants_version WHERE id = 1),"
+            f" EXISTS (SELECT 1 FROM {Incident._meta.db_table} WHERE id = %s),"
+            f" EXISTS (SELECT 1 FROM {AuditEvent._meta.db_table}"
+            "  WHERE incident_id = %s AND seq > %s)",
+            [pk, pk, since],
+        )
+        version, exists, changed = cursor.fetchone()
+    return version or 0, exists, changed
+
+
 def load_incident(pk: int) -> Incident:
     latest = AuditEvent.objects.filter(incident=OuterRef("pk")).order_by("-seq")
     incidents = (
@@ -167,6 +183,7 @@ def draw_changes(
         if command is not None and (command.step_id is None or preview)
         else None,
         runs_by_command=checklist.runs_by_command,
+        run_totals=checklist.run_totals,
         preview=preview,
     )
     response = render(

@@ -6,7 +6,14 @@ from __future__ import annotations
 import uuid
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.core.paginator import Paginator
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -28,7 +35,33 @@ from ..fragments import (
     with_token,
 )
 from ..models import Incident, Playbook
-from .common import after_change, base_context, load_incident, since_number
+from .common import (
+    after_change,
+    base_context,
+    load_incident,
+    poll_lookup,
+    since_number,
+)
+
+# A page of the incident list, and of a step's or command's runs: what a person
+# reads at a glance, and a cost that does not grow with the table.
+INCIDENTS_PER_PAGE = 50
+RUNS_PER_PAGE = 50
+
+
+def page_number(request: HttpRequest) -> int | None:
+    """`?page=N` (1 when absent), or None when it is not a page number."""
+    raw = request.GET.get("page") or "1"
+    if len(raw) > 9 or not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
+        return None
+    return int(raw)
+
+
+def paginate(queryset, number: int, per_page: int):  # noqa: ANN001, ANN201
+    """The page asked for; past the end, the last page (a list that shrank while
+    someone was reading it is not an error)."""
+    paginator = Paginator(queryset, per_page)
+    return paginator.page(min(number, paginator.num_pages))
 
 
 @permission_required(access.VIEW_INCIDENTS)
@@ -56,6 +89,10 @@ def incident_list(request: HttpRequest) -> HttpResponse:
             f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()
         )
         incidents = incidents.none()
+    number = page_number(request)
+    if number is None:
+        filter_error = filter_error or "'page' must be a page number (1 or more)."
+        incidents, number = incidents.none(), 1
     severities = (
         Incident.objects.order_by("severity")
         .values_list("severity", flat=True)
@@ -63,11 +100,13 @@ def incident_list(request: HttpRequest) -> HttpResponse:
     )
     playbooks = Playbook.objects.current().values_list("slug", "number", "title")
     template = "incidents/incident_list.html" + ("#results" if request.htmx else "")
+    page = paginate(incidents, number, INCIDENTS_PER_PAGE)
     return render(
         request,
         template,
         {
-            "incidents": incidents[:500],
+            "incidents": page.object_list,
+            "page": page,
             "filter_error": filter_error,
             "form": form,
             "severities": [s for s in severities if s],
@@ -209,22 +248,66 @@ def note_add(request: HttpRequest, pk: int) -> HttpResponse:
     return after_change(request, incident, step=step.number if step else None)
 
 
-@permission_required(access.VIEW_INCIDENTS)
-@require_GET
+@login_required
 def incident_changes(request: HttpRequest, pk: int) -> HttpResponse:
-    """Polled every few seconds: 204 when nothing happened since `since`, else the
-    changed fragments out of band."""
+    """Polled every 2 s by every open tab: 204 when nothing happened since
+    `since`, else the changed fragments out of band. An idle poll is one query
+    after the session and the user (poll_lookup), the permission answered from
+    memory under the grants counter that query read."""
     since = since_number(request.GET.get("since") or "0")
-    if since is None:
+    if request.method != "GET" or since is None:
+        access.require(request, access.VIEW_INCIDENTS)  # refused first, as elsewhere
+        if request.method != "GET":
+            return HttpResponseNotAllowed(["GET"])
         return HttpResponse(
             "'since' must be an event number (0 or more).",
             status=400,
             content_type="text/plain; charset=utf-8",
         )
-    incident = load_incident(pk)
-    if not incident.events.filter(seq__gt=since).exists():
+    version, exists, changed = poll_lookup(pk, since)
+    if request.user.is_active:
+        access.remember_grants(request.user, version)
+    access.require(request, access.VIEW_INCIDENTS)
+    if not exists:
+        raise Http404("No such incident.")
+    if not changed:
         return HttpResponse(status=204)
-    return after_change(request, incident)
+    return after_change(request, load_incident(pk))
+
+
+@permission_required(access.VIEW_INCIDENTS)
+@require_GET
+def incident_runs(request: HttpRequest, pk: int) -> HttpResponse:
+    """Every tick and run of one step (`?step=N`) or one command (`?command=ID`),
+    newest first, a page at a time: the checklist shows only the last few."""
+    incident = get_object_or_404(Incident.objects.select_related("playbook"), pk=pk)
+    executions = (
+        incident.executions.select_related("requested_by", "approved_by")
+        .defer("output", "result")  # a run's own page shows those
+        .order_by("-created_at", "-id")
+    )
+    step = command = None
+    wanted_step, wanted_command = request.GET.get("step"), request.GET.get("command")
+    number = page_number(request)
+    error = ""
+    if number is None:
+        error = "'page' must be a page number (1 or more)."
+    elif wanted_step is not None and since_number(wanted_step) is not None:
+        step = get_object_or_404(incident.playbook.steps, number=int(wanted_step))
+        executions = executions.filter(step=step)
+    elif wanted_command is not None and since_number(wanted_command) is not None:
+        command = get_object_or_404(incident.playbook.commands, pk=int(wanted_command))
+        executions = executions.filter(command=command)
+    else:
+        error = "Say which runs: ?step=<step number> or ?command=<command id>."
+    if error:
+        return HttpResponse(error, status=400, content_type="text/plain; charset=utf-8")
+    page = paginate(executions, number, RUNS_PER_PAGE)
+    return render(
+        request,
+        "incidents/incident_runs.html",
+        {"incident": incident, "step": step, "command": command, "page": page},
+    )
 
 
 @permission_required(access.EXPORT_INCIDENTS)
