@@ -24,7 +24,9 @@ COPY . .
 RUN DEBUG=false SECRET_KEY=build-only AUDIT_HMAC_KEY=build-only \
     DATABASE_URL=postgres://build@localhost/build python manage.py collectstatic --no-input -v0
 
-RUN useradd --system --uid 10001 --home /app yomira && mkdir -p /app/var && chown -R yomira /app/var
+# var/offline exists in the image so that its named volume starts owned by yomira.
+RUN useradd --system --uid 10001 --home /app yomira && mkdir -p /app/var/offline \
+    && chown -R yomira /app/var
 USER yomira
 
 EXPOSE 8000
