@@ -249,7 +249,11 @@ def test_a_permission_revoked_after_the_click_stops_the_run(faults, monkeypatch)
     assert denial.object_id == str(execution.pk)
 
 
-def test_the_broker_down_at_dispatch_is_dispatch_failed_within_a_second(faults):
+def test_the_broker_down_at_dispatch_is_dispatch_failed_within_a_second(
+    faults, target_database
+):
+    """An action, which never runs anywhere but on a worker (a probe runs inline
+    instead: tests/integration/test_broker_down_inline.py)."""
     from yomira_console.celery import app
 
     port = free_port()
@@ -271,8 +275,9 @@ def test_the_broker_down_at_dispatch_is_dispatch_failed_within_a_second(faults):
         app.amqp._producer_pool = None
         server.terminate()
         server.wait(5)  # Redis is now down
+        before = counter(target_database)
         started = time.monotonic()
-        execution = faults.run(9)
+        execution = faults.run(14)  # UPDATE counter SET n = 100
         elapsed = time.monotonic() - started
     finally:
         app.conf.broker_url = saved
@@ -282,12 +287,17 @@ def test_the_broker_down_at_dispatch_is_dispatch_failed_within_a_second(faults):
     execution.refresh_from_db()
     assert execution.state == "dispatch_failed"
     assert execution.summary.startswith("Not sent: the task queue is unreachable")
+    assert "Actions run only on a worker" in execution.summary
+    assert counter(target_database) == before  # nothing ran
     assert elapsed < 1.5, elapsed
     mine = AuditEvent.objects.filter(
         object_type="stepexecution", object_id=str(execution.pk)
-    )
+    ).order_by("seq")
     verbs = list(mine.values_list("verb", flat=True))
-    assert verbs == ["execution.requested", "execution.dispatch_failed"]  # nothing lost
+    requested = (
+        "execution.break_glass" if execution.break_glass else "execution.requested"
+    )
+    assert verbs == [requested, "execution.dispatch_failed"]  # nothing lost
 
 
 def test_a_killed_worker_leaves_an_action_outcome_unknown_and_never_reruns_it(
