@@ -279,3 +279,37 @@ def wrapped(cause: Exception) -> OperationalError:
 )
 def test_only_an_unreachable_database_counts(error, unreachable):
     assert offline.database_unreachable(error) is unreachable
+
+
+def test_another_database_error_is_left_to_django():
+    """A query's own failure (a timeout) is an ordinary 500, not "the database is
+    down": the middleware does not answer for it."""
+    request = RequestFactory().get("/playbooks/")
+    middleware = offline.OfflineMiddleware(lambda r: None)
+    timeout = wrapped(psycopg.errors.QueryCanceled("statement timeout"))
+    assert middleware.process_exception(request, timeout) is None
+    assert not hasattr(request, "database_unreachable")
+    refused = wrapped(psycopg.OperationalError("connection refused"))
+    assert middleware.process_exception(request, refused) is not None
+    assert request.database_unreachable is refused
+
+
+def test_the_command_renders_the_store_and_says_where(store, yomira):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("render_offline_pages", stdout=out)
+    assert f"Stored 12 playbook pages in {store}" in out.getvalue()
+    out = StringIO()
+    call_command("render_offline_pages", stdout=out)
+    assert "Already up to date" in out.getvalue()
+
+
+def test_the_command_refuses_when_the_store_is_off(settings):
+    from django.core.management import CommandError, call_command
+
+    settings.OFFLINE_PAGES_DIR = ""
+    with pytest.raises(CommandError, match="OFFLINE_PAGES_DIR is empty"):
+        call_command("render_offline_pages")
