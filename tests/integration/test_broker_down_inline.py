@@ -360,6 +360,11 @@ def test_an_inline_run_rechecks_who_asked_as_the_worker_does(faults, monkeypatch
     assert verbs(execution) == ["execution.requested", "permission.denied"]
     assert events(execution)[-1].data["result"][inline.INLINE_KEY] is True
     assert inline.SLOTS.taken == 0
+    # A second failed send of the same run claims nothing and gives its slot back.
+    with broker_down():
+        send(execution.pk, Command.Kind.PROBE)
+    assert verbs(execution) == ["execution.requested", "permission.denied"]
+    assert inline.SLOTS.taken == 0
 
 
 def test_a_probe_of_another_site_does_not_run_inline(faults, monkeypatch):
