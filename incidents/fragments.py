@@ -21,6 +21,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from .models import Incident
 from .presenters import Checklist, present_checklist
+from .services import sites
 
 CSRF_SENTINEL = "yomira-csrf-sentinel-7f3c"
 # Each Run form's one-time key. Cached HTML is shared by everyone with the same
@@ -28,6 +29,8 @@ CSRF_SENTINEL = "yomira-csrf-sentinel-7f3c"
 # load, and a second person's click would be answered with the first one's run.
 REQUEST_KEY_SENTINEL = "yomira-request-key-sentinel-2b9e"
 TIMEOUT = 3600
+# The header's elapsed time, in a page kept for as long as nothing happens.
+ELAPSED_SENTINEL = "yomira-elapsed-sentinel-5d1a"
 
 
 @dataclass
@@ -59,16 +62,36 @@ def last_seq(incident: Incident) -> int:
     return incident.events.order_by("-seq").values_list("seq", flat=True).first() or 0
 
 
-def checklist_fragments(
-    incident: Incident, can: dict[str, bool], viewer_id: int | None = None
-) -> ChecklistFragments:
-    seq = last_seq(incident)
+def fragments_key(
+    incident_id: int,
+    seq: int,
+    binding_version: int,
+    can: dict[str, bool],
+    viewer_id: int | None,
+) -> str:
+    """What the checklist's HTML depends on (see the module's docstring); the
+    page's own cache (views.incidents.incident_detail) builds on it."""
     key = (
-        f"checklist:{incident.pk}:{seq}:{incident.playbook.binding_version}:"
+        f"checklist:{incident_id}:{seq}:{binding_version}:"
         f"{''.join(str(int(can[k])) for k in sorted(can))}"
     )
     if can.get("approve"):
         key += f":{viewer_id}"  # no Approve button on one's own requests
+    if sites_now := sites.signature():  # "" with no site configured
+        key += f":sites:{sites_now}"  # a site's worker gone or back: its warning
+    return key
+
+
+def checklist_fragments(
+    incident: Incident, can: dict[str, bool], viewer_id: int | None = None
+) -> ChecklistFragments:
+    key = fragments_key(
+        incident.pk,
+        last_seq(incident),
+        incident.playbook.binding_version,
+        can,
+        viewer_id,
+    )
     cache = caches["fragments"]
     found = cache.get(key)
     if found is not None:

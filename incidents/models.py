@@ -615,3 +615,31 @@ class AuditCheckpoint(models.Model):
 
     def __str__(self) -> str:
         return f"checkpoint #{self.seq}"
+
+
+class WorkerHeartbeat(models.Model):
+    """A Celery worker's (or the beat sweeper's) latest sign of life, written by the
+    process itself every few seconds (incidents/services/workers.py). The database
+    is the store because `make run` may use kombu's filesystem broker, which has no
+    broadcast to ask the workers. A worker that stops cleanly marks its row
+    stopped (kept, so the console can say when a site was last seen); one that is
+    killed simply stops beating and goes stale."""
+
+    class Kind(models.TextChoices):
+        WORKER = "worker", "Celery worker"
+        SWEEPER = "sweeper", "Beat's sweeper (last run)"
+
+    hostname = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.WORKER)
+    site = models.CharField(max_length=40, blank=True)
+    queues = models.JSONField(default=list, blank=True)
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    beat_at = models.DateTimeField(default=timezone.now)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["hostname"]
+
+    def __str__(self) -> str:
+        return f"{self.hostname} ({self.kind}) at {self.beat_at:%H:%M:%S}"

@@ -9,7 +9,7 @@ from celery.signals import task_prerun
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 
-from .services import execution, runs, sweeper
+from .services import execution, runs, sweeper, workers
 
 
 @task_prerun.connect
@@ -40,4 +40,8 @@ def run_action(execution_id: int) -> str | None:
 
 @shared_task(ignore_result=True)
 def sweep_stale_executions() -> int:
-    return sweeper.sweep()
+    swept = sweeper.sweep()
+    # After the sweep: /health/ready's `beat` says the sweeper ran and finished.
+    workers.sweeper_ran()
+    workers.forget_old()
+    return swept

@@ -116,6 +116,8 @@ def secret_values() -> list[str]:
     for key, val in os.environ.items():
         if not key.startswith(PREFIX) or key in NOT_SECRET or len(val) < 4:
             continue
+        if key == PREFIX + "SITES" or key.startswith(PREFIX + "SITE_"):
+            continue  # site names (probes/sites.py), shown in warnings: not secrets
         values.append(val)
         if "://" in val:
             parts = urlsplit(val)

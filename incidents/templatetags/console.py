@@ -77,6 +77,16 @@ def missing_targets(command: Command) -> list[str]:
     return commands.missing_targets(command)
 
 
+@register.filter
+def site_warning(command: Command) -> str:
+    """Why a run of this command would not be taken (its site has no live worker,
+    or its targets are at two sites): "" when nothing to say. Cached HTML holding
+    it is keyed by services.sites.signature (incidents/fragments.py)."""
+    from incidents.services import sites
+
+    return sites.warning(command)
+
+
 @register.simple_tag
 def drill_targets_in_use() -> bool:
     """Whether this console's targets point at the simulated Yomira stack (the top
