@@ -59,6 +59,9 @@ def test_production_settings_pass_the_deploy_check():
         ALLOWED_HOSTS="console.example.com",
         SECRET_KEY="a-long-random-production-secret-" + "x7Gq2" * 10,
         AUDIT_HMAC_KEY="audit-key",
+        # `make run` writes SANDBOX=true into .env (a laptop's simulated stack),
+        # which production settings refuse: a newcomer runs `make test` after it.
+        SANDBOX="false",
     )
     proc = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
