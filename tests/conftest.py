@@ -52,6 +52,17 @@ def _fresh_redaction_forms():
 
 
 @pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):  # noqa: ANN001, ANN201
+    """pytest-django's, plus: a click made the process's run wake-up listener
+    (incidents/wakeup.py) connect to the test database; it lets go before the
+    database is dropped."""
+    yield
+    from incidents import wakeup
+
+    wakeup.stop_listener()
+
+
+@pytest.fixture(scope="session")
 def yomira_source() -> bytes:
     return YOMIRA_RUNBOOK.read_bytes()
 
