@@ -64,13 +64,8 @@ def test_everything_up_is_ok(client, healthy):
     for part in health.PARTS:
         assert body[part] == "ok", part  # the old top-level keys, still a status
         assert body["checks"][part]["status"] == "ok", part
-    assert body["checks"]["workers"]["live"] == 1
-    assert body["checks"]["workers"]["sites"] == {
-        "default": {
-            "live": True,
-            "last_seen_s": body["checks"]["workers"]["sites"]["default"]["last_seen_s"],
-        }
-    }
+    assert body["checks"]["workers"]["live"] >= 1
+    assert body["checks"]["workers"]["sites"]["default"]["live"] is True
 
 
 def test_anonymous_and_never_cached(client, healthy):
@@ -86,49 +81,72 @@ def test_it_leaks_no_hostname(client, healthy):
 
 
 # --- workers -----------------------------------------------------------------------
+# A real worker of the integration tests may be beating on the default queue in
+# this same session: these tests judge a site's queue of their own ("h"), and the
+# "no worker at all" rule on rows they give.
 
 
-def test_no_worker_is_workers_down_but_still_200(client):
-    sweeper()
-    code, body, _ = ready(client)
-    assert code == 200  # the console serves without workers: degraded, not down
-    assert body["status"] == "degraded"
-    assert body["workers"] == "down"
-    assert body["checks"]["workers"]["reason"] == (
-        "no worker has sent a heartbeat recently"
-    )
+@pytest.fixture
+def site_h(monkeypatch):  # noqa: ANN001, ANN201
+    monkeypatch.setenv("TARGET_SITE_DATABASE_URL", "h")
 
 
-def test_a_stale_heartbeat_is_not_a_live_worker(client, settings):
-    settings.WORKER_HEARTBEAT_STALE = 30
-    sweeper()
-    heartbeat(age=31)
-    code, body, _ = ready(client)
-    assert (code, body["workers"]) == (200, "down")
-    assert body["checks"]["workers"]["stale"] == 1
-    assert body["checks"]["workers"]["live"] == 0
-    assert body["checks"]["workers"]["sites"]["default"]["last_seen_s"] >= 31
+def test_no_worker_at_all_is_workers_down():
+    now = timezone.now()
+    gone = (["celery"], False, now - timedelta(minutes=5))
+    check = health.judge_workers([gone], now, [])
+    assert check["status"] == "down"
+    assert check["reason"] == "no worker has sent a heartbeat recently"
+    assert (check["live"], check["stale"]) == (0, 1)
+    assert check["sites"]["default"] == {"live": False, "last_seen_s": 300.0}
+    assert health.judge_workers([], now, [])["sites"]["default"] == {
+        "live": False,
+        "last_seen_s": None,
+    }
 
 
-def test_a_worker_that_stopped_is_not_live_at_once(client):
-    sweeper()
-    heartbeat(stopped=True)
-    assert ready(client)[1]["workers"] == "down"
+def test_workers_down_is_still_200_degraded():
+    """The console serves without workers: it says so, it is not taken out."""
+    parts = {p: health._check("ok") for p in health.PARTS}
+    parts["workers"] = health._check("down", "no worker has sent a heartbeat recently")
+    assert health.summary(parts) == ("degraded", 200)
 
 
-def test_a_site_without_a_live_worker_is_degraded_by_name(client, monkeypatch):
-    monkeypatch.setenv("TARGET_SITE_DATABASE_URL", "eu")
+def test_a_site_without_a_live_worker_is_degraded_by_name(client, site_h):
     heartbeat()  # the default queue's worker
-    heartbeat("eu-1", queues=("site.eu",), age=600)  # eu's, long gone
+    heartbeat("h-1", queues=("site.h",), age=600)  # h's, long gone
     sweeper()
     code, body, _ = ready(client)
     assert code == 200
+    assert body["status"] == "degraded"
     assert body["workers"] == "degraded"
-    assert body["checks"]["workers"]["reason"] == "no live worker for site eu"
-    assert body["checks"]["workers"]["sites"]["eu"]["live"] is False
-    assert body["checks"]["workers"]["sites"]["eu"]["last_seen_s"] >= 600
-    heartbeat("eu-2", queues=("site.eu",))
+    assert body["checks"]["workers"]["reason"] == "no live worker for site h"
+    assert body["checks"]["workers"]["sites"]["h"]["live"] is False
+    assert body["checks"]["workers"]["sites"]["h"]["last_seen_s"] >= 600
+    heartbeat("h-2", queues=("site.h",))
     assert ready(client)[1]["workers"] == "ok"
+
+
+def test_a_stale_heartbeat_is_not_a_live_worker(client, settings, site_h):
+    settings.WORKER_HEARTBEAT_STALE = 30
+    heartbeat()
+    heartbeat("h-1", queues=("site.h",), age=31)
+    body = ready(client)[1]
+    assert body["checks"]["workers"]["sites"]["h"]["live"] is False
+    assert body["checks"]["workers"]["sites"]["h"]["last_seen_s"] >= 31
+    assert body["checks"]["workers"]["stale"] >= 1
+    WorkerHeartbeat.objects.filter(hostname="h-1").update(
+        beat_at=timezone.now() - timedelta(seconds=25)
+    )
+    assert ready(client)[1]["checks"]["workers"]["sites"]["h"]["live"] is True
+
+
+def test_a_worker_that_stopped_is_not_live_at_once(client, site_h):
+    heartbeat()
+    heartbeat("h-1", queues=("site.h",), stopped=True)
+    body = ready(client)[1]
+    assert body["checks"]["workers"]["sites"]["h"]["live"] is False
+    assert body["checks"]["workers"]["reason"] == "no live worker for site h"
 
 
 def test_bad_site_settings_are_degraded(client, monkeypatch, healthy):
@@ -138,21 +156,23 @@ def test_bad_site_settings_are_degraded(client, monkeypatch, healthy):
     assert body["checks"]["workers"]["reason"] == "the site settings cannot be read"
 
 
-def test_a_real_heartbeat_thread_beats_and_marks_itself_stopped(client, settings):
+def test_a_real_heartbeat_thread_beats_and_marks_itself_stopped(
+    client, settings, site_h
+):
     settings.WORKER_HEARTBEAT_INTERVAL = 0.05
-    sweeper()
-    beating = workers.Heartbeat(hostname="t@h", queues=["celery"], site="")
+    heartbeat()
+    beating = workers.Heartbeat(hostname="t@h", queues=["site.h"], site="h")
     beating.start()
     try:
         beating.beat_once()  # the first beat is certainly in
         row = WorkerHeartbeat.objects.get(hostname="t@h")
-        assert row.queues == ["celery"] and row.stopped_at is None
-        assert ready(client)[1]["workers"] == "ok"
+        assert row.queues == ["site.h"] and row.stopped_at is None
+        assert ready(client)[1]["checks"]["workers"]["sites"]["h"]["live"] is True
     finally:
         beating.stop()
     assert not beating.is_alive()
     assert WorkerHeartbeat.objects.get(hostname="t@h").stopped_at is not None
-    assert ready(client)[1]["workers"] == "down"
+    assert ready(client)[1]["checks"]["workers"]["sites"]["h"]["live"] is False
 
 
 # --- beat --------------------------------------------------------------------------

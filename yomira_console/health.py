@@ -71,11 +71,14 @@ def database() -> Check:
     return _check(OK)
 
 
+# (queues it reads, live now, its latest sign of life)
+WorkerRow = tuple[list[str], bool, datetime]
+
+
 def workers(now: datetime) -> Check:
-    """Live workers per queue. Down: none at all. Degraded: a queue commands are
-    sent to (the default one, or a configured site's) has none."""
+    """The workers' heartbeats, judged by judge_workers."""
     from incidents.models import WorkerHeartbeat
-    from incidents.services.workers import DEFAULT_QUEUE, stale_after
+    from incidents.services.workers import stale_after
     from probes import sites
 
     fresh = now - stale_after()
@@ -85,13 +88,24 @@ def workers(now: datetime) -> Check:
             kind=WorkerHeartbeat.Kind.WORKER
         ).values_list("queues", "beat_at", "stopped_at")
     ]
-    live_count = sum(alive for _, alive, _ in rows)
     try:
-        configured = sorted(set(sites.site_map().values()))
-        config_problem = False
+        configured: list[str] | None = sorted(set(sites.site_map().values()))
     except sites.SiteConfigError:
-        configured, config_problem = [], True
-    expected = {"": DEFAULT_QUEUE} | {s: sites.queue_for(s) for s in configured}
+        configured = None
+    return judge_workers(rows, now, configured)
+
+
+def judge_workers(
+    rows: list[WorkerRow], now: datetime, configured: list[str] | None
+) -> Check:
+    """Live workers per queue. Down: none at all. Degraded: a queue commands are
+    sent to (the default one, or a configured site's) has none, or the site
+    settings cannot be read (`configured` None)."""
+    from incidents.services.workers import DEFAULT_QUEUE
+    from probes import sites
+
+    live_count = sum(alive for _, alive, _ in rows)
+    expected = {"": DEFAULT_QUEUE} | {s: sites.queue_for(s) for s in configured or []}
     by_site = {}
     missing = []
     for site, queue in expected.items():
@@ -106,7 +120,7 @@ def workers(now: datetime) -> Check:
     facts = {"live": live_count, "stale": len(rows) - live_count, "sites": by_site}
     if live_count == 0:
         return _check(DOWN, "no worker has sent a heartbeat recently", **facts)
-    if config_problem:
+    if configured is None:
         return _check(DEGRADED, "the site settings cannot be read", **facts)
     if missing:
         return _check(DEGRADED, f"no live worker for {', '.join(missing)}", **facts)
