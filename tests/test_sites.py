@@ -183,3 +183,33 @@ def test_the_live_sites_answer_is_cached_per_process(
 def test_a_responder_sees_the_warning_too(incident, probe, responder, redis_at_eu):
     page = signed_in(responder).get(f"/incidents/{incident.pk}/").content.decode()
     assert "site eu has no live worker" in page
+
+
+# --- the targets page lists the sites --------------------------------------------
+
+
+def test_the_targets_page_says_which_site_has_no_live_worker(
+    viewer_client, redis_at_eu, monkeypatch
+):
+    monkeypatch.setenv("TARGET_SITES", "api.yomira.app=eu")
+    eu_worker(age=180)
+    page = viewer_client.get("/targets/").content.decode()
+    table = page[page.index('class="targets sites"') :]
+    table = table[: table.index("</table>")]
+    assert "REDIS_URL" in table and "api.yomira.app" in table
+    assert "site eu has no live worker (last seen 3 min ago)" in table
+    eu_worker()
+    page = viewer_client.get("/targets/").content.decode()
+    assert "✓ live" in page and "has no live worker" not in page
+
+
+def test_the_targets_page_shows_bad_site_settings(viewer_client, db, monkeypatch):
+    monkeypatch.setenv("TARGET_SITES", "REDIS_URL")
+    page = viewer_client.get("/targets/").content.decode()
+    assert "Site settings: TARGET_SITES: &#x27;REDIS_URL&#x27; is not NAME=site" in page
+
+
+def test_no_sites_no_sites_table(viewer_client, db):
+    assert (
+        'class="targets sites"' not in viewer_client.get("/targets/").content.decode()
+    )

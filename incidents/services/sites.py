@@ -88,3 +88,19 @@ def signature() -> str:
     text = workers.sites_signature(sorted(configured)) if configured else ""
     # A cache key: short, and no spaces (memcached refuses them).
     return hashlib.sha256(text.encode()).hexdigest()[:16] if text else ""
+
+
+def overview() -> tuple[list[tuple[str, list[str], workers.SiteStatus]], str]:
+    """For the targets page: each configured site, the targets at it and whether
+    a live worker serves it; or why the site settings cannot be read."""
+    try:
+        mapping = probe_sites.site_map()
+    except SiteConfigError as exc:
+        return [], str(exc)
+    at: dict[str, list[str]] = {}
+    for name, site in mapping.items():
+        at.setdefault(site, []).append(name)
+    return [
+        (site, sorted(names), workers.site_status(site))
+        for site, names in sorted(at.items())
+    ], ""

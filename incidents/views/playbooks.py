@@ -17,6 +17,7 @@ from .. import access
 from ..access import permission_required
 from ..models import Command, Incident, Playbook, Step
 from ..presenters import present_playbook
+from ..services import sites
 
 MAX_SEARCH = 200
 
@@ -161,6 +162,14 @@ def target_status(request: HttpRequest) -> HttpResponse:
                 mapped = command.spec["host"].lower() in hosts_mapped
                 hosts[command.spec["host"]] = (mapped, mapped and hosts_simulated)
         rows.append((playbook, sorted(needed.items()), sorted(hosts.items())))
+    site_rows, sites_problem = sites.overview()
     return render(
-        request, "incidents/targets.html", {"rows": rows, "simulated": simulated}
+        request,
+        "incidents/targets.html",
+        {
+            "rows": rows,
+            "simulated": simulated,
+            "site_rows": site_rows,
+            "sites_problem": sites_problem,
+        },
     )
