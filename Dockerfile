@@ -30,5 +30,8 @@ RUN useradd --system --uid 10001 --home /app yomira && mkdir -p /app/var/offline
 USER yomira
 
 EXPOSE 8000
+# gthread workers: a Run click waiting for its result (up to RUN_WAIT_SECONDS, cut
+# short by the run's NOTIFY: incidents/wakeup.py) holds one thread, not a process.
 CMD ["gunicorn", "yomira_console.wsgi:application", "--bind", "0.0.0.0:8000", \
-     "--workers", "3", "--threads", "4", "--timeout", "30", "--access-logfile", "-"]
+     "--workers", "3", "--worker-class", "gthread", "--threads", "4", "--timeout", "30", \
+     "--access-logfile", "-"]
