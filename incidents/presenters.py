@@ -8,8 +8,8 @@ import json
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 
-from django.db.models import BooleanField, Count, ExpressionWrapper, F, Q, Window
-from django.db.models.functions import RowNumber
+from django.db import connection
+from django.db.models.expressions import RawSQL
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.safestring import SafeString
@@ -171,7 +171,7 @@ CHECKLIST_COMMAND_TEMPLATE = "incidents/partials/checklist_command_block.html"
 # The page costs in proportion to the playbook, not to the incident's history: it
 # shows the latest events, the last few ticks and runs of each step and command,
 # and links to the rest (the "all runs" page, the exports).
-TIMELINE_LIMIT = 100
+TIMELINE_LIMIT = 50
 HISTORY_PER_STEP = 5
 RUNS_PER_COMMAND = 3
 
@@ -220,34 +220,65 @@ class Checklist:
         return len(self.events) >= TIMELINE_LIMIT
 
 
-def recent_executions(incident: Incident) -> list[StepExecution]:
-    """What the page shows of the incident's executions, in one query whatever
-    their number: each step's last HISTORY_PER_STEP, each command's last
-    RUNS_PER_COMMAND, and each step's latest tick (its state, which may be older
-    than the runs after it). Each row carries its ranks and its step's and
-    command's totals. Oldest first."""
-    newest = [F("created_at").desc(), F("id").desc()]
-    is_tick = ExpressionWrapper(
-        Q(state__in=StepExecution.TICKS), output_field=BooleanField()
+@dataclass
+class Recent:
+    """What the page shows of an incident's executions (see recent_executions)."""
+
+    executions: list[StepExecution]  # oldest first
+    per_step: dict[int | None, int]  # every execution, counted
+    per_command: dict[int, int]
+
+
+def recent_executions(incident: Incident) -> Recent:
+    """Each step's last HISTORY_PER_STEP executions, its latest tick (its state,
+    which may be older than the runs after it) and each command's last
+    RUNS_PER_COMMAND runs, with the totals: two queries whatever the history,
+    each an index walk per step or command, never a sort of the whole history."""
+    table = StepExecution._meta.db_table
+    newest = "ORDER BY e.created_at DESC, e.id DESC"
+    ticks = ", ".join(["%s"] * len(StepExecution.TICKS))
+
+    def latest(where: str, limit: int) -> str:
+        return (
+            f"SELECT x.id FROM {{owners}} o CROSS JOIN LATERAL (SELECT e.id FROM"
+            f" {table} e WHERE e.incident_id = %s AND {where} {newest}"
+            f" LIMIT {limit}) x"
+        )
+
+    steps = f"(SELECT id FROM {Step._meta.db_table} WHERE playbook_id = %s)"
+    commands = f"(SELECT id FROM {Command._meta.db_table} WHERE playbook_id = %s)"
+    sql = " UNION ".join(
+        [
+            latest("e.step_id = o.id", HISTORY_PER_STEP).format(owners=steps),
+            latest(f"e.step_id = o.id AND e.state IN ({ticks})", 1).format(
+                owners=steps
+            ),
+            latest("e.command_id = o.id", RUNS_PER_COMMAND).format(owners=commands),
+        ]
     )
-    ranked = incident.executions.select_related("requested_by").annotate(
-        step_rank=Window(RowNumber(), partition_by=[F("step_id")], order_by=newest),
-        step_total=Window(Count("id"), partition_by=[F("step_id")]),
-        command_rank=Window(
-            RowNumber(), partition_by=[F("command_id")], order_by=newest
-        ),
-        command_total=Window(Count("id"), partition_by=[F("command_id")]),
-        tick_rank=Window(
-            RowNumber(), partition_by=[F("step_id"), is_tick], order_by=newest
-        ),
+    playbook, pk = incident.playbook_id, incident.pk
+    params = [playbook, pk, playbook, pk, *sorted(t.value for t in StepExecution.TICKS)]
+    params += [playbook, pk]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT GROUPING(step_id), step_id, command_id, count(*)"
+            f" FROM {table} WHERE incident_id = %s"
+            " GROUP BY GROUPING SETS ((step_id), (command_id))",
+            [pk],
+        )
+        per_step: dict[int | None, int] = {}
+        per_command: dict[int, int] = {}
+        for by_command, step_id, command_id, count in cursor.fetchall():
+            if not by_command:
+                per_step[step_id] = count
+            elif command_id is not None:
+                per_command[command_id] = count
+    executions = list(
+        incident.executions.select_related("requested_by")
+        .filter(pk__in=RawSQL(sql, params))
+        .order_by("created_at", "id")
     )
-    return list(
-        ranked.filter(
-            Q(step_rank__lte=HISTORY_PER_STEP)
-            | Q(command_rank__lte=RUNS_PER_COMMAND, command_id__isnull=False)
-            | Q(tick_rank=1, state__in=StepExecution.TICKS)
-        ).order_by("created_at", "id")
-    )
+    return Recent(executions, per_step, per_command)
 
 
 def present_checklist(
@@ -263,15 +294,13 @@ def present_checklist(
     the approval form on the viewer's own requests; `csrf_token` (usually the
     fragments' sentinel) goes into the run forms so they work without JavaScript."""
     by_step: dict[int | None, list[StepExecution]] = defaultdict(list)
-    totals: dict[int | None, int] = {}
     runs: dict[int, list[StepExecution]] = defaultdict(list)
-    run_totals: dict[int, int] = {}
-    for execution in recent_executions(incident):
+    recent = recent_executions(incident)
+    for execution in reversed(recent.executions):  # newest first
         by_step[execution.step_id].append(execution)
-        totals[execution.step_id] = execution.step_total
-        if execution.command_id and execution.command_rank <= RUNS_PER_COMMAND:
-            runs[execution.command_id].insert(0, execution)  # newest first
-            run_totals[execution.command_id] = execution.command_total
+        # A command's newest runs (older ones were fetched for their step only).
+        if execution.command_id and len(runs[execution.command_id]) < RUNS_PER_COMMAND:
+            runs[execution.command_id].append(execution)
     # Loaded here (with their steps, for the pickers' titles) rather than by
     # present_playbook: the pickers in result tables need them before it draws.
     playbook_commands = list(incident.playbook.commands.select_related("step"))
@@ -279,7 +308,7 @@ def present_checklist(
     block_context = {
         "incident": incident,
         "runs_by_command": runs,
-        "run_totals": run_totals,
+        "run_totals": recent.per_command,
         "can": can or {},
         "viewer_id": viewer_id,
         "csrf_token": csrf_token,
@@ -290,15 +319,23 @@ def present_checklist(
     )
     steps = []
     for sv in playbook_view.steps:
-        fetched = by_step.get(sv.step.id, [])
-        # The latest tick decides the state, even when older than what is shown.
+        fetched = by_step.get(sv.step.id, [])  # newest first
+        # The latest tick decides the state, even when older than what is shown;
+        # the newest few fetched are the step's newest few (the rest fetched are
+        # older: a tick, or runs fetched for their command).
         state, latest = step_state(fetched)
-        history = [e for e in fetched if e.step_rank <= HISTORY_PER_STEP]
-        steps.append(
-            ChecklistStep(sv, state, latest, history, totals.get(sv.step.id, 0))
-        )
+        history = fetched[:HISTORY_PER_STEP][::-1]
+        total = recent.per_step.get(sv.step.id, 0)
+        steps.append(ChecklistStep(sv, state, latest, history, total))
     events = list(incident.events.order_by("-seq")[:TIMELINE_LIMIT])
     last_seq = events[0].seq if events else 0
     return Checklist(
-        incident, playbook_view, steps, events, last_seq, runs, pickers, run_totals
+        incident,
+        playbook_view,
+        steps,
+        events,
+        last_seq,
+        runs,
+        pickers,
+        recent.per_command,
     )

@@ -60,6 +60,7 @@ FIELDS: dict[str, tuple[str, dict[str, str]]] = {
         {"text": "a note", "step": "1", "request_key": "n" * 32, "since": "0"},
     ),
     "incident_changes": ("get", {"since": "0"}),
+    "incident_runs": ("get", {"step": "1", "page": "1"}),
     "command_run": (
         "post",
         {

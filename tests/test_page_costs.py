@@ -271,14 +271,81 @@ def test_the_list_runs_the_same_queries_for_few_or_many_incidents(
 # --- the idle poll -------------------------------------------------------------------
 
 
-def test_an_idle_poll_is_one_query_after_the_session_and_the_user(
-    viewer_client, incident, django_assert_num_queries
-):
+def test_an_idle_poll_is_one_query(viewer_client, incident, django_assert_num_queries):
     last = incident.events.order_by("-seq").first().seq
     url = f"/incidents/{incident.pk}/changes?since={last}"
-    assert viewer_client.get(url).status_code == 204  # the grants now in memory
-    with django_assert_num_queries(3):  # session, user, poll_lookup
+    assert viewer_client.get(url).status_code == 204  # the ordinary way, once
+    with django_assert_num_queries(1):  # the session, the user, the events: one
         assert viewer_client.get(url).status_code == 204
+
+
+def test_the_page_once_drawn_is_one_query(
+    viewer_client, incident, django_assert_num_queries
+):
+    url = f"/incidents/{incident.pk}/"
+    first = viewer_client.get(url).content.decode()
+    with django_assert_num_queries(1):
+        again = viewer_client.get(url).content.decode()
+    # The same page, with this request's own CSRF token (masked afresh).
+    assert again.count("csrfmiddlewaretoken") == first.count("csrfmiddlewaretoken")
+    assert "sentinel" not in again
+    assert re.sub(r'value="[^"]{64}"|"x-csrftoken": "[^"]+"', "", first) == re.sub(
+        r'value="[^"]{64}"|"x-csrftoken": "[^"]+"', "", again
+    )
+
+
+def two_polls(client, incident):  # noqa: ANN001, ANN201
+    """A poll the ordinary way, then one the one-query way."""
+    last = incident.events.order_by("-seq").first().seq
+    url = f"/incidents/{incident.pk}/changes?since={last}"
+    assert client.get(url).status_code == 204
+    assert client.get(url).status_code == 204
+    return url
+
+
+def test_after_signing_out_the_next_poll_is_sent_to_sign_in(viewer, incident):
+    client = signed_in(viewer)
+    url = two_polls(client, incident)
+    cookie = client.cookies["sessionid"].value
+    client.post("/accounts/logout/")
+    # The old cookie, replayed (as a copied one would be): its session is gone.
+    client.cookies["sessionid"] = cookie
+    response = client.get(url)
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+    assert client.get(f"/incidents/{incident.pk}/").status_code == 302
+
+
+def test_a_changed_password_or_a_deactivated_account_ends_the_fast_way(
+    viewer, incident
+):
+    client = signed_in(viewer)
+    url = two_polls(client, incident)
+    viewer.set_password("another-horse-battery")
+    viewer.save()
+    assert client.get(url).status_code == 302
+    client = signed_in(viewer)
+    url = two_polls(client, incident)
+    type(viewer).objects.filter(pk=viewer.pk).update(is_active=False)
+    assert client.get(url).status_code == 302
+
+
+def test_an_expired_session_ends_the_fast_way(viewer, incident):
+    from django.contrib.sessions.models import Session
+
+    client = signed_in(viewer)
+    url = two_polls(client, incident)
+    Session.objects.filter(session_key=client.cookies["sessionid"].value).update(
+        expire_date=timezone.now() - timedelta(seconds=1)
+    )
+    assert client.get(url).status_code == 302
+
+
+def test_another_persons_cookie_is_not_their_session(viewer, commander, incident):
+    """The memory of a session is keyed by its key: a made-up key finds nothing."""
+    client = signed_in(viewer)
+    url = two_polls(client, incident)
+    client.cookies["sessionid"] = "x" * 32
+    assert client.get(url).status_code == 302
 
 
 def test_a_poll_of_an_incident_that_does_not_exist_is_404(viewer_client, incident):
@@ -292,6 +359,7 @@ def test_a_poll_needs_the_right_to_see_incidents(
     assert nobody_client.get(url + "0").status_code == 403
     assert nobody_client.get(url + "x").status_code == 403
     assert nobody_client.post(url + "0").status_code == 403
+    assert nobody_client.get(url + "0").status_code == 403  # the one-query way too
     url += "0"
     assert client.get(url).status_code == 302
 

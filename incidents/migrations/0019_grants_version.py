@@ -62,6 +62,25 @@ DROP = [
 ]
 
 
+# Two indexes for pages that must not grow with history (issue 14): the incident
+# list's order (active first, newest first; IncidentQuerySet.active_first) and each
+# command's newest runs on one incident (incidents.presenters.recent_executions).
+INDEXES = [
+    """
+    CREATE INDEX IF NOT EXISTS incidents_incident_active_first
+    ON incidents_incident ((status = 'resolved'), opened_at DESC)
+    """,
+    """
+    CREATE INDEX IF NOT EXISTS incidents_stepexecution_command_newest
+    ON incidents_stepexecution (incident_id, command_id, created_at DESC, id DESC)
+    """,
+]
+DROP_INDEXES = [
+    "DROP INDEX IF EXISTS incidents_incident_active_first",
+    "DROP INDEX IF EXISTS incidents_stepexecution_command_newest",
+]
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("incidents", "0017_runbook_not_understood"),
@@ -72,4 +91,7 @@ class Migration(migrations.Migration):
         ),
     ]
 
-    operations = [migrations.RunSQL(CREATE, DROP)]
+    operations = [
+        migrations.RunSQL(CREATE, DROP),
+        migrations.RunSQL(INDEXES, DROP_INDEXES),
+    ]

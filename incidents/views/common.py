@@ -3,6 +3,8 @@ the answer after a change (the changed fragments, or back to the page)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.contrib import messages
 from django.core.cache import caches
 from django.db import InterfaceError, OperationalError, connection
@@ -17,24 +19,51 @@ from ..fragments import (
     Head,
     personalise,
 )
-from ..models import AuditEvent, Command, Incident
+from ..models import AuditEvent, Command, Incident, Playbook
 from ..presenters import present_checklist
 
+# What the checklist page and its poll read besides the person: scalar SQL columns,
+# asked on their own (after Django's session and user) or with the person in one
+# query (access.signed_in_with). Cheaper than loading the incident with its joins:
+# the (incident, seq) index answers the events.
+_EVENTS = AuditEvent._meta.db_table
+_INCIDENTS = Incident._meta.db_table
+POLL_COLUMNS = (
+    f"EXISTS (SELECT 1 FROM {_INCIDENTS} WHERE id = %s),"
+    f" EXISTS (SELECT 1 FROM {_EVENTS} WHERE incident_id = %s AND seq > %s)"
+)
+PAGE_COLUMNS = (
+    f"(SELECT i.playbook_id FROM {_INCIDENTS} i WHERE i.id = %s),"
+    f" (SELECT p.binding_version FROM {_INCIDENTS} i"
+    f"  JOIN {Playbook._meta.db_table} p ON p.id = i.playbook_id WHERE i.id = %s),"
+    f" (SELECT max(seq) FROM {_EVENTS} WHERE incident_id = %s)"
+)
 
-def poll_lookup(pk: int, since: int) -> tuple[int, bool, bool]:
-    """An idle poll's one query: the grants counter (for access.remember_grants),
-    whether the incident exists, and whether it has an event after `since` (the
-    (incident, seq) index answers it without reading the incident or its joins)."""
+
+def lookup(columns: str, params: list[object]) -> tuple:
+    """The grants counter and the columns, for a person Django has loaded."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT (SELECT n FROM incidents_grants_version WHERE id = 1),"
-            f" EXISTS (SELECT 1 FROM {Incident._meta.db_table} WHERE id = %s),"
-            f" EXISTS (SELECT 1 FROM {AuditEvent._meta.db_table}"
-            "  WHERE incident_id = %s AND seq > %s)",
-            [pk, pk, since],
+            "SELECT (SELECT n FROM incidents_grants_version WHERE id = 1), " + columns,
+            params,
         )
-        version, exists, changed = cursor.fetchone()
-    return version or 0, exists, changed
+        version, *values = cursor.fetchone()
+    return version or 0, *values
+
+
+@dataclass(frozen=True)
+class PageKey:
+    playbook_id: int
+    binding_version: int
+    last_seq: int
+
+
+def page_key(values: tuple) -> PageKey | None:
+    """PAGE_COLUMNS' answer (None: no such incident)."""
+    playbook_id, binding_version, last_seq = values
+    if playbook_id is None:
+        return None
+    return PageKey(playbook_id, binding_version, last_seq or 0)
 
 
 def load_incident(pk: int) -> Incident:
