@@ -8,6 +8,7 @@ from celery import shared_task
 from celery.signals import task_prerun
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
+from django.db import connections
 
 from .services import execution, runs, sweeper, workers
 
@@ -19,6 +20,18 @@ def forget_content_types(**kwargs: object) -> None:
     renumbers them, so this is off unless the tests turn it on)."""
     if settings.WORKER_FORGETS_CONTENT_TYPES:
         ContentType.objects.clear_cache()
+
+
+@task_prerun.connect
+def check_database_connections(**kwargs: object) -> None:
+    """The worker keeps its database connections from task to task
+    (CELERY_DB_REUSE_MAX). As Django does before each request: drop one that
+    broke or outlived CONN_MAX_AGE, and have the next query check the connection
+    first (CONN_HEALTH_CHECKS), so a restarted database costs one reconnect, not
+    a failed task. (An eager task inside a transaction is left alone.)"""
+    for conn in connections.all(initialized_only=True):
+        if not conn.in_atomic_block:
+            conn.close_if_unusable_or_obsolete()
 
 
 @shared_task(

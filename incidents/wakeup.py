@@ -208,10 +208,12 @@ class Listener:
     def _wait(
         self, execution_id: int, seconds: float, done: Callable[[], bool]
     ) -> Outcome:
-        if not self.up.is_set():
-            return Outcome.NO_LISTENER
         event = self.register(execution_id)
         try:
+            # Asked once registered: a listener that goes down after this sets the
+            # event (_run's finally), so no waiter sleeps on a listener that is gone.
+            if not self.up.is_set():
+                return Outcome.NO_LISTENER
             # The NOTIFY may have come before the event was registered.
             if done():
                 return Outcome.DONE
