@@ -143,6 +143,7 @@ class Listener:
 
     def _run(self) -> None:
         delay = RECONNECT_FIRST_SECONDS
+        failures = 0  # in a row: the first is a warning, the rest (an outage) debug
         while not self._stop.is_set():
             conn: psycopg.Connection | None = None
             try:
@@ -151,14 +152,19 @@ class Listener:
                 self.backend_pid = conn.info.backend_pid
                 self.connects += 1
                 self.up.set()
-                delay = RECONNECT_FIRST_SECONDS
+                if failures:
+                    log.info("run wake-up listener is back after %d tries", failures)
+                delay, failures = RECONNECT_FIRST_SECONDS, 0
                 # Whatever was notified while nobody listened is lost: every
                 # waiter reads its row again.
                 self._wake_all()
                 self._listen(conn)
-            except (psycopg.Error, OSError) as exc:
+            except Exception as exc:  # noqa: BLE001 - the thread must outlive any error
                 if not self._stop.is_set():
-                    log.warning(
+                    failures += 1
+                    if not isinstance(exc, psycopg.Error | OSError):
+                        log.exception("run wake-up listener failed")
+                    (log.warning if failures == 1 else log.debug)(
                         "run wake-up listener lost the database (%s); reconnecting "
                         "in %.1f s (clicks answer at once meanwhile)",
                         exc,
