@@ -84,6 +84,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "yomira_console.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before sessions: answers from the offline store when the database is down.
+    "yomira_console.offline.OfflineMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -143,6 +145,22 @@ if DATABASES["default"].get("OPTIONS", {}).get("host"):
 # Persistent connections: with 0, DB-backed views were 4-8x slower on this machine.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+# --- Offline playbook pages (yomira_console/offline.py) -----------------------------
+# A database that does not answer must fail a request in seconds, not hang it: the
+# console then serves the stored playbook pages (a connect_timeout in DATABASE_URL
+# wins over this).
+DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+    "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=3)
+)
+# Where every current playbook's page is kept as static HTML (empty: off).
+OFFLINE_PAGES_DIR = env.str("OFFLINE_PAGES_DIR", default=str(VAR_DIR / "offline"))
+# How long a signed-in person can read them without the database (reader cookie).
+OFFLINE_READER_HOURS = env.float("OFFLINE_READER_HOURS", default=12)
+if OFFLINE_READER_HOURS <= 0:
+    raise ImproperlyConfigured("OFFLINE_READER_HOURS must be more than 0.")
+OFFLINE_READER_COOKIE = "yomira_reader"
+# --- end of offline pages ----------------------------------------------------------
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -229,6 +247,30 @@ EXECUTION_TIMEOUT = env.float("EXECUTION_TIMEOUT", default=15.0)
 EXECUTION_OUTPUT_CAP = env.int("EXECUTION_OUTPUT_CAP", default=64 * 1024)
 # How long a Run click waits for a fast result before answering with "running".
 RUN_WAIT_SECONDS = env.float("RUN_WAIT_SECONDS", default=1.0)
+# --- Runs: the click's wake-up and the worker's connection (incidents/wakeup.py) ---
+# A run's result is announced with NOTIFY on this channel in the transaction that
+# stores it; each web process LISTENs on its own connection (it needs a session,
+# so not a transaction-pooling PgBouncer) and wakes the click waiting for it.
+# Off: the click answers at once and the result's own poll brings it.
+RUN_WAKEUP = env.bool("RUN_WAKEUP", default=True)
+RUN_WAKEUP_CHANNEL = env.str("RUN_WAKEUP_CHANNEL", default="yomira_run_finished")
+# The listener's reconnect backoff ceiling after the database drops it.
+RUN_WAKEUP_RECONNECT_MAX = env.float("RUN_WAKEUP_RECONNECT_MAX", default=5.0)
+# Celery's Django fixup closes the worker's database connection around every task
+# unless this is set (read as CELERY_DB_REUSE_MAX: the connection is closed after
+# this many tasks); a new connection cost 5-7 ms per run. 0: close after each task.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000) or None
+# --- end of runs ---------------------------------------------------------------
+# With the task queue unreachable, a probe runs in the web process instead
+# (incidents/services/inline.py): within this many seconds, at most this many at
+# once per process (0: never inline). Actions never run there.
+INLINE_PROBE_TIMEOUT = env.float("INLINE_PROBE_TIMEOUT", default=5.0)
+INLINE_PROBE_CONCURRENCY = env.int("INLINE_PROBE_CONCURRENCY", default=2)
+if INLINE_PROBE_TIMEOUT <= 0 or INLINE_PROBE_CONCURRENCY < 0:
+    raise ImproperlyConfigured(
+        "INLINE_PROBE_TIMEOUT must be more than 0 seconds and "
+        "INLINE_PROBE_CONCURRENCY 0 or more."
+    )
 CELERY_TASK_SOFT_TIME_LIMIT = EXECUTION_TIMEOUT + 10
 CELERY_TASK_TIME_LIMIT = EXECUTION_TIMEOUT + 20
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -247,6 +289,32 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 30.0,
     }
 }
+
+# --- Workers, sites and /health/ready (incidents/services/workers.py, sites.py) ---
+# Each worker records a heartbeat row this often; it counts as live while its last
+# beat is younger than WORKER_HEARTBEAT_STALE. Rows of workers gone this long are
+# deleted by the sweeper.
+WORKER_HEARTBEAT_INTERVAL = env.float("WORKER_HEARTBEAT_INTERVAL", default=10.0)
+WORKER_HEARTBEAT_STALE = env.float("WORKER_HEARTBEAT_STALE", default=30.0)
+WORKER_HEARTBEAT_FORGET = env.float("WORKER_HEARTBEAT_FORGET", default=7 * 86400)
+# The checklist asks "is site X's worker live?" per command: answered from memory,
+# refreshed this often (one small query).
+WORKER_SITES_CACHE_SECONDS = env.float("WORKER_SITES_CACHE_SECONDS", default=5.0)
+if (
+    WORKER_HEARTBEAT_INTERVAL <= 0
+    or WORKER_HEARTBEAT_STALE <= WORKER_HEARTBEAT_INTERVAL
+):
+    raise ImproperlyConfigured(
+        "WORKER_HEARTBEAT_INTERVAL must be more than 0 and WORKER_HEARTBEAT_STALE "
+        "more than WORKER_HEARTBEAT_INTERVAL (a live worker would look stale)."
+    )
+# /health/ready: each part's time limit; beat counts as down when the sweeper
+# (every 30 s above) has not run for this long.
+HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", default=2.0)
+HEALTH_BEAT_STALE = env.float("HEALTH_BEAT_STALE", default=90.0)
+# The sites themselves (TARGET_SITE_<NAME>, TARGET_SITES, WORKER_SITE) are read from
+# the environment where they are used (probes/sites.py), like the other targets.
+# --- end of workers and sites ---------------------------------------------------
 
 # Alert intake (alerts/). Alertmanager retries a 5xx and never a 4xx: only a body
 # that can never succeed gets a 4xx.

@@ -26,6 +26,7 @@ from probes.preview import preview as preview_of
 from .. import access, audit
 from ..actors import Actor
 from ..models import AuditEvent, Command, Incident, StepExecution
+from . import inline, sites
 from .execution import run_context
 
 log = logging.getLogger(__name__)
@@ -337,6 +338,9 @@ def _request_run(
         raise RunRefused(
             f"Not configured: set {', '.join(absent)} on the console and its workers."
         )
+    # Its site's workers must be there: said now, not after a wait in a queue.
+    if site_problem := sites.run_problem(command):
+        raise RunRefused(site_problem)
 
     locked = Incident.objects.select_for_update().get(pk=incident.pk)
     if not locked.is_active:  # resolved while this request waited for the lock
@@ -428,27 +432,33 @@ def dispatch(execution_id: int, kind: str, task_id: str | None = None) -> None:
     """Send a queued execution to the workers, or record why it could not go.
     `task_id` names the message (the sweeper marks a re-sent probe by it)."""
     task = RUN_ACTION_TASK if kind == Command.Kind.ACTION else RUN_PROBE_TASK
+    queue = sites.queue_for_execution(execution_id)  # its site's; None: the default
     try:
         sent = current_app.send_task(
             task,
             args=[execution_id],
             task_id=task_id,
+            queue=queue,
             ignore_result=True,
             retry=True,
             retry_policy=RETRY_POLICY,
         )
     except Exception as exc:  # noqa: BLE001 - kombu raises several kinds; all mean "not sent"
         log.warning("dispatch of execution %s failed: %s", execution_id, exc)
-        _dispatch_failed(execution_id, exc)
+        # A probe runs here instead (services/inline.py); an action, a probe of
+        # another site, or one past the inline cap is recorded as not sent, saying why.
+        refusal = inline.run_instead(execution_id, kind, queue)
+        if refusal:
+            _dispatch_failed(execution_id, exc, refusal)
         return
     StepExecution.objects.filter(pk=execution_id).update(task_id=sent.id or "")
 
 
-def _dispatch_failed(execution_id: int, exc: Exception) -> None:
-    summary = (
-        "Not sent: the task queue is unreachable "
-        f"({type(exc).__name__}). Nothing ran; press Run again once it is back."
-    )
+def _dispatch_failed(execution_id: int, exc: Exception, why: str = "") -> None:
+    """Record a run the broker refused and nobody ran: `why` says why it did not
+    run inline instead (an action; the inline cap)."""
+    why = why or "Nothing ran; press Run again once it is back."
+    summary = f"Not sent: the task queue is unreachable ({type(exc).__name__}). {why}"
     with transaction.atomic():
         if StepExecution.objects.filter(pk=execution_id, state=State.QUEUED).update(
             state=State.DISPATCH_FAILED,

@@ -3,15 +3,13 @@ run's result polled until it is done."""
 
 from __future__ import annotations
 
-import time
-
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
-from .. import access, services
+from .. import access, services, wakeup
 from ..access import permission_required
 from ..actors import Actor
 from ..fragments import (
@@ -22,22 +20,28 @@ from ..results import Pickers
 from .common import after_change, base_context, load_incident, refused
 
 
-def _wait_until_done(execution_id: int, seconds: float) -> None:
+def _wait_until_done(execution_id: int, seconds: float) -> wakeup.Outcome:
     """Fast probes finish in milliseconds: answer the click with the result itself
-    rather than a spinner (the fragment keeps polling if it is slower)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            state = StepExecution.objects.filter(pk=execution_id).values_list(
-                "state", flat=True
-            )
-            if state and state[0] not in StepExecution.IN_FLIGHT:
-                return
-        except (OperationalError, InterfaceError):
-            # The run is committed; the answer is drawn on a new connection.
-            connection.close()
-            return
-        time.sleep(0.01)
+    rather than a spinner. The wait sleeps until the run's NOTIFY (incidents/wakeup.py)
+    and reads the row only when woken; it holds one of gunicorn's threads (gthread),
+    never a whole worker process, for at most `seconds`. With the listener down it
+    does not wait: the answer shows the run in flight, and the fragment's own poll
+    (until its 286) brings the result."""
+
+    def done() -> bool:
+        state = list(
+            StepExecution.objects.filter(pk=execution_id)
+            .order_by()
+            .values_list("state", flat=True)
+        )
+        return not state or state[0] not in StepExecution.IN_FLIGHT
+
+    try:
+        return wakeup.wait(execution_id, seconds, done)
+    except (OperationalError, InterfaceError):
+        # The run is committed; the answer is drawn on a new connection.
+        connection.close()
+        return wakeup.Outcome.NO_LISTENER
 
 
 def _command_request(
