@@ -8,7 +8,6 @@ import json
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 
-from django.db import connection
 from django.db.models.expressions import RawSQL
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -182,7 +181,7 @@ class ChecklistStep:
     state: str  # pending, done, skipped
     latest: StepExecution | None
     history: list[StepExecution]  # the last HISTORY_PER_STEP, oldest first
-    total: int = 0  # every tick and run of the step
+    more: bool = False  # older ticks and runs (the "all runs" page lists them)
 
     @property
     def number(self) -> int:
@@ -192,11 +191,6 @@ class ChecklistStep:
     def expected(self) -> int:
         """The tick version this page shows; sent back with every tick."""
         return self.latest.pk if self.latest else 0
-
-    @property
-    def more(self) -> int:
-        """Ticks and runs not shown (the "all runs" page lists them)."""
-        return self.total - len(self.history)
 
 
 @dataclass
@@ -208,8 +202,8 @@ class Checklist:
     last_seq: int
     runs_by_command: dict[int, list[StepExecution]] = field(default_factory=dict)
     pickers: Pickers | None = None
-    # Every run of each command (runs_by_command holds only the newest few).
-    run_totals: dict[int, int] = field(default_factory=dict)
+    # Commands with older runs than runs_by_command holds (a link to all of them).
+    more_runs: set[int] = field(default_factory=set)
 
     @property
     def progress(self) -> tuple[int, int]:
@@ -220,27 +214,19 @@ class Checklist:
         return len(self.events) >= TIMELINE_LIMIT
 
 
-@dataclass
-class Recent:
-    """What the page shows of an incident's executions (see recent_executions)."""
-
-    executions: list[StepExecution]  # oldest first
-    per_step: dict[int | None, int]  # every execution, counted
-    per_command: dict[int, int]
-
-
-def recent_executions(incident: Incident) -> Recent:
-    """Each step's last HISTORY_PER_STEP executions, its latest tick (its state,
-    which may be older than the runs after it) and each command's last
-    RUNS_PER_COMMAND runs, with the totals: two queries whatever the history,
-    each an index walk per step or command, never a sort of the whole history."""
+def recent_executions(incident: Incident) -> list[StepExecution]:
+    """Each step's last HISTORY_PER_STEP + 1 executions, its latest tick (its
+    state, which may be older than the runs after it) and each command's last
+    RUNS_PER_COMMAND + 1 runs (the one more says whether there are older ones):
+    one query whatever the history, an index walk per step and per command, never
+    a sort or a count of the whole history. Oldest first."""
     table = StepExecution._meta.db_table
     newest = "ORDER BY e.created_at DESC, e.id DESC"
     ticks = ", ".join(["%s"] * len(StepExecution.TICKS))
 
-    def latest(where: str, limit: int) -> str:
+    def latest(owners: str, where: str, limit: int) -> str:
         return (
-            f"SELECT x.id FROM {{owners}} o CROSS JOIN LATERAL (SELECT e.id FROM"
+            f"SELECT x.id FROM {owners} o CROSS JOIN LATERAL (SELECT e.id FROM"
             f" {table} e WHERE e.incident_id = %s AND {where} {newest}"
             f" LIMIT {limit}) x"
         )
@@ -249,36 +235,19 @@ def recent_executions(incident: Incident) -> Recent:
     commands = f"(SELECT id FROM {Command._meta.db_table} WHERE playbook_id = %s)"
     sql = " UNION ".join(
         [
-            latest("e.step_id = o.id", HISTORY_PER_STEP).format(owners=steps),
-            latest(f"e.step_id = o.id AND e.state IN ({ticks})", 1).format(
-                owners=steps
-            ),
-            latest("e.command_id = o.id", RUNS_PER_COMMAND).format(owners=commands),
+            latest(steps, "e.step_id = o.id", HISTORY_PER_STEP + 1),
+            latest(steps, f"e.step_id = o.id AND e.state IN ({ticks})", 1),
+            latest(commands, "e.command_id = o.id", RUNS_PER_COMMAND + 1),
         ]
     )
     playbook, pk = incident.playbook_id, incident.pk
-    params = [playbook, pk, playbook, pk, *sorted(t.value for t in StepExecution.TICKS)]
-    params += [playbook, pk]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT GROUPING(step_id), step_id, command_id, count(*)"
-            f" FROM {table} WHERE incident_id = %s"
-            " GROUP BY GROUPING SETS ((step_id), (command_id))",
-            [pk],
-        )
-        per_step: dict[int | None, int] = {}
-        per_command: dict[int, int] = {}
-        for by_command, step_id, command_id, count in cursor.fetchall():
-            if not by_command:
-                per_step[step_id] = count
-            elif command_id is not None:
-                per_command[command_id] = count
-    executions = list(
+    tick_states = sorted(t.value for t in StepExecution.TICKS)
+    params = [playbook, pk, playbook, pk, *tick_states, playbook, pk]
+    return list(
         incident.executions.select_related("requested_by")
         .filter(pk__in=RawSQL(sql, params))
         .order_by("created_at", "id")
     )
-    return Recent(executions, per_step, per_command)
 
 
 def present_checklist(
@@ -294,13 +263,17 @@ def present_checklist(
     the approval form on the viewer's own requests; `csrf_token` (usually the
     fragments' sentinel) goes into the run forms so they work without JavaScript."""
     by_step: dict[int | None, list[StepExecution]] = defaultdict(list)
-    runs: dict[int, list[StepExecution]] = defaultdict(list)
-    recent = recent_executions(incident)
-    for execution in reversed(recent.executions):  # newest first
+    by_command: dict[int, list[StepExecution]] = defaultdict(list)
+    for execution in reversed(recent_executions(incident)):  # newest first
         by_step[execution.step_id].append(execution)
-        # A command's newest runs (older ones were fetched for their step only).
-        if execution.command_id and len(runs[execution.command_id]) < RUNS_PER_COMMAND:
-            runs[execution.command_id].append(execution)
+        if execution.command_id:
+            by_command[execution.command_id].append(execution)
+    # A command's newest runs are its newest fetched (the rest fetched are older:
+    # fetched for their step); one more than shown means there are older ones.
+    runs = {c: fetched[:RUNS_PER_COMMAND] for c, fetched in by_command.items()}
+    more_runs = {
+        c for c, fetched in by_command.items() if len(fetched) > RUNS_PER_COMMAND
+    }
     # Loaded here (with their steps, for the pickers' titles) rather than by
     # present_playbook: the pickers in result tables need them before it draws.
     playbook_commands = list(incident.playbook.commands.select_related("step"))
@@ -308,7 +281,7 @@ def present_checklist(
     block_context = {
         "incident": incident,
         "runs_by_command": runs,
-        "run_totals": recent.per_command,
+        "more_runs": more_runs,
         "can": can or {},
         "viewer_id": viewer_id,
         "csrf_token": csrf_token,
@@ -325,8 +298,8 @@ def present_checklist(
         # older: a tick, or runs fetched for their command).
         state, latest = step_state(fetched)
         history = fetched[:HISTORY_PER_STEP][::-1]
-        total = recent.per_step.get(sv.step.id, 0)
-        steps.append(ChecklistStep(sv, state, latest, history, total))
+        more = len(fetched) > HISTORY_PER_STEP
+        steps.append(ChecklistStep(sv, state, latest, history, more))
     events = list(incident.events.order_by("-seq")[:TIMELINE_LIMIT])
     last_seq = events[0].seq if events else 0
     return Checklist(
@@ -337,5 +310,5 @@ def present_checklist(
         last_seq,
         runs,
         pickers,
-        recent.per_command,
+        more_runs,
     )

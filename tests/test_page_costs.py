@@ -70,22 +70,19 @@ def test_the_page_shows_the_last_few_runs_of_a_step_and_links_to_the_rest(
     page = responder_client.get(f"/incidents/{incident.pk}/").content.decode()
     html = step_html(page, 1)
     assert 'class="step state-done"' in html
-    assert "History (13)" in html
+    assert f"History (the last {HISTORY_PER_STEP})" in html
     history = html[html.index('<details class="history"') :]
     history = history[: history.index("</details>")]
     assert history.count("<li>") == HISTORY_PER_STEP
     assert "run 11" not in history  # the summaries are on the runs page, not here
-    assert (
-        f'href="/incidents/{incident.pk}/runs/?step=1">All 13 ticks and runs of step 1'
-        in html
-    )
-    assert f"({13 - HISTORY_PER_STEP} earlier not shown)" in html
+    assert f'href="/incidents/{incident.pk}/runs/?step=1">All ticks and runs' in html
     # The command's run panel: the newest few runs, and a link to all of them.
     panel = page[page.index(f'id="run-{command.pk}"') :]
     end = panel.find('<div class="run-panel', 10)
     panel = panel[: end if end > 0 else None]
     assert panel.count('id="execution-') == RUNS_PER_COMMAND
-    assert f'/incidents/{incident.pk}/runs/?command={command.pk}">All 12 runs' in panel
+    link = f'/incidents/{incident.pk}/runs/?command={command.pk}">All runs'
+    assert link in panel
 
 
 def test_a_step_with_few_runs_shows_them_all_and_no_link(
@@ -104,7 +101,7 @@ def test_a_step_with_few_runs_shows_them_all_and_no_link(
         responder_client.get(f"/incidents/{incident.pk}/").content.decode(), 2
     )
     assert 'class="step state-pending"' in html and "History (2)" in html
-    assert "All 2" not in html and "/runs/?step=" not in html
+    assert html.count("<li><time") == 2 and "/runs/?step=" not in html
 
 
 def test_the_page_and_a_poll_run_the_same_queries_with_1_or_200_executions(

@@ -212,7 +212,7 @@ def draw_changes(
         if command is not None and (command.step_id is None or preview)
         else None,
         runs_by_command=checklist.runs_by_command,
-        run_totals=checklist.run_totals,
+        more_runs=checklist.more_runs,
         preview=preview,
     )
     response = render(

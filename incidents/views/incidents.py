@@ -42,6 +42,7 @@ from ..fragments import (
     ELAPSED_SENTINEL,
     checklist_fragments,
     fragments_key,
+    personalise,
     with_token,
 )
 from ..fragments import TIMEOUT as FRAGMENTS_TIMEOUT
@@ -259,6 +260,9 @@ def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
     elapsed = duration((parts.ended_at or timezone.now()) - parts.opened_at)
     head = parts.head.replace(ELAPSED_SENTINEL, elapsed)
     context = {
+        # The token personalise put in the fragments, for base.html's forms too
+        # (each get_token masks afresh: one per answer is enough).
+        "csrf_token": personalise(CSRF_SENTINEL, request),
         "incident": parts,
         "head": parts,
         "head_html": with_token(head, request),
@@ -382,7 +386,7 @@ def incident_changes(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404("No such incident.")
     if not changed:
         return HttpResponse(status=204)
-    return after_change(request, load_incident(pk))
+    return after_change(request, Incident(pk=pk))  # which loads it afresh
 
 
 @permission_required(access.VIEW_INCIDENTS)
