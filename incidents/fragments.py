@@ -118,7 +118,12 @@ def checklist_fragments(
 def personalise(html: str, request: HttpRequest) -> str:
     """The requester's CSRF token for every form (so they work without
     JavaScript), and a new one-time key for every Run form on every answer."""
-    html = html.replace(CSRF_SENTINEL, get_token(request))
+    # One masked token per answer (masking is per response, against BREACH; each
+    # get_token draws a new one, and a page has several fragments).
+    token = getattr(request, "_console_csrf_token", None)
+    if token is None:
+        token = request._console_csrf_token = get_token(request)
+    html = html.replace(CSRF_SENTINEL, token)
     if REQUEST_KEY_SENTINEL not in html:
         return html
     parts = html.split(REQUEST_KEY_SENTINEL)
