@@ -11,9 +11,12 @@
    export's peak memory at 10,000 and 100,000 events (budget: flat, streamed).
 4. `verify_audit` over 100,000+ events (budget: under 3 s).
 
-5. A redis PING probe's round trip, enqueue -> result stored, against a raw redis
-   PING in the same run (budget: p50 within 80x), with a real Celery worker.
-6. Click-to-result in a real browser for that probe (budget: p50 under 300 ms).
+5. A redis PING probe's round trip, enqueue -> result stored, with a real Celery
+   worker, against a no-op Celery task that writes one row (bench/noop.py), sent and
+   timed the same way, interleaved in the same run (budget: p50 within 3x).
+6. Click-to-result in a real browser for that probe, timed by the browser, against
+   a click on an htmx button fetching /health/live from the same server (budget:
+   p50 <= 50 ms, p90 <= 80 ms).
 7. Alert intake (`alert-intake`): requests/s of POST /hooks/alertmanager/<source>
    against /health/live under gunicorn, both with wrk (budget: at least 0.3x), and
    alert received -> incident committed with a real worker (p50, p99).
@@ -27,7 +30,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
@@ -582,38 +584,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def throughput(url: str, cookie: str, seconds: float = 6.0, clients: int = 4) -> float:
-    """Requests per second; any non-200 answer stops the benchmark with an error."""
-    import httpx
-
-    done = [0] * clients
-    stop = time.perf_counter() + seconds
-
-    def worker(i: int) -> None:
-        with httpx.Client(cookies={"sessionid": cookie}, timeout=10) as client:
-            while time.perf_counter() < stop:
-                response = client.get(url)
-                assert response.status_code == 200, (url, response.status_code)
-                done[i] += 1
-
-    failures: list[BaseException] = []
-
-    def guarded(i: int) -> None:
-        try:
-            worker(i)
-        except BaseException as exc:  # noqa: BLE001 - reported below, in the main thread
-            failures.append(exc)
-
-    threads = [threading.Thread(target=guarded, args=(i,)) for i in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if failures:
-        raise RuntimeError(f"benchmark requests failed: {failures[0]!r}")
-    return sum(done) / seconds
-
-
 @contextmanager
 def gunicorn(threads: int) -> Iterator[str]:
     """The console under gunicorn (2 workers) on a free port; yields its base URL."""
@@ -640,17 +610,200 @@ def gunicorn(threads: int) -> Iterator[str]:
         server.wait(10)
 
 
-def bench_checklist(user, incident) -> None:  # noqa: ANN001
-    section("Checklist page throughput (gunicorn, 2 sync workers, 4 clients)")
-    with gunicorn(threads=1) as base:
-        cookie = session_cookie(user)
-        trivial = throughput(f"{base}/health/live", cookie)
-        page = throughput(f"{base}/incidents/{incident.pk}/", cookie)
-        print(f"trivial view /health/live: {trivial:.0f} req/s")
+def wrk_signed_in(
+    url: str, cookie: str, *, connections: int, seconds: int = 6
+) -> tuple[float, float]:
+    """(requests per second, mean latency in ms) of a signed-in GET, by wrk (the
+    session cookie on every request). With one connection the mean latency is the
+    server's time per request plus a loopback round trip (~0.05 ms here): the
+    "server time" figures below. Any non-2xx answer stops the benchmark."""
+    import re
+
+    argv = [WRK, f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s",
+            "-H", f"Cookie: sessionid={cookie}", url]  # fmt: skip
+    if "/changes?" in url:
+        # A poll is sent by htmx (HX-Request): without it a change answers with
+        # a redirect to the page rather than the changed fragments.
+        argv[-1:-1] = ["-H", "HX-Request: true"]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    if re.search(r"Non-2xx or 3xx responses: (\d+)", out) or "Socket errors" in out:
+        raise RuntimeError(f"wrk saw failures on {url}:\n{out}")
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    value, unit = re.search(r"Latency\s+([\d.]+)(us|ms|s)\b", out).groups()
+    latency = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    return rate, latency
+
+
+def compare_signed_in(base: str, cookie: str, pages: list[tuple[str, str]]) -> None:
+    """Each page against /health/live on the same server in the same run:
+    throughput with 4 connections, and time per request with one."""
+    live = f"{base}/health/live"
+    for _, path in pages:  # warm-up: both workers, their connections and caches
+        wrk_signed_in(f"{base}{path}", cookie, connections=4, seconds=2)
+    trivial, trivial_ms = wrk_signed_in(live, cookie, connections=4)
+    _, trivial_alone = wrk_signed_in(live, cookie, connections=1)
+    print(
+        f"{'/health/live (baseline)':<44} {trivial:7.0f} req/s  1.00x   "
+        f"{trivial_alone:6.2f} ms/request alone"
+    )
+    for label, path in pages:
+        rate, _ = wrk_signed_in(f"{base}{path}", cookie, connections=4)
+        _, alone = wrk_signed_in(f"{base}{path}", cookie, connections=1)
         print(
-            f"checklist /incidents/{incident.pk}/ (7 steps, 14 events): {page:.0f} req/s"
+            f"{label:<44} {rate:7.0f} req/s  {rate / trivial:.2f}x   "
+            f"{alone:6.2f} ms/request alone ({alone / trivial_alone:.1f}x)"
         )
-        print(f"ratio checklist / trivial: {page / trivial:.2f}x (budget >= 0.15x)")
+
+
+def bench_checklist(user, incident) -> None:  # noqa: ANN001
+    """The checklist page (warm: its fragments cached, as for every viewer after
+    the first) and an idle poll (204), against /health/live, all signed in."""
+    if not Path(WRK).exists():
+        print(f"\n== Checklist: skipped, wrk is not installed ({WRK})")
+        return
+    section(
+        "Checklist page and idle poll vs /health/live (gunicorn, 2 sync workers, "
+        "wrk, all signed in)"
+    )
+    last = incident.events.order_by("-seq").values_list("seq", flat=True).first()
+    at = f"/incidents/{incident.pk}"
+    pages = [
+        (f"checklist {at}/ (7 steps)", f"{at}/"),
+        ("idle poll .../changes?since=last (204)", f"{at}/changes?since={last}"),
+    ]
+    with gunicorn(threads=1) as base:
+        compare_signed_in(base, session_cookie(user), pages)
+    print("budgets: checklist >= 0.2x of /health/live; idle poll < 1 ms of server time")
+
+
+def cold_page_ms(user, incident, repeat: int = 9) -> float:  # noqa: ANN001
+    """The checklist page for the first viewer after a change (an event appended
+    before each request, so the drawn checklist is not in memory), in this process
+    through Django's test client: server time only."""
+    from django.test import Client
+
+    client = Client(HTTP_HOST="127.0.0.1")  # production settings: ALLOWED_HOSTS
+    client.force_login(user)
+    samples = []
+    for _ in range(repeat + 1):
+        add_events(incident, 1)
+        start = time.perf_counter()
+        response = client.get(f"/incidents/{incident.pk}/")
+        samples.append(time.perf_counter() - start)
+        assert response.status_code == 200, response.status_code
+    return statistics.median(samples[1:]) * 1000
+
+
+def bench_history(user) -> None:  # noqa: ANN001
+    """An incident with 10,000 executions (and 10,000 events): the page, a poll
+    with a change (drawn afresh every time) and an idle poll, against
+    /health/live; and the page with nothing cached."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from incidents.actors import Actor
+    from incidents.models import Incident, Playbook, StepExecution
+    from incidents.services import open_incident
+
+    if not Path(WRK).exists():
+        print(f"\n== History: skipped, wrk is not installed ({WRK})")
+        return
+    playbook = Playbook.objects.current().get(number=3)
+    incident = open_incident(playbook=playbook, title="long", actor=Actor.person(user))
+    steps = list(playbook.steps.all())
+    commands = {c.step_id: c for c in playbook.commands.exclude(step=None)}
+    start = timezone.now() - timedelta(days=2)
+    states = ["succeeded", "failed", "done", "reopened"]
+    StepExecution.objects.bulk_create(
+        (
+            StepExecution(
+                incident=incident,
+                step=steps[n % len(steps)],
+                command=commands.get(steps[n % len(steps)].pk) if n % 4 < 2 else None,
+                state=states[n % 4],
+                requested_by=user,
+                summary=f"run {n}",
+                created_at=start + timedelta(seconds=n),
+            )
+            for n in range(10_000)
+        ),
+        batch_size=2000,
+    )
+    add_events(incident, 10_000)
+    analyze()
+    section(
+        "10,000 executions and 10,000 events on one incident (gunicorn, 2 sync "
+        "workers, wrk, all signed in)"
+    )
+    # The same playbook (§3, 7 steps) with a short history: what is left is the
+    # cost of the steps, not of the history.
+    short = Incident.objects.filter(playbook=playbook, title="bench").first()
+    cold, cold_short = cold_page_ms(user, incident), cold_page_ms(user, short)
+    print("page for the first viewer after a change (in-process, server time): "
+          f"{cold:.1f} ms; the same playbook with 7 ticks: {cold_short:.1f} ms "
+          f"({cold / cold_short:.2f}x)")  # fmt: skip
+    last = incident.events.order_by("-seq").values_list("seq", flat=True).first()
+    at, first = f"/incidents/{incident.pk}", steps[0].number
+    pages = [
+        ("checklist page", f"{at}/"),
+        ("poll with a change (drawn afresh)", f"{at}/changes?since={last - 1}"),
+        ("idle poll (204)", f"{at}/changes?since={last}"),
+        (f"all runs of step {first}, page 2", f"{at}/runs/?step={first}&page=2"),
+    ]
+    with gunicorn(threads=1) as base:
+        compare_signed_in(base, session_cookie(user), pages)
+    print("budget: page and polls <= 30 ms of server time at 10,000 executions")
+
+
+def analyze() -> None:
+    """Fresh planner statistics after bulk inserts (autovacuum would, later)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+
+
+def bench_incidents(user) -> None:  # noqa: ANN001
+    """/incidents/ with 10,000 incidents: the first page, a deep page and a
+    filtered page, against /health/live."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from incidents.models import Incident, Playbook
+
+    if not Path(WRK).exists():
+        print(f"\n== Incident list: skipped, wrk is not installed ({WRK})")
+        return
+    playbooks = list(Playbook.objects.current())
+    now = timezone.now()
+    statuses = [s for s, _ in Incident.Status.choices]
+    Incident.objects.bulk_create(
+        (
+            Incident(
+                playbook=playbooks[n % len(playbooks)],
+                title=f"bench incident {n}",
+                severity=playbooks[n % len(playbooks)].severity,
+                # Mostly resolved, as a real history is.
+                status=statuses[n % 4] if n % 10 == 0 else "resolved",
+                opened_at=now - timedelta(minutes=10 * n),
+            )
+            for n in range(10_000)
+        ),
+        batch_size=2000,
+    )
+    analyze()
+    section("/incidents/ with 10,000 incidents (gunicorn, 2 workers, wrk, signed in)")
+    filtered = "/incidents/?status=resolved&severity=critical&page=20"
+    pages = [
+        ("/incidents/ (page 1 of 200)", "/incidents/"),
+        ("/incidents/?page=150", "/incidents/?page=150"),
+        (filtered, filtered),
+    ]
+    with gunicorn(threads=1) as base:
+        compare_signed_in(base, session_cookie(user), pages)
+    print("budget: /incidents/ <= 40 ms of server time with 10,000 incidents")
 
 
 def add_events(incident, count: int) -> None:  # noqa: ANN001
@@ -756,12 +909,17 @@ def percentile(samples: list[float], q: float) -> float:
 
 def start_worker(env: dict) -> subprocess.Popen:
     """A real worker on the benchmark's database; logging at WARNING, so that the
-    per-task lines do not weigh on the round trips measured."""
+    per-task lines do not weigh on the round trips measured. It also imports the
+    baseline task (bench/noop.py), which production's workers do not know."""
     from yomira_console import worker as celery_worker
 
     log = ROOT / "var" / "bench-worker.log"
     process = celery_worker.start(
-        celery_worker.command(pool="prefork", loglevel="WARNING", alone=True),
+        [
+            *celery_worker.command(pool="prefork", loglevel="WARNING", alone=True),
+            "--include",
+            "bench.noop",
+        ],
         env=env,
         log=log,
     )
@@ -769,20 +927,84 @@ def start_worker(env: dict) -> subprocess.Popen:
     return process
 
 
-def bench_execution(user) -> None:  # noqa: ANN001
-    import redis as redis_lib
-    from django.conf import settings
+def wait_stored(read):  # noqa: ANN001, ANN201
+    """`read()` until it returns something; gently (every 10 ms), so the waiting does
+    not compete with the worker for the two cores. The figures come from the rows'
+    own timestamps, not from this loop."""
+    while True:
+        value = read()
+        if value is not None:
+            return value
+        time.sleep(0.01)
+
+
+def noop_round_trip(marker: int) -> float:
+    """Enqueue -> stored for the baseline task (bench/noop.py): sent the way the
+    console sends a run (runs.dispatch's send_task and retry policy), measured to
+    the row's own clock_timestamp()."""
+    from celery import current_app
+    from django.db import connection
     from django.utils import timezone
 
+    from bench.noop import NOOP_TASK, TABLE
+    from incidents.services.runs import RETRY_POLICY
+
+    def stored():  # noqa: ANN202
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT stored_at FROM {TABLE} WHERE marker = %s", [marker])
+            row = cursor.fetchone()
+        return row[0] if row else None
+
+    start = timezone.now()
+    current_app.send_task(
+        NOOP_TASK,
+        args=[marker],
+        ignore_result=True,
+        retry=True,
+        retry_policy=RETRY_POLICY,
+    )
+    return (wait_stored(stored) - start).total_seconds()
+
+
+def bench_execution(user) -> None:  # noqa: ANN001
+    """The probe round trip against the no-op task, both ending when their result
+    is committed (heard by LISTEN), both timed from the send (the budget's figure)
+    and from the start of the request that sends them (the whole click path)."""
+    import psycopg
+    import redis as redis_lib
+    from celery import current_app
+    from django.conf import settings
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from bench.noop import NOOP_TASK, TABLE
+    from bench.noop import create_table as create_noop_table
+    from incidents import wakeup
     from incidents.actors import Actor
     from incidents.models import Playbook, StepExecution
     from incidents.services import open_incident, request_run
+    from incidents.services import runs as run_service
 
+    # The no-op's row announces its commit as a stored result does (execution.finish
+    # sends the run wake-up's NOTIFY in the storing transaction): both round trips
+    # end when the benchmark hears the commit, on one clock, in one process.
+    noop_channel = "bench_noop_stored"
+    noop_notify = f"""
+        CREATE OR REPLACE FUNCTION bench_noop_notify() RETURNS trigger AS $$
+        BEGIN PERFORM pg_notify('{noop_channel}', NEW.marker::text); RETURN NEW; END
+        $$ LANGUAGE plpgsql;
+        DROP TRIGGER IF EXISTS bench_noop_notify ON {TABLE};
+        CREATE TRIGGER bench_noop_notify AFTER INSERT ON {TABLE}
+            FOR EACH ROW EXECUTE FUNCTION bench_noop_notify();
+        CREATE TABLE IF NOT EXISTS bench_noop_click (marker bigint PRIMARY KEY);
+        TRUNCATE bench_noop_click;
+    """
     section("Probe round trip: redis-cli ping, enqueue -> stored (real worker)")
     target = os.environ.get("BENCH_TARGET_REDIS_URL", "redis://127.0.0.1:6379/14")
     os.environ["TARGET_REDIS_URL"] = target
     redis_lib.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
     worker = start_worker({"TARGET_REDIS_URL": target})
+    listener = psycopg.connect(**wakeup.connection_params(), autocommit=True)
     try:
         playbook = Playbook.objects.current().get(number=4)
         incident = open_incident(
@@ -791,12 +1013,35 @@ def bench_execution(user) -> None:  # noqa: ANN001
         ping = playbook.commands.get(text__contains="ping")
         raw = redis_lib.Redis.from_url(target)
         raw_samples = timed(raw.ping, 500)
-        trips = []
-        for i in range(60):
-            # Enqueue -> stored, from the clock before the request to the row's own
-            # finished_at (set in the same UPDATE that stores the result); the loop
-            # below only waits, gently, so it does not compete for the two cores.
-            start = timezone.now()
+        create_noop_table()
+        with connection.cursor() as cursor:
+            cursor.execute(noop_notify)
+        for channel in (settings.RUN_WAKEUP_CHANNEL, noop_channel):
+            listener.execute(f'LISTEN "{channel}"')
+
+        def committed(channel: str, payload: int) -> float:
+            """When the commit that NOTIFYs (channel, payload) is heard."""
+            for note in listener.notifies(timeout=10):
+                if (note.channel, note.payload) == (channel, str(payload)):
+                    return time.perf_counter()
+            raise RuntimeError(f"nothing stored {channel} {payload} in 10 s")
+
+        # When each run is handed to the broker (request_run sends it on commit).
+        sent: dict[int, float] = {}
+        wall_sent: dict[int, object] = {}
+        real_dispatch = run_service.dispatch
+
+        def noting_dispatch(execution_id: int, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+            sent[execution_id] = time.perf_counter()
+            wall_sent[execution_id] = timezone.now()
+            real_dispatch(execution_id, *args, **kwargs)
+
+        run_service.dispatch = noting_dispatch
+
+        def probe(i: int) -> tuple[float, float, float]:
+            """(click path, enqueue -> committed, enqueue -> the row's own
+            finished_at: the figure before this benchmark listened)."""
+            start = time.perf_counter()
             execution = request_run(
                 incident=incident,
                 command=ping,
@@ -804,29 +1049,106 @@ def bench_execution(user) -> None:  # noqa: ANN001
                 actor=Actor.person(user),
                 request_key=f"bench-{i}",
             ).execution
-            while True:
-                state, finished = StepExecution.objects.filter(
-                    pk=execution.pk
-                ).values_list("state", "finished_at")[0]
-                if state not in StepExecution.IN_FLIGHT:
-                    break
-                time.sleep(0.01)
+            end = committed(settings.RUN_WAKEUP_CHANNEL, execution.pk)
+            state, finished = StepExecution.objects.values_list(
+                "state", "finished_at"
+            ).get(pk=execution.pk)
             assert state == "succeeded", state
-            trips.append((finished - start).total_seconds())
-        trips = trips[10:]  # warm-up: worker processes importing executors
-        p50, p95, raw50 = (
-            statistics.median(trips),
-            percentile(trips, 0.95),
-            statistics.median(raw_samples),
-        )
-        print(f"raw redis PING: p50 {raw50 * 1000:.3f} ms")
+            return (
+                end - start,
+                end - sent[execution.pk],
+                (finished - wall_sent[execution.pk]).total_seconds(),
+            )
+
+        def send_noop(marker: int) -> None:
+            """Sent as runs.dispatch sends a run (its send_task and retry policy)."""
+            current_app.send_task(
+                NOOP_TASK,
+                args=[marker],
+                ignore_result=True,
+                retry=True,
+                retry_policy=run_service.RETRY_POLICY,
+            )
+
+        def noop(marker: int) -> float:
+            start = time.perf_counter()
+            send_noop(marker)
+            return committed(noop_channel, marker) - start
+
+        def noop_click(marker: int) -> float:
+            """The click path's baseline: a request that writes one row and sends
+            the no-op task when it commits."""
+            start = time.perf_counter()
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "INSERT INTO bench_noop_click (marker) VALUES (%s)", [marker]
+                    )
+                transaction.on_commit(lambda: send_noop(marker))
+            return committed(noop_channel, marker) - start
+
+        def idle() -> None:
+            # Each sample starts with the worker idle (its previous task's
+            # acknowledgement, receivers and log lines done), as a click does.
+            time.sleep(0.03)
+
+        measured, noops, clicks = [], [], []
+        try:
+            for i in range(70):
+                # Interleaved, so all meet the same load on the shared machine.
+                measured.append(probe(i))
+                idle()
+                noops.append(noop(i))
+                idle()
+                clicks.append(noop_click(100_000 + i))
+                idle()
+        finally:
+            run_service.dispatch = real_dispatch
+        # Warm-up: imports, connections, the worker's caches.
+        measured, noops, clicks = measured[10:], noops[10:], clicks[10:]
+        path = [whole for whole, _, _ in measured]
+        enqueued = [after for _, after, _ in measured]
+        to_stamp = [stamp for _, _, stamp in measured]
+        n50, n95 = statistics.median(noops), percentile(noops, 0.95)
+        c50 = statistics.median(clicks)
+        e50, e95 = statistics.median(enqueued), percentile(enqueued, 0.95)
+        p50, p95 = statistics.median(path), percentile(path, 0.95)
+        raw50 = statistics.median(raw_samples)
+        verdict = "within" if e50 / n50 <= 3 else "OVER"
+        ms = 1000
         print(
-            f"probe round trip: p50 {p50 * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms "
-            f"({len(trips)} runs)"
+            f"no-op Celery task writing one row, enqueue -> committed (baseline): "
+            f"p50 {n50 * ms:.1f} ms, p95 {n95 * ms:.1f} ms ({len(noops)} runs)"
         )
-        print(f"ratio p50 round trip / raw PING: {p50 / raw50:.0f}x (budget <= 80x)")
+        print(
+            f"no-op click (a request writing one row, the no-op task sent on its "
+            f"commit) -> committed: p50 {c50 * ms:.1f} ms"
+        )
+        print(
+            f"probe, enqueue -> result committed: p50 {e50 * ms:.1f} ms, p95 "
+            f"{e95 * ms:.1f} ms = p50 {e50 / n50:.1f}x, p95 {e95 / n95:.1f}x the "
+            f"no-op task"
+        )
+        print(
+            f"  BUDGET (judged on enqueue -> stored): p50 <= 3x the no-op task: "
+            f"{e50 / n50:.2f}x, {verdict} budget"
+        )
+        print(
+            f"probe, click path (request_run -> result committed): p50 "
+            f"{p50 * ms:.1f} ms, p95 {p95 * ms:.1f} ms = p50 {p50 / n50:.1f}x the "
+            f"no-op task, {p50 / c50:.1f}x the no-op click (no budget)"
+        )
+        s50 = statistics.median(to_stamp)
+        print(
+            f"  (enqueue -> the row's finished_at, stamped before the result's "
+            f"audit event and commit: p50 {s50 * ms:.1f} ms)"
+        )
+        print(
+            f"raw redis PING: p50 {raw50 * ms:.3f} ms; click path / PING {p50 / raw50:.0f}x"
+        )
         bench_click_to_result(user, incident, worker)
     finally:
+        listener.close()
         from yomira_console import worker as celery_worker
 
         celery_worker.stop(worker)
@@ -853,32 +1175,85 @@ def bench_click_to_result(user, incident, worker) -> None:  # noqa: ANN001
             context.add_cookies([{"name": "sessionid", "value": cookie, "url": base}])
             page = context.new_page()
             page.goto(f"{base}/incidents/{incident.pk}/")
-            samples = []
-            for _ in range(25):
-                before = page.evaluate(
-                    "() => (document.querySelector('#step-1 .execution') || {}).id || ''"
-                )
-                start = time.perf_counter()
-                page.locator("#step-1").get_by_role(
-                    "button", name="Run", exact=True
-                ).click()
-                page.wait_for_function(
-                    """(before) => {
-                       const e = document.querySelector('#step-1 .execution');
-                       const state = e && e.querySelector('.run-state').textContent.trim();
-                       return e && e.id !== before && state === 'Succeeded'; }""",
-                    arg=before,
-                    polling="raf",
-                    timeout=10_000,
-                )
-                samples.append(time.perf_counter() - start)
+            # The baseline: a click on a button that asks the same server for a
+            # trivial answer (/health/live) through htmx, drawn the same way.
+            page.evaluate(NOOP_BUTTON)
+            samples, baseline = [], []
+            for _ in range(33):
+                baseline.append(click_noop(page))
+                samples.append(click_run(page))
             browser.close()
-        samples = samples[3:]
-        p50, p95 = statistics.median(samples), percentile(samples, 0.95)
-        print(
-            f"click -> PONG on screen: p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms "
-            f"({len(samples)} clicks; budget p50 < 300 ms)"
+        samples, baseline = samples[3:], baseline[3:]  # warm-up
+        p50, p90, p95 = (
+            statistics.median(samples),
+            percentile(samples, 0.90),
+            percentile(samples, 0.95),
         )
+        b50, b90 = statistics.median(baseline), percentile(baseline, 0.90)
+        print(
+            f"click -> no-op htmx answer on screen (baseline): p50 {b50 * 1000:.0f} ms, "
+            f"p90 {b90 * 1000:.0f} ms ({len(baseline)} clicks)"
+        )
+        print(
+            f"click -> PONG on screen: p50 {p50 * 1000:.0f} ms, p90 {p90 * 1000:.0f} ms, "
+            f"p95 {p95 * 1000:.0f} ms ({len(samples)} clicks; "
+            "budget p50 <= 50 ms, p90 <= 80 ms)"
+        )
+        print(
+            f"ratio click -> PONG / no-op click: p50 {p50 / b50:.1f}x, "
+            f"p90 {p90 / b90:.1f}x"
+        )
+
+
+NOOP_BUTTON = """() => {
+    const button = document.createElement('button');
+    button.id = 'bench-noop';
+    button.textContent = 'no-op';
+    button.setAttribute('hx-get', '/health/live');
+    button.setAttribute('hx-target', '#bench-noop-out');
+    const out = document.createElement('output');
+    out.id = 'bench-noop-out';
+    document.body.append(button, out);
+    htmx.process(button);
+}"""
+
+
+# Click -> on screen, timed by the browser itself: from the click (a real click
+# event on the button, submitting through htmx) to the first animation frame after
+# the DOM shows the answer. Playwright's own round trips (tens of ms on this
+# machine) are not in the figure; the baseline is timed the same way.
+TIME_CLICK = """async ([kind, before]) => {
+    const finished = () => {
+        if (kind === 'noop') {
+            return document.getElementById('bench-noop-out').textContent === 'ok';
+        }
+        const e = document.querySelector('#step-1 .execution');
+        const state = e && e.querySelector('.run-state').textContent.trim();
+        return Boolean(e && e.id !== before && state === 'Succeeded');
+    };
+    const button = kind === 'noop' ? '#bench-noop' : '#step-1 button.run-probe';
+    const start = performance.now();
+    document.querySelector(button).click();
+    await new Promise((resolve) => {
+        const look = () => (finished() ? resolve() : requestAnimationFrame(look));
+        look();
+    });
+    return performance.now() - start;
+}"""
+
+
+def click_noop(page) -> float:  # noqa: ANN001
+    page.evaluate(
+        "() => { document.getElementById('bench-noop-out').textContent = ''; }"
+    )
+    return page.evaluate(TIME_CLICK, ["noop", ""]) / 1000
+
+
+def click_run(page) -> float:  # noqa: ANN001
+    before = page.evaluate(
+        "() => (document.querySelector('#step-1 .execution') || {}).id || ''"
+    )
+    return page.evaluate(TIME_CLICK, ["run", before]) / 1000
 
 
 WRK = os.environ.get("WRK", "/usr/bin/wrk")
@@ -1045,7 +1420,8 @@ def bench_alert_intake() -> None:
 
 def main() -> None:
     """`python bench/run.py [importer] [importer-scale] [importer-directory]
-    [redaction] [checklist] [exports] [execution] [alert-intake]`: all by default."""
+    [redaction] [checklist] [history] [incidents] [exports] [execution]
+    [alert-intake]`: all by default."""
     import logging
 
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -1055,6 +1431,8 @@ def main() -> None:
         "importer-directory",
         "redaction",
         "checklist",
+        "history",
+        "incidents",
         "exports",
         "execution",
         "alert-intake",
@@ -1067,6 +1445,8 @@ def main() -> None:
         "importer-scale",
         "importer-directory",
         "checklist",
+        "history",
+        "incidents",
         "exports",
         "execution",
         "alert-intake",
@@ -1090,6 +1470,10 @@ def main() -> None:
     if "exports" in wanted:
         bench_exports(user, incident)
         bench_verify()
+    if "history" in wanted:
+        bench_history(user)
+    if "incidents" in wanted:
+        bench_incidents(user)
 
 
 if __name__ == "__main__":
