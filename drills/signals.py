@@ -30,6 +30,14 @@ CHECK_AFTER = frozenset(
 def after_incident_event(event: AuditEvent, **kwargs: object) -> None:
     if event.incident_id is None:
         return
+    if event.verb not in CHECK_AFTER and event.verb != "incident.status_changed":
+        return
+    # Only a drill's incident has a drill (drills open theirs from a drill alert
+    # source, and the flag is set once, when it is opened): every other run's end
+    # costs no query here. The appender's incident comes with the event
+    # (incidents.audit), so asking costs nothing either.
+    if not event.incident.drill:
+        return
     if event.verb in CHECK_AFTER:
         drill = (
             Drill.objects.running()

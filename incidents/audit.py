@@ -116,28 +116,35 @@ def append(
     """Append one event: who (the actor's name, account and address), what, to
     what. Call it inside the transaction that makes the change, so the change and
     its record commit (or roll back) together; once that transaction commits, the
-    event is published (incidents.events)."""
-    with transaction.atomic():
+    event is published (incidents.events).
+
+    Inside the caller's transaction no savepoint of its own (two round trips on
+    every audited change): an append that fails dooms that whole transaction, so
+    a change never commits without its record. What can fail without the
+    database (no key, data that is not JSON) fails before any statement, leaving
+    the caller's transaction as it was. Outside one, a transaction of its own,
+    for the lock and the checkpoint."""
+    _key()
+    fields = _fields(verb, actor, incident, obj, data)
+    with transaction.atomic(savepoint=False):
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_LOCK_ID])
-            event = _append_locked(verb, actor, incident, obj, data)
+            event = _append_locked(fields, incident)
         else:
             with _local_lock:
-                event = _append_locked(verb, actor, incident, obj, data)
+                event = _append_locked(fields, incident)
         events.publish_on_commit(event)
         return event
 
 
-def _append_locked(verb, actor, incident, obj, data) -> AuditEvent:  # noqa: ANN001
+def _fields(verb, actor, incident, obj, data) -> dict[str, Any]:  # noqa: ANN001
+    """The event's columns that do not depend on the log's head: worked out
+    before the lock is taken, so it is held for the statements alone."""
     user = (
         actor.user if actor.user is not None and actor.user.is_authenticated else None
     )
-    last = _head()
-    seq, prev_mac = (last[0] + 1, last[1]) if last else (1, GENESIS)
-    fields = {
-        "seq": seq,
-        "created_at": timezone.now(),
+    return {
         "actor_id": user.pk if user else None,
         "actor_name": actor.name[:150],
         "verb": verb,
@@ -146,9 +153,25 @@ def _append_locked(verb, actor, incident, obj, data) -> AuditEvent:  # noqa: ANN
         "object_id": str(obj.pk) if obj is not None else "",
         "data": _storable(json.loads(json.dumps(data or {}, default=str))),
         "ip": actor.ip or None,
+    }
+
+
+def _append_locked(fields: dict[str, Any], incident: Incident | None) -> AuditEvent:
+    """The row after the head, under the append lock: its number, time and link
+    come from the head as it is now."""
+    last = _head()
+    seq, prev_mac = (last[0] + 1, last[1]) if last else (1, GENESIS)
+    fields = {
+        "seq": seq,
+        "created_at": timezone.now(),
+        **fields,
         "prev_mac": prev_mac,
     }
     event = AuditEvent.objects.create(mac=compute_mac(**fields), **fields)
+    if incident is not None:
+        # The receivers of the event (incidents.events) ask about its incident;
+        # the appender's copy spares each a query.
+        event.incident = incident
     anchor(event.seq, event.mac, event.created_at)
     return event
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 
@@ -78,9 +79,14 @@ def encoded_forms(value: str) -> set[str]:
 
 
 @lru_cache(maxsize=8)
-def _forms(values: tuple[str, ...]) -> tuple[str, ...]:
+def _forms(environ: frozenset) -> tuple[str, ...]:
+    """Every form of every secret the environment `environ` (a targets.environ_key)
+    configures. Cached per environment, because reading the secrets out of the
+    environment cost more than redacting a short result: a variable set at run
+    time makes another key, so a new secret is masked from the next redaction."""
+    variables = targets.environ_of(environ)
     found: set[str] = set()
-    for value in values:
+    for value in targets.secret_values(variables) + list(_console_secrets(variables)):
         found |= encoded_forms(value)
     # Longest first: a value that contains another is masked whole.
     return tuple(sorted((f for f in found if len(f) >= 4), key=len, reverse=True))
@@ -96,11 +102,12 @@ CONSOLE_URLS = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")
 SECRET_SUFFIXES = ("_WEBHOOK_URL", "_ROUTING_KEY", "_HMAC_SECRET")
 
 
-def _console_secrets() -> tuple[str, ...]:
-    found = [os.environ.get(k, "") for k in CONSOLE_KEYS]
-    found += [v for k, v in os.environ.items() if k.endswith(SECRET_SUFFIXES)]
+def _console_secrets(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    environ = os.environ if environ is None else environ
+    found = [environ.get(k, "") for k in CONSOLE_KEYS]
+    found += [v for k, v in environ.items() if k.endswith(SECRET_SUFFIXES)]
     for key in CONSOLE_URLS:
-        password = urlsplit(os.environ.get(key, "")).password
+        password = urlsplit(environ.get(key, "")).password
         found += [password or "", unquote(password or "")]
     return tuple(v for v in found if len(v) >= 4)
 
@@ -110,7 +117,7 @@ def redact(text: str) -> str:
     or a pattern without nested or overlapping repetition)."""
     if not text:
         return text
-    for form in _forms(tuple(targets.secret_values()) + _console_secrets()):
+    for form in _forms(targets.environ_key()):
         if form in text:
             text = text.replace(form, MASK)
     # A pattern runs only if its keyword is in the text: a substring test is

@@ -31,7 +31,8 @@ def targets_and_no_broker(monkeypatch):
     monkeypatch.setenv("TARGET_DATABASE_URL", TARGET)
     sent = []
     monkeypatch.setattr(
-        "incidents.services.runs.dispatch", lambda pk, kind: sent.append(pk)
+        "incidents.services.runs.dispatch",
+        lambda pk, kind, task_id=None: sent.append(pk),
     )
     caches["fragments"].clear()
     return sent

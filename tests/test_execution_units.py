@@ -317,9 +317,11 @@ def test_a_run_is_sent_by_the_name_the_worker_registers_its_task_under(
 
     monkeypatch.setattr(runs, "current_app", SimpleNamespace(send_task=send_task))
     probe = a_run(world, world.ping, State.QUEUED)
-    action = a_run(world, world.policy, State.QUEUED)
+    # A run whose caller chose the message's id stored it with the row already.
+    action = a_run(world, world.policy, State.QUEUED, task_id="resent-7")
     runs.dispatch(probe.pk, Command.Kind.PROBE)
-    runs.dispatch(action.pk, Command.Kind.ACTION, "resent-7")
+    with CaptureQueriesContext(connection) as sending:
+        runs.dispatch(action.pk, Command.Kind.ACTION, "resent-7")
     assert sent == [
         (tasks.run_probe.name, [probe.pk], None, True),
         (tasks.run_action.name, [action.pk], "resent-7", True),
@@ -332,7 +334,10 @@ def test_a_run_is_sent_by_the_name_the_worker_registers_its_task_under(
     assert tasks.run_probe.acks_late and not tasks.run_action.acks_late
     probe.refresh_from_db()
     action.refresh_from_db()
-    assert (probe.task_id, action.task_id) == ("task-1", "task-2")
+    # Without an id, the message's is recorded after the send; with one, nothing
+    # is written after sending (no statement at all: no site is configured).
+    assert (probe.task_id, action.task_id) == ("task-1", "resent-7")
+    assert sending.captured_queries == []
 
 
 def event_data(execution: StepExecution, summary: str) -> dict:

@@ -372,7 +372,8 @@ def pool(yomira, make_user, monkeypatch):
     sent: list[int] = []
     # Nothing reaches a broker: the queued run's id is kept instead.
     monkeypatch.setattr(
-        "incidents.services.runs.dispatch", lambda pk, kind: sent.append(pk)
+        "incidents.services.runs.dispatch",
+        lambda pk, kind, task_id=None: sent.append(pk),
     )
     playbook = Playbook.objects.current().get(number=5)
     gina = make_user("gina", "Commander")

@@ -353,3 +353,37 @@ def test_a_value_with_a_space_and_a_slash_is_masked_fully_percent_encoded(
     echo = quote("open sesame/now", safe="")
     assert echo == "open%20sesame%2Fnow"
     assert redaction.redact(f"sent {echo}") == f"sent {redaction.MASK}"
+
+
+def test_a_secret_set_after_a_redaction_is_masked_from_the_next_one(monkeypatch):
+    """The secrets are cached per environment: a variable set, changed or removed
+    at run time is seen by the next redaction."""
+    assert redaction.redact("key late-secret-4f1a") == "key late-secret-4f1a"
+    monkeypatch.setenv("TARGET_LATE", "late-secret-4f1a")
+    assert redaction.redact("key late-secret-4f1a") == f"key {redaction.MASK}"
+    monkeypatch.setenv("TARGET_LATE", "changed-secret-77c2")
+    assert redaction.redact("a changed-secret-77c2 b") == f"a {redaction.MASK} b"
+    monkeypatch.setenv("ALERTS_HMAC_SECRET", "hook-secret-90ab")
+    assert redaction.redact("sig hook-secret-90ab") == f"sig {redaction.MASK}"
+    monkeypatch.delenv("TARGET_LATE")
+    assert redaction.redact("a changed-secret-77c2 b") == "a changed-secret-77c2 b"
+
+
+def test_while_the_environment_stays_the_same_it_is_not_read_again(monkeypatch):
+    from probes import targets
+
+    read = []
+    real = targets.secret_values
+
+    def counted(environ=None):  # noqa: ANN001, ANN202
+        read.append(1)
+        return real(environ)
+
+    monkeypatch.setattr(targets, "secret_values", counted)
+    monkeypatch.setenv("TARGET_ONCE", "once-secret-5d3e")
+    for _ in range(3):
+        assert redaction.redact("x once-secret-5d3e") == f"x {redaction.MASK}"
+    assert len(read) == 1
+    monkeypatch.setenv("TARGET_OTHER", "other-secret-0b9c")
+    assert redaction.redact("other-secret-0b9c") == redaction.MASK
+    assert len(read) == 2

@@ -26,7 +26,8 @@ def targets_and_no_broker(monkeypatch):
     monkeypatch.setenv("TARGET_ADMIN_TOKEN", "matrix-token")
     sent = []
     monkeypatch.setattr(
-        "incidents.services.runs.dispatch", lambda pk, kind: sent.append(pk)
+        "incidents.services.runs.dispatch",
+        lambda pk, kind, task_id=None: sent.append(pk),
     )
     return sent
 

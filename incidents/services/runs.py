@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -12,6 +13,7 @@ from celery import current_app
 from django.conf import settings
 from django.core import signing
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from probes.commands import (
@@ -345,13 +347,12 @@ def _request_run(
     locked = Incident.objects.select_for_update().get(pk=incident.pk)
     if not locked.is_active:  # resolved while this request waited for the lock
         raise RunRefused("The incident is resolved; reopen it to run commands.")
-    runs = incident.executions.filter(command=command)
-    if request_key:
-        # A key is one person's one page load: someone else's key never returns
-        # their run (the key travels in HTML that might be shared).
-        clicked = runs.filter(request_key=request_key, requested_by=actor.user).first()
-        if clicked is not None:
-            return RunResult(clicked, created=False)
+    # Asked after the lock is held (a statement's snapshot is taken when it starts,
+    # so a read in the locking statement would miss the run a first click just
+    # committed).
+    clicked, in_flight = _earlier_runs(incident, command, actor, request_key, values)
+    if clicked is not None:
+        return RunResult(clicked, created=False)
     if nonce:
         used = _preview_used(incident, nonce)
         if used is not None:
@@ -359,14 +360,15 @@ def _request_run(
                 f"That preview already confirmed a run at {used.created_at:%H:%M:%S} UTC; "
                 "preview the action again to run it again."
             )
-    in_flight = runs.filter(
-        state__in=StepExecution.IN_FLIGHT, parameters=values
-    ).first()
     if in_flight is not None:
         return RunResult(in_flight, created=False)
 
     needs_approval = command.requires_approval and not breaking_glass
     now = timezone.now()
+    # The message's id, chosen now and stored with the row: sending it needs no
+    # write after the send (which would also contend with the worker's claim of
+    # this very row).
+    task_id = "" if needs_approval else str(uuid.uuid4())
     execution = StepExecution.objects.create(
         incident=incident,
         step=command.step,  # empty for a Diagnosis command
@@ -376,6 +378,7 @@ def _request_run(
         parameters=values,
         command_text=display_text(command, values),
         request_key=request_key,
+        task_id=task_id,
         fingerprint=command.fingerprint(values),
         approval_expires_at=(now + timedelta(minutes=settings.APPROVAL_TTL_MINUTES))
         if needs_approval
@@ -406,8 +409,47 @@ def _request_run(
         verb = "execution.requested"
     audit.append(verb, actor=actor, incident=incident, obj=execution, data=data)
     if not needs_approval:
-        transaction.on_commit(lambda: dispatch(execution.pk, command.kind))
+        transaction.on_commit(lambda: dispatch(execution.pk, command.kind, task_id))
     return RunResult(execution, created=True)
+
+
+def _earlier_runs(
+    incident: Incident,
+    command: Command,
+    actor: Actor,
+    request_key: str,
+    values: dict[str, str],
+) -> tuple[StepExecution | None, StepExecution | None]:
+    """(this person's run with this request key: a double click; a run of the same
+    command with the same parameters still in flight), in one read: each the first
+    in the model's order, as two reads would find them. A key is one person's one
+    page load: someone else's key never returns their run (the key travels in HTML
+    that might be shared)."""
+    who = actor.user.pk if actor.user is not None else None
+    in_flight = Q(state__in=StepExecution.IN_FLIGHT, parameters=values)
+    wanted = (
+        in_flight | Q(request_key=request_key, requested_by_id=who)
+        if request_key
+        else in_flight
+    )
+    found = list(incident.executions.filter(command=command).filter(wanted))
+
+    # Which of the two each is, told apart here rather than in SQL (annotations
+    # cost more to compile than the read). Parameters are one-line strings both
+    # sides, so equal dicts are what jsonb equality finds.
+    def clicked(run: StepExecution) -> bool:
+        return bool(request_key) and (run.request_key, run.requested_by_id) == (
+            request_key,
+            who,
+        )
+
+    def flying(run: StepExecution) -> bool:
+        return run.state in StepExecution.IN_FLIGHT and run.parameters == values
+
+    return (
+        next((run for run in found if clicked(run)), None),
+        next((run for run in found if flying(run)), None),
+    )
 
 
 # --- sending a queued run to the workers --------------------------------------------
@@ -430,7 +472,9 @@ CONSOLE = Actor.system("console")
 
 def dispatch(execution_id: int, kind: str, task_id: str | None = None) -> None:
     """Send a queued execution to the workers, or record why it could not go.
-    `task_id` names the message (the sweeper marks a re-sent probe by it)."""
+    `task_id` names the message, and the row already holds it (request_run stores
+    it with the row; the sweeper marks a re-sent probe by it): nothing is written
+    after a send. Without one, the message's id is recorded after the send."""
     task = RUN_ACTION_TASK if kind == Command.Kind.ACTION else RUN_PROBE_TASK
     queue = sites.queue_for_execution(execution_id)  # its site's; None: the default
     try:
@@ -445,13 +489,20 @@ def dispatch(execution_id: int, kind: str, task_id: str | None = None) -> None:
         )
     except Exception as exc:  # noqa: BLE001 - kombu raises several kinds; all mean "not sent"
         log.warning("dispatch of execution %s failed: %s", execution_id, exc)
+        if task_id:
+            # No message carries it: the row must not name one (only if it still
+            # names this one).
+            StepExecution.objects.filter(pk=execution_id, task_id=task_id).update(
+                task_id=""
+            )
         # A probe runs here instead (services/inline.py); an action, a probe of
         # another site, or one past the inline cap is recorded as not sent, saying why.
         refusal = inline.run_instead(execution_id, kind, queue)
         if refusal:
             _dispatch_failed(execution_id, exc, refusal)
         return
-    StepExecution.objects.filter(pk=execution_id).update(task_id=sent.id or "")
+    if task_id is None:
+        StepExecution.objects.filter(pk=execution_id).update(task_id=sent.id or "")
 
 
 def _dispatch_failed(execution_id: int, exc: Exception, why: str = "") -> None:

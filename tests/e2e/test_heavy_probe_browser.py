@@ -29,7 +29,8 @@ def test_a_heavy_probe_is_refused_until_confirmed_then_runs(
     page, live_server, make_user, sessions, monkeypatch
 ):
     monkeypatch.setattr(
-        "incidents.services.runs.dispatch", lambda pk, kind: worker.execute(pk)
+        "incidents.services.runs.dispatch",
+        lambda pk, kind, task_id=None: worker.execute(pk),
     )
     import_runbook(source=RUNBOOK, source_name="sessions.md", actor=IMPORTER)
     playbook = Playbook.objects.current().get(title="Sessions Piling Up")

@@ -68,7 +68,8 @@ def world(db, make_user, sessions, monkeypatch):
     )
     # Runs are executed here, at commit, as the worker would.
     monkeypatch.setattr(
-        "incidents.services.runs.dispatch", lambda pk, kind: worker.execute(pk)
+        "incidents.services.runs.dispatch",
+        lambda pk, kind, task_id=None: worker.execute(pk),
     )
     commands = Command.objects.filter(playbook=playbook)
     return type(
