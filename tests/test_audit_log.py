@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from io import StringIO
@@ -655,3 +656,33 @@ def test_appends_hold_the_advisory_lock_until_the_callers_transaction_ends(db):
         )
         held = [row[0] for row in cursor.fetchall()]
     assert audit.ADVISORY_LOCK_ID in held
+
+
+def test_an_append_inside_a_transaction_takes_no_savepoint(db):
+    """Two round trips saved on every audited change: the caller's transaction
+    is the append's."""
+    from django.test.utils import CaptureQueriesContext
+
+    with transaction.atomic(), CaptureQueriesContext(connection) as appended:
+        audit.append("test.no-savepoint", actor=TESTER)
+        audit.append("test.no-savepoint", actor=TESTER)
+    statements = [query["sql"] for query in appended.captured_queries]
+    assert not any("SAVEPOINT" in sql for sql in statements), statements
+    assert audit.verify().ok
+
+
+def test_a_change_never_commits_without_its_record(db, monkeypatch):
+    """An append that fails inside the caller's transaction dooms that
+    transaction, even when the caller swallows the error: no savepoint of the
+    append's own lets the change commit without its event."""
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise DatabaseError("checkpoint refused")
+
+    with transaction.atomic():
+        Group.objects.create(name="changed without a record")  # audited itself
+        monkeypatch.setattr(audit, "anchor", refused)
+        with contextlib.suppress(DatabaseError):  # a caller that carries on
+            audit.append("test.change", actor=TESTER)
+    assert not Group.objects.filter(name="changed without a record").exists()
+    assert not AuditEvent.objects.filter(verb="test.change").exists()

@@ -21,8 +21,14 @@ from django.utils import timezone
 
 from incidents import tasks
 from incidents.actors import Actor
-from incidents.models import AuditEvent, Command, StepExecution
-from incidents.services import decide_approval, request_run, runs, sweeper
+from incidents.models import AuditEvent, Command, Playbook, StepExecution
+from incidents.services import (
+    decide_approval,
+    open_incident,
+    request_run,
+    runs,
+    sweeper,
+)
 from incidents.services import execution as runner
 from probes import redaction, targets
 from probes.commands import confirm_word, display_text, missing_targets
@@ -649,3 +655,69 @@ def test_a_probe_claimed_while_the_sweeper_resends_it_is_left_to_its_worker(
             "object_id", flat=True
         )
     ) == [str(lost.pk)]
+
+
+def test_the_claim_and_the_load_are_one_statement_and_give_what_the_run_needs(
+    world, django_assert_num_queries
+):
+    run = a_run(world, world.ping, State.QUEUED, parameters={"a": "b"})
+    with django_assert_num_queries(1):
+        claimed = runner.claim_and_load(run.pk)
+        # Everything the re-check and the result read, already there.
+        assert claimed.command.playbook.pk == world.ping.playbook_id
+        assert claimed.incident.pk == world.incident.pk
+        assert claimed.incident.is_active
+        assert claimed.step.number == world.ping.step.number
+        assert claimed.requested_by.get_username() == "rita"
+        assert claimed.parameters == {"a": "b"}  # JSON, as the ORM reads it
+    assert (claimed.state, claimed.pk) == (State.RUNNING, run.pk)
+    stored = StepExecution.objects.get(pk=run.pk)
+    assert stored.state == State.RUNNING
+    assert stored.started_at == claimed.started_at is not None
+    # Every column as the ORM would read it.
+    loaded = StepExecution.objects.select_related(
+        "command__playbook", "incident", "step", "requested_by"
+    ).get(pk=run.pk)
+    for a, b in (
+        (claimed, loaded),
+        (claimed.command, loaded.command),
+        (claimed.command.playbook, loaded.command.playbook),
+        (claimed.incident, loaded.incident),
+        (claimed.step, loaded.step),
+        (claimed.requested_by, loaded.requested_by),
+    ):
+        for field in type(a)._meta.concrete_fields:
+            assert getattr(a, field.attname) == getattr(b, field.attname), field
+    # A second delivery claims nothing, reads nothing more.
+    assert runner.claim_and_load(run.pk) is None
+
+
+def test_a_run_without_step_or_requester_loads_them_as_none(world):
+    diagnosis = Command.objects.filter(
+        playbook__in=Playbook.objects.current(), step=None, kind=Command.Kind.PROBE
+    ).first()
+    assert diagnosis is not None, "the runbook has Diagnosis probes"
+    incident = open_incident(
+        playbook=diagnosis.playbook,
+        title="alerted",
+        actor=Actor.person(world.people["commander"]),
+    )
+    run = StepExecution.objects.create(
+        incident=incident,
+        command=diagnosis,
+        state=State.QUEUED,
+        requested_as=runner.DIAGNOSIS.name,
+    )
+    claimed = runner.claim_and_load(run.pk)
+    assert claimed.step is None and claimed.requested_by is None
+    assert claimed.requested_as == runner.DIAGNOSIS.name
+    assert claimed.command == diagnosis and claimed.incident == incident
+
+
+@pytest.mark.parametrize(
+    "state", [State.AWAITING_APPROVAL, State.RUNNING, State.CANCELLED]
+)
+def test_only_a_queued_run_is_claimed(world, state):
+    run = a_run(world, world.ping, state)
+    assert runner.claim_and_load(run.pk) is None
+    assert StepExecution.objects.get(pk=run.pk).state == state

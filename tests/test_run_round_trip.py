@@ -1,23 +1,21 @@
-"""What a run costs on its way (issue 14, item 6): the click's statements, the
-worker's claim and load in one statement, no write after the send, the audit
-append without a savepoint of its own, and the receivers of a run's end that ask
-the database nothing for an ordinary incident. Counted statements, never time."""
+"""What a run costs on its way (issue 14, item 6): the click's statements (the
+message's id stored with the row, no write after the send, one read for the
+double-click and in-flight checks) and the receivers of a run's end, which ask
+the database nothing for an ordinary incident. Counted statements, never time.
+(The worker's claim-and-load and the audit append without a savepoint are judged
+in test_execution_units.py and test_audit_log.py, which mutation testing runs.)"""
 
 from __future__ import annotations
 
-import contextlib
-
-import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from drills.models import Drill
 from incidents import audit, events
 from incidents.actors import Actor
-from incidents.models import AuditEvent, Command, Incident, Playbook, StepExecution
+from incidents.models import AuditEvent, Command, Incident, StepExecution
 from incidents.services import execution as runner
 from incidents.services import open_incident, request_run, runs
-from incidents.services.diagnosis import DIAGNOSIS
 from tests import test_execution_units, test_safety_matrix
 
 State = StepExecution.State
@@ -106,97 +104,6 @@ def test_a_send_that_fails_leaves_the_row_naming_no_message(world, monkeypatch):
     execution.refresh_from_db()
     assert execution.task_id == ""
     assert execution.state == State.DISPATCH_FAILED  # an action never runs inline
-
-
-def test_the_claim_and_the_load_are_one_statement_and_give_what_the_run_needs(
-    world, django_assert_num_queries
-):
-    run = a_run(world, world.ping, State.QUEUED, parameters={"a": "b"})
-    with django_assert_num_queries(1):
-        claimed = runner.claim_and_load(run.pk)
-        # Everything the re-check and the result read, already there.
-        assert claimed.command.playbook.pk == world.ping.playbook_id
-        assert claimed.incident.pk == world.incident.pk
-        assert claimed.incident.is_active
-        assert claimed.step.number == world.ping.step.number
-        assert claimed.requested_by.get_username() == "rita"
-        assert claimed.parameters == {"a": "b"}  # JSON, as the ORM reads it
-    assert (claimed.state, claimed.pk) == (State.RUNNING, run.pk)
-    stored = StepExecution.objects.get(pk=run.pk)
-    assert stored.state == State.RUNNING
-    assert stored.started_at == claimed.started_at is not None
-    # Every column as the ORM would read it.
-    loaded = StepExecution.objects.select_related(
-        "command__playbook", "incident", "step", "requested_by"
-    ).get(pk=run.pk)
-    for a, b in (
-        (claimed, loaded),
-        (claimed.command, loaded.command),
-        (claimed.command.playbook, loaded.command.playbook),
-        (claimed.incident, loaded.incident),
-        (claimed.step, loaded.step),
-        (claimed.requested_by, loaded.requested_by),
-    ):
-        for field in type(a)._meta.concrete_fields:
-            assert getattr(a, field.attname) == getattr(b, field.attname), field
-    # A second delivery claims nothing, reads nothing more.
-    assert runner.claim_and_load(run.pk) is None
-
-
-def test_a_run_without_step_or_requester_loads_them_as_none(world):
-    diagnosis = Command.objects.filter(
-        playbook__in=Playbook.objects.current(), step=None, kind=Command.Kind.PROBE
-    ).first()
-    assert diagnosis is not None, "the runbook has Diagnosis probes"
-    incident = open_incident(
-        playbook=diagnosis.playbook,
-        title="alerted",
-        actor=Actor.person(world.people["commander"]),
-    )
-    run = StepExecution.objects.create(
-        incident=incident,
-        command=diagnosis,
-        state=State.QUEUED,
-        requested_as=DIAGNOSIS.name,
-    )
-    claimed = runner.claim_and_load(run.pk)
-    assert claimed.step is None and claimed.requested_by is None
-    assert claimed.requested_as == DIAGNOSIS.name
-    assert claimed.command == diagnosis and claimed.incident == incident
-
-
-@pytest.mark.parametrize(
-    "state", [State.AWAITING_APPROVAL, State.RUNNING, State.CANCELLED]
-)
-def test_only_a_queued_run_is_claimed(world, state):
-    run = a_run(world, world.ping, state)
-    assert runner.claim_and_load(run.pk) is None
-    assert StepExecution.objects.get(pk=run.pk).state == state
-
-
-def test_an_append_inside_a_transaction_takes_no_savepoint(db):
-    with transaction.atomic(), CaptureQueriesContext(connection) as appended:
-        audit.append("test.no-savepoint", actor=Actor.system("tester"))
-    assert not any("SAVEPOINT" in sql for sql in sql_of(appended))
-    # Outside one, a transaction of its own: the lock is held to its commit.
-    assert audit.verify().ok
-
-
-def test_a_change_never_commits_without_its_record(world, monkeypatch):
-    """An append that fails inside the caller's transaction dooms it, even when
-    the caller swallows the error: there is no savepoint to fall back to."""
-    incident = world.incident
-    before = incident.title
-
-    def broken_anchor(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        raise IntegrityError("checkpoint refused")
-
-    monkeypatch.setattr(audit, "anchor", broken_anchor)
-    with transaction.atomic():
-        Incident.objects.filter(pk=incident.pk).update(title="changed")
-        with contextlib.suppress(IntegrityError):  # a caller that carries on
-            audit.append("test.change", actor=Actor.system("tester"), incident=incident)
-    assert Incident.objects.get(pk=incident.pk).title == before
 
 
 def test_the_end_of_an_ordinary_run_costs_its_receivers_no_query(
