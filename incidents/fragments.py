@@ -1,15 +1,22 @@
-"""The checklist page's heavy parts, rendered once per change of the incident.
+"""The checklist page's drawn parts, each kept under what it shows.
 
-Everything on the page changes only together with an audit event of the incident
-(ticks, notes, status, commander) or with an admin rebinding a command (the
-playbook's binding_version). So the rendered checklist and timeline are cached
-under (incident, last event, binding version, what this person may do) and are
-never stale. What is per person is never cached: the HTML holds sentinels that
-are replaced on the way out (see personalise), and people who may approve get
-their own copy (an approval form is offered on everyone's requests but their own)."""
+A step's HTML shows the step (its playbook's binding_version), the incident's
+status and drill flag, what this person may do, the sites' state, and the step's
+recent executions (its ticks and its commands' runs): it is cached under all of
+these, the executions as their ids and states, so a change redraws only the step
+it touched, and a run ending, a tick, an approval, a rebinding or other rights
+each give a new key. The Diagnosis (before the steps) likewise, under its
+commands' runs. A timeline entry is an append-only event: cached under its
+number. So the first viewer after a change, and the answer to a click, draw only
+what changed.
+
+What is per person is never cached: the HTML holds sentinels that are replaced
+on the way out (see personalise), and people who may approve get their own copy
+(an approval form is offered on everyone's requests but their own)."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 
@@ -19,9 +26,13 @@ from django.middleware.csrf import get_token
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString, mark_safe
 
-from .models import Incident
-from .presenters import Checklist, present_checklist
+from . import access
+from .models import AuditEvent, Incident, StepExecution
+from .presenters import Checklist, ChecklistStep, present_checklist
 from .services import sites
+
+CHECKLIST_STEP = "incidents/partials/checklist_step.html"
+TIMELINE_ITEMS = "incidents/partials/timeline_items.html"
 
 CSRF_SENTINEL = "yomira-csrf-sentinel-7f3c"
 # Each Run form's one-time key. Cached HTML is shared by everyone with the same
@@ -43,9 +54,7 @@ class Head:
 
     @classmethod
     def of(cls, checklist: Checklist) -> Head:
-        return cls(
-            checklist.progress, checklist.playbook.alert_condition, checklist.last_seq
-        )
+        return cls(checklist.progress, checklist.alert_condition, checklist.last_seq)
 
 
 @dataclass
@@ -62,6 +71,15 @@ def last_seq(incident: Incident) -> int:
     return incident.events.order_by("-seq").values_list("seq", flat=True).first() or 0
 
 
+def rights_key(can: dict[str, bool], viewer_id: int | None) -> str:
+    """What a person may do, as the cached HTML offers it: one bit per right,
+    and for an approver who they are (no Approve button on their own requests)."""
+    key = "".join(str(int(can[k])) for k in sorted(can))
+    if can.get("approve"):
+        key += f":{viewer_id}"
+    return key
+
+
 def fragments_key(
     incident_id: int,
     seq: int,
@@ -69,33 +87,132 @@ def fragments_key(
     can: dict[str, bool],
     viewer_id: int | None,
 ) -> str:
-    """What the checklist's HTML depends on (see the module's docstring); the
-    page's own cache (views.incidents.incident_detail) builds on it."""
+    """What the whole checklist page depends on: the incident's last event (every
+    change to it is one), its playbook's binding, the person's rights and the
+    sites' state (the page's own cache, views.incidents.incident_detail)."""
     key = (
-        f"checklist:{incident_id}:{seq}:{binding_version}:"
-        f"{''.join(str(int(can[k])) for k in sorted(can))}"
+        f"checklist:{incident_id}:{seq}:{binding_version}:{rights_key(can, viewer_id)}"
     )
-    if can.get("approve"):
-        key += f":{viewer_id}"  # no Approve button on one's own requests
     if sites_now := sites.signature():  # "" with no site configured
         key += f":sites:{sites_now}"  # a site's worker gone or back: its warning
     return key
 
 
+def parts_key(incident: Incident, can: dict[str, bool], viewer_id: int | None) -> str:
+    """What every part of the checklist depends on besides its own executions:
+    the incident (its status: a resolved one offers no Run; drill: simulated
+    manual steps), the playbook's binding, the person's rights, the sites."""
+    key = (
+        f"{incident.pk}:{incident.status}:{int(incident.drill)}:"
+        f"{incident.playbook.binding_version}:{rights_key(can, viewer_id)}"
+    )
+    if sites_now := sites.signature():
+        key += f":sites:{sites_now}"
+    return key
+
+
+def rows_key(rows: list[StepExecution]) -> str:
+    """The executions a part shows, as what can change in them once written: the
+    state (queued, running, the end, approved: every change of a run is one),
+    who approved, when it started and ended. A new run or tick is a new id."""
+    seen = repr(
+        [(e.pk, e.state, e.approved_by_id, e.started_at, e.finished_at) for e in rows]
+    )
+    return hashlib.blake2b(seen.encode(), digest_size=12).hexdigest()
+
+
+def grants_part(rows: list[StepExecution]) -> str:
+    """A request waiting for approval names who may approve it: with one shown,
+    the key follows the grants counter too (a grant given or taken back)."""
+    if any(e.state == StepExecution.State.AWAITING_APPROVAL for e in rows):
+        return f":grants:{access.grants_version()}"
+    return ""
+
+
+def step_html(
+    checklist: Checklist,
+    cs: ChecklistStep,
+    can: dict[str, bool],
+    viewer_id: int | None,
+    *,
+    oob: bool = False,
+    extra: dict | None = None,
+) -> SafeString:
+    """One step's <li>, from the cache when nothing it shows changed. `extra` (a
+    notice, an error, what the person typed) is this answer's own: drawn, never
+    cached. `oob`: for an answer's out-of-band swap."""
+    context = {
+        "incident": checklist.incident,
+        "cs": cs,
+        "can": can,
+        "viewer_id": viewer_id,
+        "csrf_token": CSRF_SENTINEL,
+    }
+    if extra:
+        html = render_to_string(CHECKLIST_STEP, {**context, **extra})
+    else:
+        key = (
+            f"step:{parts_key(checklist.incident, can, viewer_id)}:{cs.step.pk}:"
+            f"{rows_key(cs.fetched)}{grants_part(cs.fetched)}"
+        )
+        cache = caches["fragments"]
+        html = cache.get(key)
+        if html is None:
+            html = render_to_string(CHECKLIST_STEP, context)
+            cache.set(key, html, TIMEOUT)
+    if oob:
+        # The step's <li> opens with its id; the attribute is added after it.
+        anchor = f'id="step-{cs.number}"'
+        html = html.replace(anchor, f'{anchor} hx-swap-oob="true"', 1)
+    return mark_safe(html)  # noqa: S308 (drawn by the template, escaped there)
+
+
+def top_html(
+    checklist: Checklist, can: dict[str, bool], viewer_id: int | None
+) -> SafeString:
+    """The context and the Diagnosis with its commands' run panels."""
+    rows = checklist.diagnosis_fetched
+    key = (
+        f"top:{parts_key(checklist.incident, can, viewer_id)}:"
+        f"{rows_key(rows)}{grants_part(rows)}"
+    )
+    cache = caches["fragments"]
+    html = cache.get(key)
+    if html is None:
+        context = {
+            "incident": checklist.incident,
+            "checklist": checklist,
+            "can": can,
+            "viewer_id": viewer_id,
+            "csrf_token": CSRF_SENTINEL,
+        }
+        html = render_to_string("incidents/partials/checklist_top.html", context)
+        cache.set(key, html, TIMEOUT)
+    return mark_safe(html)  # noqa: S308 (drawn by the template, escaped there)
+
+
+def events_html(incident: Incident, events: list[AuditEvent]) -> SafeString:
+    """Timeline entries, newest first. An event never changes once written: each
+    entry is drawn once (it shows the event and whether the incident is a drill)."""
+    cache = caches["fragments"]
+    keys = [f"event:{incident.pk}:{int(incident.drill)}:{e.seq}" for e in events]
+    found = cache.get_many(keys)
+    missing = {}
+    for key, event in zip(keys, events, strict=True):
+        if key not in found:
+            found[key] = missing[key] = render_to_string(
+                TIMELINE_ITEMS, {"incident": incident, "events": [event]}
+            )
+    if missing:
+        cache.set_many(missing, TIMEOUT)
+    return mark_safe("".join(found[key] for key in keys))  # noqa: S308
+
+
 def checklist_fragments(
     incident: Incident, can: dict[str, bool], viewer_id: int | None = None
 ) -> ChecklistFragments:
-    key = fragments_key(
-        incident.pk,
-        last_seq(incident),
-        incident.playbook.binding_version,
-        can,
-        viewer_id,
-    )
-    cache = caches["fragments"]
-    found = cache.get(key)
-    if found is not None:
-        return found
+    """The page's checklist (context, Diagnosis, steps) and side (note form and
+    timeline), each part from the cache when what it shows has not changed."""
     checklist = present_checklist(
         incident, can, viewer_id=viewer_id, csrf_token=CSRF_SENTINEL
     )
@@ -105,14 +222,17 @@ def checklist_fragments(
         "can": can,
         "viewer_id": viewer_id,
         "csrf_token": CSRF_SENTINEL,
+        "top": top_html(checklist, can, viewer_id),
+        "steps_html": [
+            step_html(checklist, cs, can, viewer_id) for cs in checklist.steps
+        ],
+        "timeline_html": events_html(incident, checklist.events),
     }
-    fragments = ChecklistFragments(
+    return ChecklistFragments(
         main=render_to_string("incidents/partials/checklist_main.html", context),
         side=render_to_string("incidents/partials/checklist_side.html", context),
         head=Head.of(checklist),
     )
-    cache.set(key, fragments, TIMEOUT)
-    return fragments
 
 
 def personalise(html: str, request: HttpRequest) -> str:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property, partial
 
 from django.db.models.expressions import RawSQL
 from django.template.loader import render_to_string
@@ -86,14 +88,9 @@ def command_block_html(template: str, block: CodeBlock, commands: list[Command])
     return html
 
 
-def present_playbook(
-    playbook: Playbook,
-    template: str = COMMAND_BLOCK_TEMPLATE,
-    block_context: dict | None = None,
-    playbook_commands: list[Command] | None = None,
-) -> PlaybookView:
-    """Three queries whatever the playbook's size: siblings, steps, commands (none
-    for the commands when the caller loaded them already)."""
+def playbook_links(playbook: Playbook) -> tuple[dict[str, str], dict[int, str]]:
+    """Cross-references to the playbook's siblings (one query): the URL of each by
+    number and anchor, and each one's title by number."""
     siblings = list(
         Playbook.objects.filter(runbook_id=playbook.runbook_id).values_list(
             "number", "slug", "anchor", "title"
@@ -105,6 +102,64 @@ def present_playbook(
         url = reverse("incidents:playbook_detail", args=[slug])
         xrefs[str(number)] = xrefs[anchor] = url
         titles[number] = title
+    return xrefs, titles
+
+
+def blocks_of(
+    commands: list[Command], template: str, block_context: dict | None
+) -> Callable[[CodeBlock], str | None]:
+    """A code block's command cards, for render_markdown (None: not a command's)."""
+    grouped: dict[int, list[Command]] = defaultdict(list)
+    for c in commands:
+        if c.block is not None:
+            grouped[c.block].append(c)
+
+    def block_html(block: CodeBlock) -> str | None:
+        if block.index not in grouped:
+            return None
+        if block_context is not None:  # per-incident: cached by the caller instead
+            context = {
+                "commands": grouped[block.index],
+                "block": block,
+                **block_context,
+            }
+            return render_to_string(template, context)
+        return command_block_html(template, block, grouped[block.index])
+
+    return block_html
+
+
+def step_view(
+    step: Step,
+    commands: list[Command],
+    links: tuple[dict[str, str], dict[int, str]],
+    template: str = COMMAND_BLOCK_TEMPLATE,
+    block_context: dict | None = None,
+) -> StepView:
+    """One step drawn: its title, its Markdown with the command cards in place."""
+    xrefs, titles = links
+    return StepView(
+        step=step,
+        title=render_inline(step.title, xrefs),
+        body=render_markdown(
+            step.body, xrefs, blocks_of(commands, template, block_context)
+        ),
+        links=[Link(n, titles[n], xrefs[str(n)]) for n in step.links if n in titles],
+        inline_commands=[c for c in commands if c.block is None],
+        commands=commands,
+    )
+
+
+def present_playbook(
+    playbook: Playbook,
+    template: str = COMMAND_BLOCK_TEMPLATE,
+    block_context: dict | None = None,
+    playbook_commands: list[Command] | None = None,
+) -> PlaybookView:
+    """Three queries whatever the playbook's size: siblings, steps, commands (none
+    for the commands when the caller loaded them already)."""
+    links = playbook_links(playbook)
+    xrefs = links[0]
     steps = list(playbook.steps.all())
     by_step: dict[int | None, list[Command]] = defaultdict(list)
     counts = {kind.value: 0 for kind in Command.Kind}
@@ -113,42 +168,6 @@ def present_playbook(
     for command in playbook_commands:
         by_step[command.step_id].append(command)
         counts[command.kind] = counts.get(command.kind, 0) + 1
-
-    def blocks_of(commands: list[Command]):  # noqa: ANN202
-        grouped: dict[int, list[Command]] = defaultdict(list)
-        for c in commands:
-            if c.block is not None:
-                grouped[c.block].append(c)
-
-        def block_html(block: CodeBlock) -> str | None:
-            if block.index not in grouped:
-                return None
-            if block_context is not None:  # per-incident: cached by the caller instead
-                context = {
-                    "commands": grouped[block.index],
-                    "block": block,
-                    **block_context,
-                }
-                return render_to_string(template, context)
-            return command_block_html(template, block, grouped[block.index])
-
-        return block_html
-
-    step_views = []
-    for step in steps:
-        commands = by_step.get(step.id, [])
-        step_views.append(
-            StepView(
-                step=step,
-                title=render_inline(step.title, xrefs),
-                body=render_markdown(step.body, xrefs, blocks_of(commands)),
-                links=[
-                    Link(n, titles[n], xrefs[str(n)]) for n in step.links if n in titles
-                ],
-                inline_commands=[c for c in commands if c.block is None],
-                commands=commands,
-            )
-        )
     diagnosis = by_step.get(None, [])
     return PlaybookView(
         playbook=playbook,
@@ -157,9 +176,14 @@ def present_playbook(
             (s["title"], render_markdown(s["markdown"], xrefs))
             for s in playbook.context
         ],
-        diagnosis=render_markdown(playbook.diagnosis, xrefs, blocks_of(diagnosis)),
+        diagnosis=render_markdown(
+            playbook.diagnosis, xrefs, blocks_of(diagnosis, template, block_context)
+        ),
         diagnosis_inline=[c for c in diagnosis if c.block is None],
-        steps=step_views,
+        steps=[
+            step_view(step, by_step.get(step.id, []), links, template, block_context)
+            for step in steps
+        ],
         counts=counts,
     )
 
@@ -177,15 +201,27 @@ RUNS_PER_COMMAND = 3
 
 @dataclass
 class ChecklistStep:
-    view: StepView
+    step: Step
     state: str  # pending, done, skipped
     latest: StepExecution | None
     history: list[StepExecution]  # the last HISTORY_PER_STEP, oldest first
     more: bool = False  # older ticks and runs (the "all runs" page lists them)
+    # Every execution fetched for this step (its ticks and its commands' runs),
+    # newest first: all of the incident its drawn HTML shows, so the key it is
+    # cached under (incidents.fragments.step_html).
+    fetched: list[StepExecution] = field(default_factory=list)
+    draw: Callable[[], StepView] | None = field(default=None, repr=False)
+
+    @cached_property
+    def view(self) -> StepView:
+        """The step's title and body with its run panels, drawn only when asked
+        for: a step found in the cache costs no Markdown and no template."""
+        assert self.draw is not None
+        return self.draw()
 
     @property
     def number(self) -> int:
-        return self.view.step.number
+        return self.step.number
 
     @property
     def expected(self) -> int:
@@ -194,9 +230,19 @@ class ChecklistStep:
 
 
 @dataclass
+class ChecklistTop:
+    """What comes before the steps: the context and the Diagnosis (its commands'
+    run panels included)."""
+
+    context: list[tuple[str, SafeString]]
+    diagnosis: SafeString
+    diagnosis_inline: list[Command]
+
+
+@dataclass
 class Checklist:
     incident: Incident
-    playbook: PlaybookView
+    alert_condition: SafeString
     steps: list[ChecklistStep]
     events: list[AuditEvent]
     last_seq: int
@@ -204,6 +250,14 @@ class Checklist:
     pickers: Pickers | None = None
     # Commands with older runs than runs_by_command holds (a link to all of them).
     more_runs: set[int] = field(default_factory=set)
+    # The Diagnosis commands' runs fetched (the top's key, as a step's fetched).
+    diagnosis_fetched: list[StepExecution] = field(default_factory=list)
+    draw_top: Callable[[], ChecklistTop] | None = field(default=None, repr=False)
+
+    @cached_property
+    def playbook(self) -> ChecklistTop:
+        assert self.draw_top is not None
+        return self.draw_top()
 
     @property
     def progress(self) -> tuple[int, int]:
@@ -250,6 +304,27 @@ def recent_executions(incident: Incident) -> list[StepExecution]:
     )
 
 
+def checklist_top(
+    playbook: Playbook,
+    diagnosis: list[Command],
+    links: tuple[dict[str, str], dict[int, str]],
+    block_context: dict,
+) -> ChecklistTop:
+    xrefs = links[0]
+    return ChecklistTop(
+        context=[
+            (s["title"], render_markdown(s["markdown"], xrefs))
+            for s in playbook.context
+        ],
+        diagnosis=render_markdown(
+            playbook.diagnosis,
+            xrefs,
+            blocks_of(diagnosis, CHECKLIST_COMMAND_TEMPLATE, block_context),
+        ),
+        diagnosis_inline=[c for c in diagnosis if c.block is None],
+    )
+
+
 def present_checklist(
     incident: Incident,
     can: dict[str, bool] | None = None,
@@ -257,11 +332,14 @@ def present_checklist(
     viewer_id: int | None = None,
     csrf_token: str = "",
 ) -> Checklist:
-    """Constant queries whatever the number of steps and executions: the playbook's
-    three, one for the recent executions, one for the latest events; and a cost
-    bounded by the playbook's size, not the incident's history. `viewer_id` hides
-    the approval form on the viewer's own requests; `csrf_token` (usually the
-    fragments' sentinel) goes into the run forms so they work without JavaScript."""
+    """Constant queries whatever the number of steps and executions: the recent
+    executions, the commands, the playbook's siblings and steps, the latest events;
+    and a cost bounded by the playbook's size, not the incident's history. Nothing
+    is drawn here: each step's view (and the Diagnosis) is drawn when first asked
+    for, so a caller that finds a step's HTML in its cache draws nothing of it.
+    `viewer_id` hides the approval form on the viewer's own requests; `csrf_token`
+    (usually the fragments' sentinel) goes into the run forms so they work without
+    JavaScript."""
     by_step: dict[int | None, list[StepExecution]] = defaultdict(list)
     by_command: dict[int, list[StepExecution]] = defaultdict(list)
     for execution in reversed(recent_executions(incident)):  # newest first
@@ -274,9 +352,13 @@ def present_checklist(
     more_runs = {
         c for c, fetched in by_command.items() if len(fetched) > RUNS_PER_COMMAND
     }
-    # Loaded here (with their steps, for the pickers' titles) rather than by
-    # present_playbook: the pickers in result tables need them before it draws.
-    playbook_commands = list(incident.playbook.commands.select_related("step"))
+    # Loaded here (with their steps, for the pickers' titles): the pickers in
+    # result tables need them before anything is drawn.
+    playbook = incident.playbook
+    playbook_commands = list(playbook.commands.select_related("step"))
+    commands_of: dict[int | None, list[Command]] = defaultdict(list)
+    for command in playbook_commands:
+        commands_of[command.step_id].append(command)
     pickers = Pickers(playbook_commands)
     block_context = {
         "incident": incident,
@@ -287,28 +369,38 @@ def present_checklist(
         "csrf_token": csrf_token,
         "pickers": pickers,
     }
-    playbook_view = present_playbook(
-        incident.playbook, CHECKLIST_COMMAND_TEMPLATE, block_context, playbook_commands
-    )
+    links = playbook_links(playbook)
     steps = []
-    for sv in playbook_view.steps:
-        fetched = by_step.get(sv.step.id, [])  # newest first
+    for step in playbook.steps.all():
+        fetched = by_step.get(step.id, [])  # newest first
         # The latest tick decides the state, even when older than what is shown;
         # the newest few fetched are the step's newest few (the rest fetched are
         # older: a tick, or runs fetched for their command).
         state, latest = step_state(fetched)
         history = fetched[:HISTORY_PER_STEP][::-1]
         more = len(fetched) > HISTORY_PER_STEP
-        steps.append(ChecklistStep(sv, state, latest, history, more))
+        draw = partial(
+            step_view,
+            step,
+            commands_of.get(step.id, []),
+            links,
+            CHECKLIST_COMMAND_TEMPLATE,
+            block_context,
+        )
+        steps.append(ChecklistStep(step, state, latest, history, more, fetched, draw))
     events = list(incident.events.order_by("-seq")[:TIMELINE_LIMIT])
     last_seq = events[0].seq if events else 0
     return Checklist(
-        incident,
-        playbook_view,
-        steps,
-        events,
-        last_seq,
-        runs,
-        pickers,
-        more_runs,
+        incident=incident,
+        alert_condition=render_inline(playbook.alert_condition, links[0]),
+        steps=steps,
+        events=events,
+        last_seq=last_seq,
+        runs_by_command=runs,
+        pickers=pickers,
+        more_runs=more_runs,
+        diagnosis_fetched=by_step.get(None, []),
+        draw_top=partial(
+            checklist_top, playbook, commands_of.get(None, []), links, block_context
+        ),
     )

@@ -427,3 +427,159 @@ def test_grants_are_read_once_per_change_not_once_per_request(
     assert access.grants_version() > before
     with django_assert_num_queries(2):  # changed: read again
         assert access.can(third, access.ADD_NOTES)
+
+
+# --- each step drawn once per change of what it shows --------------------------------
+
+
+@pytest.fixture
+def drawn_steps(monkeypatch):  # noqa: ANN001, ANN201
+    """The numbers of the steps drawn (Markdown and template), in order."""
+    from incidents import presenters
+
+    drawn: list[int] = []
+    original = presenters.step_view
+
+    def counting(step, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        drawn.append(step.number)
+        return original(step, *args, **kwargs)
+
+    monkeypatch.setattr(presenters, "step_view", counting)
+    return drawn
+
+
+def test_a_change_redraws_only_the_step_it_touched(
+    responder_client, responder, incident, drawn_steps
+):
+    url = f"/incidents/{incident.pk}/"
+    numbers = list(incident.playbook.steps.values_list("number", flat=True))
+    assert len(numbers) >= 3
+    responder_client.get(url)
+    assert sorted(drawn_steps) == numbers  # the first viewer draws every step
+    drawn_steps.clear()
+    tick_step(
+        incident=incident,
+        step=incident.playbook.steps.get(number=2),
+        state="done",
+        expected=0,
+        actor=Actor.person(responder),
+    )
+    page = responder_client.get(url).content.decode()
+    assert drawn_steps == [2]
+    assert 'class="step state-done"' in step_html(page, 2)
+    assert 'class="step state-pending"' in step_html(page, 1)
+    drawn_steps.clear()
+    add_note(
+        incident=incident,
+        text="nothing to do with a step",
+        actor=Actor.person(responder),
+    )
+    page = responder_client.get(url).content.decode()
+    assert drawn_steps == []  # a new event, the same steps
+    assert "nothing to do with a step" in page
+
+
+def test_the_answer_to_a_click_carries_only_the_step_it_changed(
+    responder_client, responder, incident, drawn_steps
+):
+    responder_client.get(f"/incidents/{incident.pk}/")
+    since = incident.events.order_by("-seq").first().seq
+    drawn_steps.clear()
+    response = responder_client.post(
+        f"/incidents/{incident.pk}/steps/3/tick",
+        {"state": "done", "expected": 0, "since": since},
+        HTTP_HX_REQUEST="true",
+    )
+    answer = response.content.decode()
+    assert response.status_code == 200 and drawn_steps == [3]
+    assert 'id="step-3" hx-swap-oob="true"' in answer
+    assert 'class="step state-done"' in answer
+    assert 'id="step-1"' not in answer and 'id="step-2"' not in answer
+    assert (
+        'id="incident-head"' in answer
+        and 'hx-swap-oob="afterbegin:#timeline-list"' in answer
+    )
+    assert "sentinel" not in answer
+    # A second tab's poll brings the same change without drawing the step again.
+    drawn_steps.clear()
+    poll = responder_client.get(
+        f"/incidents/{incident.pk}/changes?since={since}", HTTP_HX_REQUEST="true"
+    ).content.decode()
+    assert drawn_steps == [] and 'id="step-3" hx-swap-oob="true"' in poll
+
+
+def test_a_refusal_in_a_step_is_that_answers_own_and_not_kept(
+    responder_client, incident, drawn_steps
+):
+    """A skip without a reason: the error and what was typed show in the step for
+    this answer only; the next viewer's step has neither."""
+    url = f"/incidents/{incident.pk}/steps/1/tick"
+    response = responder_client.post(
+        url, {"state": "skipped", "expected": 0, "reason": ""}, HTTP_HX_REQUEST="true"
+    )
+    assert response.status_code == 400
+    said = '<p class="error" role="alert">'
+    assert said in step_html(response.content.decode(), 1)
+    page = responder_client.get(f"/incidents/{incident.pk}/").content.decode()
+    assert said not in step_html(page, 1)
+
+
+def test_a_runs_end_redraws_its_step_even_without_a_step_event(
+    responder_client, responder, incident
+):
+    step = incident.playbook.steps.get(number=1)
+    command = add_runs(incident, step, 1, state="running")
+    url = f"/incidents/{incident.pk}/"
+    assert "Running" in step_html(responder_client.get(url).content.decode(), 1)
+    run = incident.executions.get(command=command)
+    StepExecution.objects.filter(pk=run.pk).update(
+        state="succeeded", summary="found the culprit", finished_at=timezone.now()
+    )
+    # Any event makes the page drawn again; the step is drawn again for its run.
+    add_note(incident=incident, text="later", actor=Actor.person(responder))
+    html = step_html(responder_client.get(url).content.decode(), 1)
+    assert "found the culprit" in html and "Running" not in html
+
+
+def test_a_rebinding_redraws_the_steps(responder_client, incident):
+    from django.db.models import F
+
+    step = incident.playbook.steps.get(number=1)
+    command = step.commands.order_by("position").first()
+    url = f"/incidents/{incident.pk}/"
+    assert "bench_param" not in responder_client.get(url).content.decode()
+    # As the admin's command form does: the command, then the playbook's version.
+    Command.objects.filter(pk=command.pk).update(parameters=["bench_param"])
+    Playbook.objects.filter(pk=incident.playbook_id).update(
+        binding_version=F("binding_version") + 1
+    )
+    assert "bench_param" in step_html(responder_client.get(url).content.decode(), 1)
+
+
+def test_a_steps_cached_html_never_carries_another_persons_rights(
+    responder_client, viewer_client, incident
+):
+    url = f"/incidents/{incident.pk}/"
+    # The responder draws (and caches) every step first, with its tick buttons.
+    assert "✓ Done" in step_html(responder_client.get(url).content.decode(), 1)
+    viewer_page = viewer_client.get(url).content.decode()
+    assert "✓ Done" not in viewer_page and "/steps/1/tick" not in viewer_page
+    # And the other way round, on a step the viewer draws first after a change.
+    tick_step(
+        incident=incident,
+        step=incident.playbook.steps.get(number=2),
+        state="done",
+        expected=0,
+        actor=Actor.person(Incident.objects.get(pk=incident.pk).opened_by),
+    )
+    assert "Reopen" not in step_html(viewer_client.get(url).content.decode(), 2)
+    assert "Reopen" in step_html(responder_client.get(url).content.decode(), 2)
+
+
+def test_a_role_taken_back_takes_the_buttons_off_a_cached_step(responder, incident):
+    client = signed_in(responder)
+    url = f"/incidents/{incident.pk}/"
+    assert "✓ Done" in step_html(client.get(url).content.decode(), 1)
+    responder.groups.clear()
+    responder.groups.add(Group.objects.get(name="Viewer"))
+    assert "✓ Done" not in client.get(url).content.decode()

@@ -17,7 +17,9 @@ from .. import access
 from ..fragments import (
     CSRF_SENTINEL,
     Head,
+    events_html,
     personalise,
+    step_html,
 )
 from ..models import AuditEvent, Command, Incident, Playbook
 from ..presenters import present_checklist
@@ -196,15 +198,34 @@ def draw_changes(
         kept=kept,
         viewer_id=request.user.pk,
     )
+    can, viewer_id = context["can"], request.user.pk
+    # Nothing is drawn here but what changed: the steps the new events touched
+    # (and the one acted on), each from the cache when its runs and ticks are as
+    # they were, and the new timeline entries.
     checklist = context["checklist"] = present_checklist(
-        incident, context["can"], viewer_id=request.user.pk, csrf_token=CSRF_SENTINEL
+        incident, can, viewer_id=viewer_id, csrf_token=CSRF_SENTINEL
     )
     context["head"] = Head.of(checklist)
     new_events = [e for e in checklist.events if e.seq > since]
     changed = {e.data.get("step") for e in new_events} | {step}
+    # A notice or an error shows in the step acted on, with what was typed: that
+    # step is this answer's own, drawn and not cached.
+    said = {"notice": notice, "error": error, "focus_step": step, "kept": kept}
     context.update(
         new_events=new_events,
-        changed_steps=[s for s in checklist.steps if s.number in changed],
+        new_events_html=events_html(incident, new_events),
+        changed_steps_html=[
+            step_html(
+                checklist,
+                cs,
+                can,
+                viewer_id,
+                oob=True,
+                extra=said if (notice or error) and cs.number == step else None,
+            )
+            for cs in checklist.steps
+            if cs.number in changed
+        ],
         focus_step=step,
         # A Diagnosis command has no step to re-render, and a preview lives only in
         # this answer: send the command's run panel on its own, after its step.
