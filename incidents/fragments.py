@@ -28,7 +28,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from . import access
 from .models import AuditEvent, Incident, StepExecution
-from .presenters import Checklist, ChecklistStep, present_checklist
+from .presenters import Checklist, ChecklistStep, Row, present_checklist
 from .services import sites
 
 CHECKLIST_STEP = "incidents/partials/checklist_step.html"
@@ -111,7 +111,7 @@ def parts_key(incident: Incident, can: dict[str, bool], viewer_id: int | None) -
     return key
 
 
-def rows_key(rows: list[StepExecution]) -> str:
+def rows_key(rows: list[Row]) -> str:
     """The executions a part shows, as what can change in them once written: the
     state (queued, running, the end, approved: every change of a run is one),
     who approved, when it started and ended. A new run or tick is a new id."""
@@ -121,7 +121,7 @@ def rows_key(rows: list[StepExecution]) -> str:
     return hashlib.blake2b(seen.encode(), digest_size=12).hexdigest()
 
 
-def grants_part(rows: list[StepExecution]) -> str:
+def grants_part(rows: list[Row]) -> str:
     """A request waiting for approval names who may approve it: with one shown,
     the key follows the grants counter too (a grant given or taken back)."""
     if any(e.state == StepExecution.State.AWAITING_APPROVAL for e in rows):
@@ -129,42 +129,50 @@ def grants_part(rows: list[StepExecution]) -> str:
     return ""
 
 
-def step_html(
+def steps_html(
     checklist: Checklist,
-    cs: ChecklistStep,
+    steps: list[ChecklistStep],
     can: dict[str, bool],
     viewer_id: int | None,
     *,
     oob: bool = False,
-    extra: dict | None = None,
-) -> SafeString:
-    """One step's <li>, from the cache when nothing it shows changed. `extra` (a
-    notice, an error, what the person typed) is this answer's own: drawn, never
-    cached. `oob`: for an answer's out-of-band swap."""
+    said: tuple[int | None, dict] | None = None,
+) -> list[SafeString]:
+    """Each step's <li>, from the cache when nothing it shows changed; the others
+    drawn, their executions read in one query. `said` (a step's number, and the
+    notice or error and what the person typed) is this answer's own: that step
+    is drawn, never cached. `oob`: for an answer's out-of-band swap."""
     context = {
         "incident": checklist.incident,
-        "cs": cs,
         "can": can,
         "viewer_id": viewer_id,
         "csrf_token": CSRF_SENTINEL,
     }
-    if extra:
-        html = render_to_string(CHECKLIST_STEP, {**context, **extra})
-    else:
-        key = (
-            f"step:{parts_key(checklist.incident, can, viewer_id)}:{cs.step.pk}:"
-            f"{rows_key(cs.fetched)}{grants_part(cs.fetched)}"
-        )
-        cache = caches["fragments"]
-        html = cache.get(key)
-        if html is None:
-            html = render_to_string(CHECKLIST_STEP, context)
+    common = parts_key(checklist.incident, can, viewer_id)
+    keys = [
+        f"step:{common}:{cs.step.pk}:{rows_key(cs.fetched)}{grants_part(cs.fetched)}"
+        for cs in steps
+    ]
+    cache = caches["fragments"]
+    found = cache.get_many(keys)
+    own = said[0] if said else None
+    checklist.load(
+        cs.fetched for cs, key in zip(steps, keys, strict=True)
+        if key not in found or cs.number == own
+    )  # fmt: skip
+    drawn = []
+    for cs, key in zip(steps, keys, strict=True):
+        if said and cs.number == own:
+            html = render_to_string(CHECKLIST_STEP, {**context, "cs": cs, **said[1]})
+        elif (html := found.get(key)) is None:
+            html = render_to_string(CHECKLIST_STEP, {**context, "cs": cs})
             cache.set(key, html, TIMEOUT)
-    if oob:
-        # The step's <li> opens with its id; the attribute is added after it.
-        anchor = f'id="step-{cs.number}"'
-        html = html.replace(anchor, f'{anchor} hx-swap-oob="true"', 1)
-    return mark_safe(html)  # noqa: S308 (drawn by the template, escaped there)
+        if oob:
+            # The step's <li> opens with its id; the attribute is added after it.
+            anchor = f'id="step-{cs.number}"'
+            html = html.replace(anchor, f'{anchor} hx-swap-oob="true"', 1)
+        drawn.append(mark_safe(html))  # noqa: S308 (drawn by the template, escaped there)
+    return drawn
 
 
 def top_html(
@@ -179,6 +187,7 @@ def top_html(
     cache = caches["fragments"]
     html = cache.get(key)
     if html is None:
+        checklist.load([rows])
         context = {
             "incident": checklist.incident,
             "checklist": checklist,
@@ -191,11 +200,15 @@ def top_html(
     return mark_safe(html)  # noqa: S308 (drawn by the template, escaped there)
 
 
+def event_key(incident: Incident, seq: int) -> str:
+    return f"event:{incident.pk}:{int(incident.drill)}:{seq}"
+
+
 def events_html(incident: Incident, events: list[AuditEvent]) -> SafeString:
     """Timeline entries, newest first. An event never changes once written: each
     entry is drawn once (it shows the event and whether the incident is a drill)."""
     cache = caches["fragments"]
-    keys = [f"event:{incident.pk}:{int(incident.drill)}:{e.seq}" for e in events]
+    keys = [event_key(incident, e.seq) for e in events]
     found = cache.get_many(keys)
     missing = {}
     for key, event in zip(keys, events, strict=True):
@@ -206,6 +219,19 @@ def events_html(incident: Incident, events: list[AuditEvent]) -> SafeString:
     if missing:
         cache.set_many(missing, TIMEOUT)
     return mark_safe("".join(found[key] for key in keys))  # noqa: S308
+
+
+def timeline_html(checklist: Checklist) -> SafeString:
+    """The page's timeline: the entries kept, and only the events not yet drawn
+    read from the database."""
+    incident = checklist.incident
+    keys = {seq: event_key(incident, seq) for seq in checklist.event_seqs}
+    found = caches["fragments"].get_many(keys.values())
+    if len(found) < len(keys):
+        missing = {seq for seq, key in keys.items() if key not in found}
+        for event in checklist.events(missing):
+            found[keys[event.seq]] = str(events_html(incident, [event]))
+    return mark_safe("".join(found[key] for key in keys.values()))  # noqa: S308
 
 
 def checklist_fragments(
@@ -223,10 +249,8 @@ def checklist_fragments(
         "viewer_id": viewer_id,
         "csrf_token": CSRF_SENTINEL,
         "top": top_html(checklist, can, viewer_id),
-        "steps_html": [
-            step_html(checklist, cs, can, viewer_id) for cs in checklist.steps
-        ],
-        "timeline_html": events_html(incident, checklist.events),
+        "steps_html": steps_html(checklist, checklist.steps, can, viewer_id),
+        "timeline_html": timeline_html(checklist),
     }
     return ChecklistFragments(
         main=render_to_string("incidents/partials/checklist_main.html", context),

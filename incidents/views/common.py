@@ -19,7 +19,7 @@ from ..fragments import (
     Head,
     events_html,
     personalise,
-    step_html,
+    steps_html,
 )
 from ..models import AuditEvent, Command, Incident, Playbook
 from ..presenters import present_checklist
@@ -206,7 +206,7 @@ def draw_changes(
         incident, can, viewer_id=viewer_id, csrf_token=CSRF_SENTINEL
     )
     context["head"] = Head.of(checklist)
-    new_events = [e for e in checklist.events if e.seq > since]
+    new_events = checklist.events({n for n in checklist.event_seqs if n > since})
     changed = {e.data.get("step") for e in new_events} | {step}
     # A notice or an error shows in the step acted on, with what was typed: that
     # step is this answer's own, drawn and not cached.
@@ -214,18 +214,14 @@ def draw_changes(
     context.update(
         new_events=new_events,
         new_events_html=events_html(incident, new_events),
-        changed_steps_html=[
-            step_html(
-                checklist,
-                cs,
-                can,
-                viewer_id,
-                oob=True,
-                extra=said if (notice or error) and cs.number == step else None,
-            )
-            for cs in checklist.steps
-            if cs.number in changed
-        ],
+        changed_steps_html=steps_html(
+            checklist,
+            [cs for cs in checklist.steps if cs.number in changed],
+            can,
+            viewer_id,
+            oob=True,
+            said=(step, said) if notice or error else None,
+        ),
         focus_step=step,
         # A Diagnosis command has no step to re-render, and a preview lives only in
         # this answer: send the command's run panel on its own, after its step.
