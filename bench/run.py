@@ -651,8 +651,89 @@ def compare_signed_in(base: str, cookie: str, pages: list[tuple[str, str]]) -> N
         _, alone = wrk_signed_in(f"{base}{path}", cookie, connections=1)
         print(
             f"{label:<44} {rate:7.0f} req/s  {rate / trivial:.2f}x   "
-            f"{alone:6.2f} ms/request alone ({alone / trivial_alone:.1f}x)"
+            f"{alone:6.2f} ms/request alone ({alone / trivial_alone:.1f}x, "
+            f"+{alone - trivial_alone:.2f} ms)"
         )
+
+
+# gunicorn hooks (bench only): each request's time inside the worker, from the
+# request parsed to the answer written (Django's middleware and view, no wrk, no
+# accept or loopback), kept per URL and written out when the worker exits.
+HANDLER_HOOKS = """
+import json, os, time
+_times = {}
+def pre_request(worker, req):
+    req.bench_start = time.perf_counter()
+def post_request(worker, req, environ, resp):
+    _times.setdefault(req.uri, []).append(time.perf_counter() - req.bench_start)
+def worker_exit(server, worker):
+    path = os.path.join(os.environ["BENCH_TIMES_DIR"], f"{os.getpid()}.json")
+    with open(path, "w") as out:
+        json.dump(_times, out)
+"""
+
+
+def handler_ms(cookie: str, paths: list[str], seconds: int = 3) -> dict[str, float]:
+    """Server time per request, honestly: the median time inside one gunicorn sync
+    worker (gunicorn's pre_request to post_request hooks) while wrk sends each
+    path over one connection, signed in. Django's whole handler (middleware,
+    session and person, view, the answer written), without the client or the
+    loopback that wrk's latency includes."""
+    import json
+    import tempfile
+
+    import httpx
+
+    with tempfile.TemporaryDirectory() as folder:
+        hooks = Path(folder) / "hooks.py"
+        hooks.write_text(HANDLER_HOOKS)
+        port = free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "yomira_console.wsgi:application",
+             "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "1",
+             "--log-level", "warning", "-c", str(hooks)],
+            cwd=ROOT,
+            env={**os.environ, "BENCH_TIMES_DIR": folder},
+        )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(100):
+                try:
+                    httpx.get(f"{base}/health/live", timeout=1)
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            for path in paths:
+                wrk_signed_in(f"{base}{path}", cookie, connections=1, seconds=seconds)
+        finally:
+            server.terminate()
+            server.wait(10)
+        times: dict[str, list[float]] = {}
+        for dump in Path(folder).glob("*.json"):
+            for uri, samples in json.loads(dump.read_text()).items():
+                times.setdefault(uri, []).extend(samples)
+    # The first requests of each path warm the worker's caches: left out.
+    return {
+        path: statistics.median(times[path][50:] or times[path]) * 1000
+        for path in paths
+        if path in times
+    }
+
+
+def print_handler_times(
+    base_label: str, cookie: str, pages: list[tuple[str, str]]
+) -> None:
+    """handler_ms for /health/live and the pages, each with its margin over it."""
+    found = handler_ms(cookie, ["/health/live", *(path for _, path in pages)])
+    live = found.get("/health/live", 0.0)
+    print(f"server time inside gunicorn ({base_label}; median, one connection):")
+    print(f"  {'/health/live (baseline)':<42} {live:6.2f} ms")
+    for label, path in pages:
+        if path in found:
+            print(
+                f"  {label:<42} {found[path]:6.2f} ms  "
+                f"(+{found[path] - live:.2f} ms over /health/live)"
+            )
 
 
 def bench_checklist(user, incident) -> None:  # noqa: ANN001
@@ -671,8 +752,10 @@ def bench_checklist(user, incident) -> None:  # noqa: ANN001
         (f"checklist {at}/ (7 steps)", f"{at}/"),
         ("idle poll .../changes?since=last (204)", f"{at}/changes?since={last}"),
     ]
+    cookie = session_cookie(user)
     with gunicorn(threads=1) as base:
-        compare_signed_in(base, session_cookie(user), pages)
+        compare_signed_in(base, cookie, pages)
+    print_handler_times("1 sync worker", cookie, pages)
     print("budgets: checklist >= 0.2x of /health/live; idle poll < 1 ms of server time")
 
 
@@ -786,8 +869,10 @@ def bench_history(user) -> None:  # noqa: ANN001
         ("idle poll (204)", f"{at}/changes?since={last}"),
         (f"all runs of step {first}, page 2", f"{at}/runs/?step={first}&page=2"),
     ]
+    cookie = session_cookie(user)
     with gunicorn(threads=1) as base:
-        compare_signed_in(base, session_cookie(user), pages)
+        compare_signed_in(base, cookie, pages)
+    print_handler_times("1 sync worker", cookie, pages[:3])
     print("budget: page and polls <= 30 ms of server time at 10,000 executions")
 
 

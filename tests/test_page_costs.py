@@ -583,3 +583,32 @@ def test_a_role_taken_back_takes_the_buttons_off_a_cached_step(responder, incide
     responder.groups.clear()
     responder.groups.add(Group.objects.get(name="Viewer"))
     assert "✓ Done" not in client.get(url).content.decode()
+
+
+# --- the top bar, drawn once per person, rights and page -----------------------------
+
+
+def topbar(page: str) -> str:
+    return page[page.index('<header class="topbar">') : page.index("</header>")]
+
+
+def test_the_top_bar_is_each_persons_own(viewer_client, commander_client, incident):
+    url = f"/incidents/{incident.pk}/"
+    cole = topbar(commander_client.get(url).content.decode())
+    vera = topbar(viewer_client.get(url).content.decode())
+    assert ">cole</a>" in cole and "Open incident" in cole
+    assert ">vera</a>" in vera and "cole" not in vera and "Open incident" not in vera
+    # Each answer's own CSRF token in the sign-out form (never a kept one).
+    again = topbar(viewer_client.get(url).content.decode())
+    token = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+    assert token.search(vera).group(1) != token.search(again).group(1)
+    assert "sentinel" not in vera + cole
+
+
+def test_a_right_taken_back_leaves_the_top_bar_at_once(commander, incident):
+    client = signed_in(commander)
+    url = f"/incidents/{incident.pk}/"
+    assert "Open incident" in topbar(client.get(url).content.decode())
+    commander.groups.clear()
+    commander.groups.add(Group.objects.get(name="Viewer"))
+    assert "Open incident" not in topbar(client.get(url).content.decode())
