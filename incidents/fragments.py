@@ -64,13 +64,6 @@ class ChecklistFragments:
     head: Head
 
 
-def last_seq(incident: Incident) -> int:
-    """The incident's latest event (annotated by the view's query when it can be)."""
-    if hasattr(incident, "last_seq"):
-        return incident.last_seq or 0
-    return incident.events.order_by("-seq").values_list("seq", flat=True).first() or 0
-
-
 def rights_key(can: dict[str, bool], viewer_id: int | None) -> str:
     """What a person may do, as the cached HTML offers it: one bit per right,
     and for an approver who they are (no Approve button on their own requests)."""

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from django.contrib import messages
 from django.core.cache import caches
 from django.db import InterfaceError, OperationalError, connection
-from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.utils.html import escape
@@ -69,7 +68,6 @@ def page_key(values: tuple) -> PageKey | None:
 
 
 def load_incident(pk: int) -> Incident:
-    latest = AuditEvent.objects.filter(incident=OuterRef("pk")).order_by("-seq")
     incidents = (
         Incident.objects.select_related("playbook__runbook", "commander", "opened_by")
         # The runbook's whole Markdown is not needed on every page.
@@ -79,7 +77,6 @@ def load_incident(pk: int) -> Incident:
             "playbook__runbook__sections",
             "playbook__runbook__warnings",
         )  # fmt: skip
-        .annotate(last_seq=Subquery(latest.values("seq")[:1]))
     )
     return get_object_or_404(incidents, pk=pk)
 
