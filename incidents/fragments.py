@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.core.cache import caches
@@ -114,12 +115,26 @@ def rows_key(rows: list[Row]) -> str:
     return hashlib.blake2b(seen.encode(), digest_size=12).hexdigest()
 
 
-def grants_part(rows: list[Row]) -> str:
+def awaiting(rows: list[Row]) -> bool:
+    return any(e.state == StepExecution.State.AWAITING_APPROVAL for e in rows)
+
+
+def grants_part(rows: list[Row], version: Callable[[], int]) -> str:
     """A request waiting for approval names who may approve it: with one shown,
     the key follows the grants counter too (a grant given or taken back)."""
-    if any(e.state == StepExecution.State.AWAITING_APPROVAL for e in rows):
-        return f":grants:{access.grants_version()}"
-    return ""
+    return f":grants:{version()}" if awaiting(rows) else ""
+
+
+def grants_once() -> Callable[[], int]:
+    """The grants counter, read at most once for all the parts of one answer."""
+    read: list[int] = []
+
+    def version() -> int:
+        if not read:
+            read.append(access.grants_version())
+        return read[0]
+
+    return version
 
 
 def steps_html(
@@ -142,8 +157,10 @@ def steps_html(
         "csrf_token": CSRF_SENTINEL,
     }
     common = parts_key(checklist.incident, can, viewer_id)
+    version = grants_once()
     keys = [
-        f"step:{common}:{cs.step.pk}:{rows_key(cs.fetched)}{grants_part(cs.fetched)}"
+        f"step:{common}:{cs.step.pk}:{rows_key(cs.fetched)}"
+        f"{grants_part(cs.fetched, version)}"
         for cs in steps
     ]
     cache = caches["fragments"]
@@ -175,7 +192,7 @@ def top_html(
     rows = checklist.diagnosis_fetched
     key = (
         f"top:{parts_key(checklist.incident, can, viewer_id)}:"
-        f"{rows_key(rows)}{grants_part(rows)}"
+        f"{rows_key(rows)}{grants_part(rows, grants_once())}"
     )
     cache = caches["fragments"]
     html = cache.get(key)

@@ -612,3 +612,20 @@ def test_a_right_taken_back_leaves_the_top_bar_at_once(commander, incident):
     commander.groups.clear()
     commander.groups.add(Group.objects.get(name="Viewer"))
     assert "Open incident" not in topbar(client.get(url).content.decode())
+
+
+def test_a_waiting_request_names_an_approver_granted_after_it_was_drawn(
+    viewer_client, commander, make_user, incident
+):
+    step = incident.playbook.steps.get(number=1)
+    add_runs(incident, step, 1, state="awaiting_approval")
+    incident.executions.update(requested_by=commander)
+    url = f"/incidents/{incident.pk}/"
+    assert "Waiting for a second person" in step_html(
+        viewer_client.get(url).content.decode(), 1
+    )
+    assert "zeno" not in viewer_client.get(url).content.decode()
+    zeno = make_user("zeno")
+    assign_perm("incidents.approve_actions", zeno, incident.playbook)
+    add_note(incident=incident, text="asked zeno", actor=Actor.person(commander))
+    assert "zeno" in step_html(viewer_client.get(url).content.decode(), 1)
