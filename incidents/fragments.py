@@ -147,7 +147,8 @@ def steps_html(
     said: tuple[int | None, dict] | None = None,
 ) -> list[SafeString]:
     """Each step's <li>, from the cache when nothing it shows changed; the others
-    drawn, their executions read in one query. `said` (a step's number, and the
+    drawn (their executions made models from the rows already read, no query).
+    `said` (a step's number, and the
     notice or error and what the person typed) is this answer's own: that step
     is drawn, never cached. `oob`: for an answer's out-of-band swap."""
     context = {
