@@ -145,6 +145,9 @@ if DATABASES["default"].get("OPTIONS", {}).get("host"):
 # Persistent connections: with 0, DB-backed views were 4-8x slower on this machine.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Django's PostgreSQL backend whose health check asks the socket before the server
+# (yomira_console/postgres/base.py): no `SELECT 1` round trip on every request.
+DATABASES["default"]["ENGINE"] = "yomira_console.postgres"
 
 # --- Offline playbook pages (yomira_console/offline.py) -----------------------------
 # A database that does not answer must fail a request in seconds, not hang it: the

@@ -1,0 +1,87 @@
+"""The console's PostgreSQL backend (yomira_console/postgres): its health check
+asks the idle socket first, so a kept connection costs no `SELECT 1` per request,
+and still finds a connection the server has ended."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+import pytest
+from django.db import connection, connections
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _other() -> psycopg.Connection:
+    """A second, plain connection to the same database, to look and to kill."""
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    params.pop("prepare_threshold", None)
+    return psycopg.connect(**params, autocommit=True)
+
+
+@pytest.fixture
+def kept():  # noqa: ANN201
+    """A wrapper of its own (not the test's connection), connected."""
+    wrapper = connections.create_connection("default")
+    wrapper.ensure_connection()
+    yield wrapper
+    wrapper.close()
+
+
+def _last_query(other: psycopg.Connection, pid: int) -> str:
+    row = other.execute(
+        "SELECT query FROM pg_stat_activity WHERE pid = %s", [pid]
+    ).fetchone()
+    return row[0] if row else ""
+
+
+def test_the_engine_is_the_consoles(kept):
+    assert type(kept).__module__ == "yomira_console.postgres.base"
+    assert kept.vendor == "postgresql"
+
+
+def test_an_idle_healthy_connection_is_usable_without_a_round_trip(kept):
+    pid = kept.connection.info.backend_pid
+    with kept.connection.cursor() as cursor:
+        cursor.execute("SELECT 'the last thing this backend was asked'")
+    with _other() as other:
+        assert kept.is_usable()
+        # pg_stat_activity shows a backend's latest statement: no SELECT 1 was sent.
+        assert _last_query(other, pid) == (
+            "SELECT 'the last thing this backend was asked'"
+        )
+
+
+def test_a_connection_the_server_ended_is_not_usable(kept):
+    pid = kept.connection.info.backend_pid
+    with _other() as other:
+        assert other.execute("SELECT pg_terminate_backend(%s)", [pid]).fetchone()[0]
+        # The backend's goodbye reaches the socket a moment later.
+        deadline = time.monotonic() + 10
+        while _last_query(other, pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert not kept.is_usable()
+
+
+def test_a_closed_connection_is_not_usable(kept):
+    kept.connection.close()
+    assert not kept.is_usable()
+
+
+def test_django_reconnects_after_the_server_ended_a_kept_connection(kept):
+    """What a request does first (close_if_health_check_failed): the ended
+    connection is dropped, and the next query opens a new one."""
+    pid = kept.connection.info.backend_pid
+    with _other() as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [pid])
+        deadline = time.monotonic() + 10
+        while _last_query(other, pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    kept.health_check_done = False
+    kept.close_if_health_check_failed()
+    with kept.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        assert cursor.fetchone()[0] != pid
