@@ -212,11 +212,13 @@ WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=DEBUG)
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     # Rendered checklist fragments, keyed by version (never stale; see
-    # incidents/fragments.py), so a per-process memory cache is enough.
+    # incidents/fragments.py), so a per-process memory cache is enough. It also
+    # holds each step's HTML, known sessions and grants: a full cache only means
+    # redrawing and the slower (still correct) sign-in path.
     "fragments": {
         "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
         "LOCATION": "fragments",
-        "OPTIONS": {"MAX_ENTRIES": 2000},
+        "OPTIONS": {"MAX_ENTRIES": 5000},
     },
 }
 
