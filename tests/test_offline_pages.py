@@ -237,6 +237,23 @@ def test_an_old_reader_cookie_is_issued_again(yomira, make_user, settings):
     assert response.cookies["yomira_reader"].value != old
 
 
+def test_an_htmx_fragment_leaves_the_reader_cookie_to_the_page(
+    yomira, make_user, settings
+):
+    """The checklist's 2-second poll costs no cookie work; the page view does it."""
+    user = make_user("vera", "Viewer")
+    client = Client()
+    client.force_login(user)
+    session = client.cookies["sessionid"].value
+    old = offline.reader_token(user.pk, session, now=time.time() - 2 * 3600)
+    client.cookies["yomira_reader"] = old
+    fragment = client.get("/playbooks/", HTTP_HX_REQUEST="true")
+    assert fragment.status_code == 200
+    assert "yomira_reader" not in fragment.cookies
+    page = client.get("/playbooks/")
+    assert page.cookies["yomira_reader"].value != old
+
+
 def test_nobody_without_the_playbook_permission_gets_a_reader_cookie(make_user):
     user = make_user("nobody")
     client = Client()

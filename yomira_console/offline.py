@@ -424,7 +424,10 @@ class OfflineMiddleware:
             if checked:
                 Outage.begin(failure)
             return offline_answer(request)
-        keep_reader_cookie(request, response)
+        # Page views keep the cookie fresh; an HTMX fragment (the checklist's
+        # 2-second poll above all) is always part of a page that did.
+        if "HX-Request" not in request.headers:
+            keep_reader_cookie(request, response)
         return response
 
     def process_exception(
