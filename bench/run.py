@@ -1047,45 +1047,6 @@ def start_worker(env: dict) -> subprocess.Popen:
     return process
 
 
-def wait_stored(read):  # noqa: ANN001, ANN201
-    """`read()` until it returns something; gently (every 10 ms), so the waiting does
-    not compete with the worker for the two cores. The figures come from the rows'
-    own timestamps, not from this loop."""
-    while True:
-        value = read()
-        if value is not None:
-            return value
-        time.sleep(0.01)
-
-
-def noop_round_trip(marker: int) -> float:
-    """Enqueue -> stored for the baseline task (bench/noop.py): sent the way the
-    console sends a run (runs.dispatch's send_task and retry policy), measured to
-    the row's own clock_timestamp()."""
-    from celery import current_app
-    from django.db import connection
-    from django.utils import timezone
-
-    from bench.noop import NOOP_TASK, TABLE
-    from incidents.services.runs import RETRY_POLICY
-
-    def stored():  # noqa: ANN202
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT stored_at FROM {TABLE} WHERE marker = %s", [marker])
-            row = cursor.fetchone()
-        return row[0] if row else None
-
-    start = timezone.now()
-    current_app.send_task(
-        NOOP_TASK,
-        args=[marker],
-        ignore_result=True,
-        retry=True,
-        retry_policy=RETRY_POLICY,
-    )
-    return (wait_stored(stored) - start).total_seconds()
-
-
 def bench_execution(user) -> None:  # noqa: ANN001
     """The probe round trip against the no-op task, both ending when their result
     is committed (heard by LISTEN), both timed from the send (the budget's figure)
