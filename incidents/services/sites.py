@@ -24,20 +24,28 @@ def site_of(command: CommandLike) -> str:
     return probe_sites.site_of(command)
 
 
-def run_problem(command: CommandLike) -> str:
-    """Why this command cannot be sent now ("" when it can): the site settings are
-    unreadable, its targets are at two sites, or its site has no live worker."""
+def _unsendable(command: CommandLike) -> tuple[str, str]:
+    """(why the site settings refuse it, the warning of its site with no live
+    worker), each "" when it does not apply."""
     try:
         site = site_of(command)
     except (SiteConfigError, SiteConflict) as exc:
-        return str(exc)
+        return str(exc), ""
     if not site:
-        return ""
+        return "", ""
     status = workers.site_status(site)
-    if status.live:
-        return ""
+    return "", ("" if status.live else status.warning())
+
+
+def run_problem(command: CommandLike) -> str:
+    """Why this command cannot be sent now ("" when it can): the site settings are
+    unreadable, its targets are at two sites, or its site has no live worker."""
+    refused, down = _unsendable(command)
+    if refused or not down:
+        return refused
+    site = site_of(command)
     return (
-        f"Not sent: {status.warning()}. Start a worker with WORKER_SITE={site} "
+        f"Not sent: {down}. Start a worker with WORKER_SITE={site} "
         "there (or run the command by hand). Nothing was queued."
     )
 
@@ -45,14 +53,8 @@ def run_problem(command: CommandLike) -> str:
 def warning(command: CommandLike) -> str:
     """The checklist's note next to Run ("" when none): the same reasons as
     run_problem, worded for before the click."""
-    try:
-        site = site_of(command)
-    except (SiteConfigError, SiteConflict) as exc:
-        return str(exc)
-    if not site:
-        return ""
-    status = workers.site_status(site)
-    return "" if status.live else f"{status.warning()}."
+    refused, down = _unsendable(command)
+    return refused or (f"{down}." if down else "")
 
 
 def queue_for(command: CommandLike) -> str | None:
