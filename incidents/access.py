@@ -44,7 +44,7 @@ GRANTS_TIMEOUT = 600
 
 
 def grants_version() -> int:
-    """The database's grants counter (migration 0019: moved by triggers, in the
+    """The database's grants counter (migration 0018: moved by triggers, in the
     same transaction, whenever a role, a membership, a permission or a per-playbook
     grant changes). One primary-key read."""
     with connection.cursor() as cursor:

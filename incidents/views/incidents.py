@@ -87,7 +87,7 @@ def paginate(queryset, number: int, per_page: int):  # noqa: ANN001, ANN201
 def incident_list(request: HttpRequest) -> HttpResponse:
     form = IncidentFilterForm(request.GET or None)
     # Active first, newest first (as IncidentQuerySet.active_first), written as the
-    # expression migration 0019 indexes: a page reads 50 rows, not the table.
+    # expression migration 0018 indexes: a page reads 50 rows, not the table.
     resolved = ExpressionWrapper(
         Q(status=Incident.Status.RESOLVED), output_field=BooleanField()
     )

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('incidents', '0019_grants_version'),
+        ('incidents', '0018_grants_version'),
     ]
 
     operations = [
