@@ -21,6 +21,7 @@ import time
 import pytest
 from django.contrib.auth import HASH_SESSION_KEY
 from django.contrib.auth.models import AnonymousUser
+from django.core import signing
 from django.core.cache import caches
 from django.test import Client, RequestFactory
 
@@ -404,6 +405,7 @@ def test_a_person_who_lost_the_right_loses_the_cookie(yomira, viewer):
     viewer.groups.clear()
     response = client.get("/")
     assert response.cookies["yomira_reader"]["max-age"] == 0
+    assert response.cookies["yomira_reader"]["samesite"] == "Lax"
 
 
 def test_a_signed_out_visitor_with_a_cookie_loses_it(yomira, viewer):
@@ -413,6 +415,7 @@ def test_a_signed_out_visitor_with_a_cookie_loses_it(yomira, viewer):
     anonymous.cookies["yomira_reader"] = token
     response = anonymous.get("/accounts/login/")
     assert response.cookies["yomira_reader"]["max-age"] == 0
+    assert response.cookies["yomira_reader"]["samesite"] == "Lax"
 
 
 # --- the one-query sign-in's memory of sessions -------------------------------------
@@ -527,3 +530,153 @@ def test_site_settings_refused_in_full_words(env, message):
     with pytest.raises(probe_sites.SiteConfigError) as refused:
         probe_sites.site_map(env)
     assert str(refused.value) == message
+
+
+@pytest.mark.parametrize("method", ["HEAD", "OPTIONS"])
+def test_reading_methods_are_not_told_nothing_was_saved(store, method):
+    token = offline.reader_token(1, "s1")
+    response = offline.offline_answer(outage_request("/incidents/", method, token))
+    assert response.status_code == 503
+    assert "Nothing was saved" not in response.content.decode()
+
+
+def test_the_list_says_when_the_stored_copy_was_imported(store):
+    imported_at = offline.manifest()["imported_at"]  # ISO 8601, as stored
+    token = offline.reader_token(1, "s1")
+    text = offline.offline_answer(
+        outage_request("/incidents/", reader=token)
+    ).content.decode()
+    shown = f"{imported_at[:10]} {imported_at[11:16]}"
+    assert f"as imported at {shown} UTC:" in text
+
+
+def test_the_outage_answer_is_not_logged_as_an_error_per_request(store, caplog):
+    """The outage is logged once when it begins (Outage.begin): Django's request
+    logger must not add an error for every 503 answered meanwhile."""
+    from django.utils.log import log_response
+
+    request = outage_request("/incidents/")
+    response = offline.offline_answer(request)
+    with caplog.at_level("WARNING", logger="django.request"):
+        log_response("Service Unavailable: %s", request.path, response=response)
+    assert not [r for r in caplog.records if r.name == "django.request"]
+
+
+# --- what the operator reads in the log --------------------------------------------
+
+
+def inline_log(caplog) -> list[tuple[int, str]]:  # noqa: ANN001
+    return [
+        (r.levelno, r.getMessage())
+        for r in caplog.records
+        if r.name == "incidents.services.inline"
+    ]
+
+
+def test_an_inline_run_is_logged_as_a_warning(queued, caplog):
+    with caplog.at_level("INFO", logger="incidents.services.inline"):
+        assert inline.run_instead(queued.pk, Command.Kind.PROBE) == ""
+    assert inline_log(caplog) == [
+        (30, f"execution {queued.pk} runs inline: task queue unreachable")
+    ]
+
+
+def test_a_run_no_longer_queued_is_logged_as_such(queued, caplog):
+    StepExecution.objects.filter(pk=queued.pk).update(state=StepExecution.State.RUNNING)
+    with caplog.at_level("INFO", logger="incidents.services.inline"):
+        assert inline.run_instead(queued.pk, Command.Kind.PROBE) == ""
+    assert inline_log(caplog) == [
+        (20, f"execution {queued.pk} was not queued any more: not run inline")
+    ]
+
+
+def test_an_overrun_is_logged_with_its_limit(queued, settings, monkeypatch, caplog):
+    released = threading.Event()
+    threads: list[threading.Thread] = []
+
+    def hangs(command, params, ctx):  # noqa: ANN001, ANN202
+        threads.append(threading.current_thread())
+        released.wait(30)
+        return Result(True, "late")
+
+    monkeypatch.setattr(inline.commands, "run", hangs)
+    settings.INLINE_PROBE_TIMEOUT = 0.2
+    try:
+        with caplog.at_level("INFO", logger="incidents.services.inline"):
+            inline.run_instead(queued.pk, Command.Kind.PROBE)
+    finally:
+        released.set()
+        for thread in threads:
+            thread.join(5)
+    assert inline_log(caplog)[-1] == (
+        30,
+        f"inline execution {queued.pk} overran 0.2 s",
+    )
+
+
+def test_an_executor_failure_is_a_result_naming_the_run(queued, monkeypatch, caplog):
+    def fails(command, params, ctx):  # noqa: ANN001, ANN202
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(inline.commands, "run", fails)
+    with caplog.at_level("INFO", logger="incidents.services.inline"):
+        assert inline.run_instead(queued.pk, Command.Kind.PROBE) == ""
+    queued.refresh_from_db()
+    assert queued.state == StepExecution.State.FAILED
+    assert queued.summary == f"{inline.INLINE_MARK} RuntimeError: boom"
+    assert inline_log(caplog)[-1] == (
+        40,
+        f"executor redis failed on inline execution {queued.pk}",
+    )
+    assert inline.SLOTS.taken == 0
+
+
+def test_a_probe_answering_within_the_limit_is_waited_for(
+    queued, settings, monkeypatch
+):
+    """The wait is the limit plus a grace, never less: a probe answering well
+    inside the limit is its result, not a timeout."""
+
+    def answers_soon(command, params, ctx):  # noqa: ANN001, ANN202
+        time.sleep(0.1)
+        return Result(True, "answered")
+
+    monkeypatch.setattr(inline.commands, "run", answers_soon)
+    settings.INLINE_PROBE_TIMEOUT = 0.4
+    assert inline.run_instead(queued.pk, Command.Kind.PROBE) == ""
+    queued.refresh_from_db()
+    assert queued.state == StepExecution.State.SUCCEEDED
+    assert queued.summary == f"{inline.INLINE_MARK} answered"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"u": 1, "e": "later", "s": "digest"},
+        {"u": 1, "e": None, "s": None},
+        {"u": 1, "s": "digest"},
+        {"u": 1, "e": 2**40, "s": 7},
+        ["u", 1],
+    ],
+)
+def test_a_genuine_signature_over_a_malformed_payload_is_refused(payload):
+    """Deny by default, never an error: only the shape we issue verifies."""
+    if isinstance(payload, dict) and payload.get("s") == "digest":
+        payload = {**payload, "s": offline._session_digest("s1")}
+    token = signing.dumps(payload, salt=offline.READER_SALT)
+    assert offline.verify_reader(outage_request("/", reader=token)) is None
+
+
+def test_a_reader_cookie_is_refused_from_the_second_it_expires():
+    token = offline.reader_token(1, "s1", now=1_000_000)
+    expires = signing.loads(token, salt=offline.READER_SALT)["e"]
+    request = outage_request("/", reader=token)
+    assert offline.verify_reader(request, now=expires - 1)["u"] == 1
+    assert offline.verify_reader(request, now=expires) is None
+
+
+def test_an_empty_site_variable_does_not_end_the_others():
+    """TARGET_SITE_* are read in name order: an empty one (no site) before
+    another must not leave that other's commands on the default queue."""
+    env = {"TARGET_SITE_A_URL": " ", "TARGET_SITE_B_URL": "eu"}
+    assert probe_sites.site_map(env) == {"B_URL": "eu"}
