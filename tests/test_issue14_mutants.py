@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import HASH_SESSION_KEY
@@ -27,13 +28,13 @@ from django.test import Client, RequestFactory
 
 from incidents import access
 from incidents.actors import Actor
-from incidents.models import AuditEvent, Command, StepExecution
+from incidents.models import AuditEvent, Command, Playbook, StepExecution
 from incidents.services import inline, request_run, runs, sites
 from probes import sites as probe_sites
 from probes.runtime import Result
 from yomira_console import offline
 
-from .conftest import signed_in
+from .conftest import grant, signed_in
 
 # The run's own Redis (tests/stack.py), the target of §4's ping probe.
 TEST_REDIS = os.environ.get("TARGET_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -680,3 +681,35 @@ def test_an_empty_site_variable_does_not_end_the_others():
     another must not leave that other's commands on the default queue."""
     env = {"TARGET_SITE_A_URL": " ", "TARGET_SITE_B_URL": "eu"}
     assert probe_sites.site_map(env) == {"B_URL": "eu"}
+
+
+# --- the per-process grants cache ---------------------------------------------------
+
+
+def test_both_permission_caches_are_filled_unless_both_are_there(viewer, yomira):
+    """Something may have filled Django's own cache first (ModelBackend's
+    _perm_cache): the per-playbook one must still be read."""
+    grant(viewer, "run_probes")
+    user = type(viewer).objects.get(pk=viewer.pk)
+    user._perm_cache = set()
+    access.remember_grants(user)
+    assert "incidents.view_incident" in user._perm_cache
+    playbook = Playbook.objects.current().get(number=4)
+    assert access.playbook_perms(user, playbook) == {"run_probes"}
+
+
+def test_a_reused_primary_key_never_gets_the_other_accounts_grants(make_user):
+    """The cache key holds when the account was made: were the counter ever to
+    stand where it stood for a deleted account (a restored database), the new
+    account with its number still reads its own grants."""
+    old = make_user("old", "Commander")
+    version = access.grants_version()
+    access.remember_grants(type(old).objects.get(pk=old.pk), version)
+    pk = old.pk
+    old.delete()
+    new = type(old).objects.create_user("new", pk=pk)
+    new.date_joined = new.date_joined + timedelta(seconds=1)
+    new.save()
+    fresh = type(old).objects.get(pk=pk)
+    access.remember_grants(fresh, version)
+    assert fresh._perm_cache == set()
