@@ -254,6 +254,24 @@ def test_an_htmx_fragment_leaves_the_reader_cookie_to_the_page(
     assert page.cookies["yomira_reader"].value != old
 
 
+@pytest.mark.parametrize("path", ["/", "/playbooks/"])
+def test_a_right_taken_back_takes_a_fresh_reader_cookie_with_it(
+    yomira, make_user, path
+):
+    """Found by mutation testing: a cookie under an hour old was never asked
+    about again, and a refused page never deleted it."""
+    user = make_user("vera", "Viewer")
+    client = Client()
+    client.force_login(user)
+    client.get("/playbooks/")
+    fresh = client.cookies["yomira_reader"].value
+    assert fresh
+    user.groups.clear()
+    response = client.get(path)
+    assert response.cookies["yomira_reader"]["max-age"] == 0
+    assert response.cookies["yomira_reader"].value == ""
+
+
 def test_nobody_without_the_playbook_permission_gets_a_reader_cookie(make_user):
     user = make_user("nobody")
     client = Client()

@@ -274,6 +274,17 @@ def keep_reader_cookie(request: HttpRequest, response: HttpResponse) -> None:
         if name in request.COOKIES:
             response.delete_cookie(name, samesite="Lax")
         return
+    from incidents import access  # the project may import the apps
+
+    # Asked on every page view, a fresh cookie or not, and on refusals too (the
+    # answer is kept in memory under the grants counter): a right taken back
+    # takes the cookie with it at the person's next page.
+    session = getattr(request, "session", None)
+    session_key = session.session_key if session is not None else None
+    if not session_key or not access.can(user, access.VIEW_PLAYBOOKS):
+        if name in request.COOKIES:
+            response.delete_cookie(name, samesite="Lax")
+        return
     current = verify_reader(request)
     fresh = (
         current is not None
@@ -281,14 +292,6 @@ def keep_reader_cookie(request: HttpRequest, response: HttpResponse) -> None:
         and current["e"] - _reader_hours() * 3600 > time.time() - REISSUE_AFTER
     )
     if fresh or response.status_code >= 400:
-        return
-    from incidents import access  # the project may import the apps
-
-    session = getattr(request, "session", None)
-    session_key = session.session_key if session is not None else None
-    if not session_key or not access.can(user, access.VIEW_PLAYBOOKS):
-        if name in request.COOKIES:
-            response.delete_cookie(name, samesite="Lax")
         return
     response.set_cookie(
         name,
