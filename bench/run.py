@@ -585,16 +585,24 @@ def free_port() -> int:
 
 
 @contextmanager
-def gunicorn(threads: int) -> Iterator[str]:
-    """The console under gunicorn (2 workers) on a free port; yields its base URL."""
+def gunicorn(
+    threads: int,
+    *,
+    workers: int = 2,
+    extra: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+) -> Iterator[str]:
+    """The console under gunicorn (2 workers unless told) on a free port; yields
+    its base URL once it answers."""
     import httpx
 
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "yomira_console.wsgi:application", "--bind",
-         f"127.0.0.1:{port}", "--workers", "2", "--threads", str(threads), "--log-level",
-         "warning"],
+         f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
+         "--log-level", "warning", *extra],
         cwd=ROOT,
+        env={**os.environ, **(env or {})},
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
@@ -682,32 +690,17 @@ def handler_ms(cookie: str, paths: list[str], seconds: int = 3) -> dict[str, flo
     import json
     import tempfile
 
-    import httpx
-
     with tempfile.TemporaryDirectory() as folder:
         hooks = Path(folder) / "hooks.py"
         hooks.write_text(HANDLER_HOOKS)
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "yomira_console.wsgi:application",
-             "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "1",
-             "--log-level", "warning", "-c", str(hooks)],
-            cwd=ROOT,
-            env={**os.environ, "BENCH_TIMES_DIR": folder},
-        )  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(100):
-                try:
-                    httpx.get(f"{base}/health/live", timeout=1)
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.1)
+        with gunicorn(
+            threads=1,
+            workers=1,
+            extra=("-c", str(hooks)),
+            env={"BENCH_TIMES_DIR": folder},
+        ) as base:
             for path in paths:
                 wrk_signed_in(f"{base}{path}", cookie, connections=1, seconds=seconds)
-        finally:
-            server.terminate()
-            server.wait(10)
         times: dict[str, list[float]] = {}
         for dump in Path(folder).glob("*.json"):
             for uri, samples in json.loads(dump.read_text()).items():
