@@ -85,3 +85,53 @@ def test_django_reconnects_after_the_server_ended_a_kept_connection(kept):
     with kept.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         assert cursor.fetchone()[0] != pid
+
+
+# --- bound_cursor: the one query of every open tab's poll, kept prepared ------------
+def _prepared(wrapper) -> list[str]:  # noqa: ANN001
+    with wrapper.cursor() as cursor:  # Django's own cursor, on the same backend
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def test_a_bound_cursor_prepares_its_query_once_and_reuses_it(kept):
+    query = "SELECT %s::int + 1, 'bound-cursor probe'"
+    for number in (1, 2, 3):
+        with kept.bound_cursor() as cursor:
+            cursor.execute(query, [number])
+            assert cursor.fetchone()[0] == number + 1
+    statements = [s for s in _prepared(kept) if "bound-cursor probe" in s]
+    # One statement, the server's ($1 for the parameter): prepared, not re-sent.
+    assert statements == ["SELECT $1::int + 1, 'bound-cursor probe'"]
+
+
+def test_django_queries_stay_unprepared_around_a_bound_cursor(kept):
+    with kept.bound_cursor() as cursor:
+        cursor.execute("SELECT 1")
+    assert kept.connection.prepare_threshold is None  # Django's setting, restored
+    for _ in range(10):  # psycopg's own threshold is 5 runs
+        with kept.cursor() as cursor:
+            cursor.execute("SELECT %s, 'django probe'", [1])
+    assert not [s for s in _prepared(kept) if "django probe" in s]
+
+
+def test_a_bound_cursor_raises_djangos_errors_and_restores_the_threshold(kept):
+    from django.db import ProgrammingError
+
+    with pytest.raises(ProgrammingError), kept.bound_cursor() as cursor:
+        cursor.execute("SELECT * FROM no_such_table_here")
+    assert kept.connection.prepare_threshold is None
+
+
+def test_a_bound_cursor_reads_timestamps_in_djangos_time_zone(kept):
+    from datetime import UTC, datetime
+
+    moment = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
+    with kept.bound_cursor() as cursor:
+        cursor.execute("SELECT %s::timestamptz", [moment])
+        found = cursor.fetchone()[0]
+    with kept.cursor() as cursor:
+        cursor.execute("SELECT %s::timestamptz", [moment])
+        expected = cursor.fetchone()[0]
+    assert found == expected == moment
+    assert found.tzinfo is not None and found.utcoffset() == expected.utcoffset()

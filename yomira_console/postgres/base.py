@@ -8,16 +8,66 @@ waiting on its socket when it is idle: the server's FATAL message, or the end of
 the stream. So the check first asks the kernel, without waiting, whether the idle
 socket has anything to read; only when it has (or cannot be asked) does it send
 the `SELECT 1`. A connection whose peer vanished silently (a cut cable) passes,
-as it also passed `SELECT 1` until TCP gave up on it."""
+as it also passed `SELECT 1` until TCP gave up on it.
+
+And a cursor for a query the server keeps prepared (`bound_cursor`): the one
+query of the pages every open tab asks for every few seconds."""
 
 from __future__ import annotations
 
 import select
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
+import psycopg
 from django.db.backends.postgresql import base
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from django.db.backends.utils import CursorWrapper
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    # Set while bound_cursor makes its cursor: a connection belongs to one thread.
+    _server_binding = False
+
+    @contextmanager
+    def bound_cursor(self) -> Iterator[CursorWrapper]:
+        """A cursor for a query the server keeps prepared on this connection: its
+        parameters sent apart (psycopg's Cursor, where Django's binds them into
+        the text in Python), prepared on its first run and planned no more.
+        Django turns psycopg's prepared statements off for its own queries (as
+        PgBouncer in transaction mode could not keep them before 1.21); measured
+        here on the idle poll's one query: 0.16-0.19 ms a round trip against
+        0.32 ms. Only for queries written for it: plain parameters compared with
+        columns, as server-side binding types them. Errors are Django's, as from
+        connection.cursor()."""
+        self._server_binding = True
+        try:
+            cursor = self.cursor()
+        finally:
+            self._server_binding = False
+        raw = self.connection
+        previous, raw.prepare_threshold = raw.prepare_threshold, 0
+        try:
+            with cursor:
+                yield cursor
+        finally:
+            raw.prepare_threshold = previous
+
+    def create_cursor(self, name: str | None = None):  # noqa: ANN201
+        if name or not self._server_binding:
+            return super().create_cursor(name)
+        cursor = psycopg.Cursor(self.connection)
+        # As Django does for its own cursors: timestamps read in its time zone.
+        tzloader = self.connection.adapters.get_loader(
+            base.TIMESTAMPTZ_OID, base.Format.TEXT
+        )
+        if self.timezone != tzloader.timezone:
+            base.register_tzloader(self.timezone, cursor)
+        return cursor
+
     def is_usable(self) -> bool:
         connection = self.connection
         if connection is None or connection.closed or connection.broken:
