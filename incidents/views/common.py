@@ -21,7 +21,7 @@ from ..fragments import (
     steps_html,
 )
 from ..models import AuditEvent, Command, Incident, Playbook
-from ..presenters import present_checklist
+from ..presenters import Checklist, present_checklist
 
 # What the checklist page and its poll read besides the person: scalar SQL columns,
 # asked on their own (after Django's session and user) or with the person in one
@@ -126,9 +126,13 @@ def after_change(
     status: int = 200,
     command: Command | None = None,
     preview: dict | None = None,
+    loaded: bool = False,
 ) -> HttpResponse:
     """HTMX: the changed fragment plus out-of-band header, timeline and poller.
-    Without JavaScript: back to the page (the notice as a message).
+    Without JavaScript: back to the page (the notice as a message). `loaded`: the
+    caller's incident was loaded in this request (load_incident) and its change
+    does not touch the row (a run): it is drawn from as it is, unless the header
+    has to be drawn (see HEAD_NEUTRAL).
 
     Called after the change committed: if the database connection breaks while
     the answer is drawn, the change still happened, so the answer is a success
@@ -154,6 +158,7 @@ def after_change(
                 status=status,
                 command=command,
                 preview=preview,
+                loaded=loaded and not attempt,
             )
         except (OperationalError, InterfaceError):
             connection.close()  # a new connection on the next query
@@ -164,6 +169,23 @@ def after_change(
         f'<div id="flash" hx-swap-oob="true"><p class="notice" role="status">'
         f"{escape(text)}</p></div>",
         status=status,
+    )
+
+
+# Events that never change the header (status, commander, steps done, the alert,
+# the notifications sent and their panels): a run's life and a note. An answer
+# whose new events are all of these leaves the header on the page as it is: on a
+# Run click that is a third of the answer's server time (the edges' panels, each
+# a query) and its biggest fragment for the browser to swap.
+HEAD_NEUTRAL = ("execution.", "note.")
+
+
+def head_changed(new_events: list[AuditEvent], panel: str) -> bool:
+    """Whether the answer must draw the header: a new event of another kind
+    (someone else's change, with the answer's `since` before it, included), or
+    a refusal shown in it. None new (a repeated click): nothing to redraw."""
+    return panel == "head" or any(
+        not event.verb.startswith(HEAD_NEUTRAL) for event in new_events
     )
 
 
@@ -179,31 +201,27 @@ def draw_changes(
     status: int,
     command: Command | None,
     preview: dict | None,
+    loaded: bool = False,
 ) -> HttpResponse:
-    incident = load_incident(incident.pk)
+    if not loaded:
+        incident = load_incident(incident.pk)
     # The change (if any) has committed: a bad `since` cannot refuse it any more,
     # it only means "send every event" (the page de-duplicates them).
     since = since_number(request.POST.get("since") or request.GET.get("since")) or 0
-    context = base_context(
-        request,
-        incident,
-        notice=notice,
-        error=error,
-        # Where a refusal is shown ("head", "note", or the step): next to what
-        # the person did, with what they typed (kept) put back.
-        panel=panel,
-        kept=kept,
-        viewer_id=request.user.pk,
+    context, checklist = _present(
+        request, incident, notice=notice, error=error, panel=panel, kept=kept
     )
     can, viewer_id = context["can"], request.user.pk
-    # Nothing is drawn here but what changed: the steps the new events touched
-    # (and the one acted on), each from the cache when its runs and ticks are as
-    # they were, and the new timeline entries.
-    checklist = context["checklist"] = present_checklist(
-        incident, can, viewer_id=viewer_id, csrf_token=CSRF_SENTINEL
-    )
-    context["head"] = Head.of(checklist)
     new_events = checklist.events({n for n in checklist.event_seqs if n > since})
+    context["draw_head"] = head_changed(new_events, panel)
+    if context["draw_head"] and loaded:
+        # Someone changed the header while this request ran: the incident afresh.
+        incident = load_incident(incident.pk)
+        context, checklist = _present(
+            request, incident, notice=notice, error=error, panel=panel, kept=kept
+        )
+        new_events = checklist.events({n for n in checklist.event_seqs if n > since})
+        context["draw_head"] = True
     changed = {e.data.get("step") for e in new_events} | {step}
     # A notice or an error shows in the step acted on, with what was typed: that
     # step is this answer's own, drawn and not cached.
@@ -236,6 +254,23 @@ def draw_changes(
     # carry sentinels for the CSRF token and the Run keys.
     response.content = personalise(response.content.decode(), request)
     return response
+
+
+def _present(
+    request: HttpRequest, incident: Incident, **said: object
+) -> tuple[dict, Checklist]:
+    """The answer's context and the checklist as it is now. Nothing is drawn from
+    it but what changed: the steps the new events touched (and the one acted on),
+    each from the cache when its runs and ticks are as they were, and the new
+    timeline entries."""
+    # Where a refusal is shown (said["panel"]: "head", "note", or the step): next
+    # to what the person did, with what they typed (said["kept"]) put back.
+    context = base_context(request, incident, viewer_id=request.user.pk, **said)
+    checklist = context["checklist"] = present_checklist(
+        incident, context["can"], viewer_id=request.user.pk, csrf_token=CSRF_SENTINEL
+    )
+    context["head"] = Head.of(checklist)
+    return context, checklist
 
 
 def refused(

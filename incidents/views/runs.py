@@ -85,7 +85,8 @@ def command_run(request: HttpRequest, pk: int, command_id: int) -> HttpResponse:
         return refused(request, incident, command, str(exc), 400)
     if result.created:
         _wait_until_done(result.execution.pk, settings.RUN_WAIT_SECONDS)
-    return after_change(request, incident, step=step, command=command)
+    # A run changes no column of the incident: drawn from the one loaded above.
+    return after_change(request, incident, step=step, command=command, loaded=True)
 
 
 @permission_required(access.VIEW_INCIDENTS)
