@@ -135,3 +135,21 @@ def test_a_bound_cursor_reads_timestamps_in_djangos_time_zone(kept):
         expected = cursor.fetchone()[0]
     assert found == expected == moment
     assert found.tzinfo is not None and found.utcoffset() == expected.utcoffset()
+
+
+def test_a_bound_cursor_query_is_in_the_debug_log_with_its_values(kept):
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(kept) as queries, kept.bound_cursor() as cursor:
+        cursor.execute("SELECT %s::int, 'logged probe'", [41])
+    assert [q["sql"] for q in queries.captured_queries] == [
+        "SELECT 41::int, 'logged probe'"
+    ]
+
+
+def test_database_prepare_false_keeps_a_bound_cursor_unprepared(kept, monkeypatch):
+    monkeypatch.setitem(kept.settings_dict, "PREPARE", False)  # DATABASE_PREPARE
+    for _ in range(3):
+        with kept.bound_cursor() as cursor:
+            cursor.execute("SELECT %s::int, 'unprepared probe'", [1])
+    assert not [s for s in _prepared(kept) if "unprepared probe" in s]

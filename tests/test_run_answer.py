@@ -137,3 +137,45 @@ def test_a_poll_brings_the_header_only_with_a_change_to_it(world):
 def test_head_changed(verbs, panel, drawn):
     events = [AuditEvent(verb=verb) for verb in verbs]
     assert common.head_changed(events, panel) is drawn
+
+
+# --- the person behind a Run, in one query -------------------------------------------
+def test_a_run_from_an_open_page_checks_the_person_in_one_query(
+    world, targets_and_no_broker
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    rita = signed_in(world.people["responder"])
+    assert rita.get(f"/incidents/{world.incident.pk}/").status_code == 200  # known
+    with CaptureQueriesContext(connection) as queries:
+        answer = post_run(rita, world.incident, world.ping, request_key="q1")
+    assert answer.status_code == 200 and world.incident.executions.count() == 1
+    asked = [q["sql"] for q in queries.captured_queries]
+    # Django's own reads of the session and of the user are not among them.
+    assert not [q for q in asked if q.startswith('SELECT "django_session"')]
+    assert not [q for q in asked if q.startswith('SELECT "auth_user"')]
+    assert len([q for q in asked if "FROM django_session s JOIN" in q]) == 1
+
+
+@pytest.mark.parametrize("change", ["deactivated", "signed out", "new password"])
+def test_a_known_session_that_no_longer_holds_runs_nothing(
+    world, targets_and_no_broker, change
+):
+    from django.contrib.sessions.models import Session
+
+    person = world.people["responder"]
+    rita = signed_in(person)
+    assert rita.get(f"/incidents/{world.incident.pk}/").status_code == 200  # known
+    if change == "deactivated":
+        person.is_active = False
+        person.save()
+    elif change == "signed out":
+        Session.objects.all().delete()  # as signing out elsewhere deletes the row
+    else:
+        person.set_password("another-long-password-9")
+        person.save()
+    answer = post_run(rita, world.incident, world.ping, request_key="q2")
+    assert answer.status_code in (302, 403)
+    assert targets_and_no_broker == []
+    assert not world.incident.executions.exists()

@@ -148,6 +148,11 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Django's PostgreSQL backend whose health check asks the socket before the server
 # (yomira_console/postgres/base.py): no `SELECT 1` round trip on every request.
 DATABASES["default"]["ENGINE"] = "yomira_console.postgres"
+# Its few hot statements (the poll's and the page's one query, the worker's claim)
+# are kept prepared on the server, per connection. Off for a pooler that cannot
+# keep prepared statements (PgBouncer in transaction mode before 1.21, or without
+# max_prepared_statements).
+DATABASES["default"]["PREPARE"] = env.bool("DATABASE_PREPARE", default=True)
 
 # --- Offline playbook pages (yomira_console/offline.py) -----------------------------
 # A database that does not answer must fail a request in seconds, not hang it: the

@@ -137,8 +137,13 @@ def claim_and_load(execution_id: int) -> StepExecution | None:
     a lost connection, like claim(): whether it committed is unknown, and a
     claimed run left `running` is the sweeper's."""
     sql, groups = _claim_and_load_sql()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [State.RUNNING, timezone.now(), execution_id, State.QUEUED])
+    # Kept prepared by the worker's connection: planning this statement (four
+    # joins) took ~0.9 ms of every run, more than running it.
+    with connection.bound_cursor() as cursor:
+        cursor.execute(
+            sql,
+            [State.RUNNING.value, timezone.now(), execution_id, State.QUEUED.value],
+        )
         row = cursor.fetchone()
     if row is None:
         return None

@@ -61,6 +61,7 @@ def _command_request(
     return incident, command, step, params
 
 
+@access.signed_in_at_once
 @permission_required(access.VIEW_INCIDENTS)
 @require_POST
 def command_run(request: HttpRequest, pk: int, command_id: int) -> HttpResponse:

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import psycopg
-from django.db.backends.postgresql import base
+from django.db.backends.postgresql import base, operations
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -28,7 +28,21 @@ if TYPE_CHECKING:
     from django.db.backends.utils import CursorWrapper
 
 
+class DatabaseOperations(operations.DatabaseOperations):
+    def last_executed_query(self, cursor, sql: str, params) -> str | None:  # noqa: ANN001
+        """What DEBUG's query log shows: for a bound_cursor query too, which
+        Django's own reading of psycopg's cursor leaves empty (None)."""
+        found = super().last_executed_query(cursor, sql, params)
+        if found is None and sql:
+            try:
+                return self.compose_sql(sql, params)
+            except psycopg.errors.DataError:
+                return None
+        return found
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
+    ops_class = DatabaseOperations
     # Set while bound_cursor makes its cursor: a connection belongs to one thread.
     _server_binding = False
 
@@ -49,7 +63,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
         finally:
             self._server_binding = False
         raw = self.connection
-        previous, raw.prepare_threshold = raw.prepare_threshold, 0
+        # DATABASE_PREPARE=false (settings): behind a pooler that cannot keep them.
+        prepare = 0 if self.settings_dict.get("PREPARE", True) else None
+        previous, raw.prepare_threshold = raw.prepare_threshold, prepare
         try:
             with cursor:
                 yield cursor
