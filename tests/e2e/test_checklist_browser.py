@@ -123,3 +123,29 @@ def test_another_responders_tick_appears_within_seconds(browser, console):
     )
     rita_page.context.close()
     cole_page.context.close()
+
+
+def test_a_button_just_swapped_in_is_live_at_once(page, console):
+    """htmx makes swapped-in forms live in its settle step: with its default 20 ms
+    settle delay, a button pressed just after its step was redrawn (a Run right after
+    a poll brought the step) was sent as a plain form, a whole page load. The
+    console settles at once: here Reopen is pressed in the very task that drew it."""
+    sign_in(page, console, "cole", PASSWORD)
+    page.goto(f"{console.url}/playbooks/redis-down-unreachable/")
+    page.get_by_role("button", name="Open an incident now").click()
+    expect(page).to_have_url(re.compile(r"/incidents/\d+/$"))
+    page.evaluate("window.__marker = 'no reload'")
+    page.evaluate(
+        """() => new Promise((resolve) => {
+            const steps = document.getElementById('step-1').parentNode;
+            const observer = new MutationObserver(() => {
+                const reopen = document.querySelector('#step-1 button[title^="Reopen"]');
+                if (reopen) { observer.disconnect(); reopen.click(); resolve(); }
+            });
+            observer.observe(steps, {childList: true, subtree: true});
+            document.querySelector('#step-1 button.done').click();
+        })"""
+    )
+    expect(page.locator("#timeline-list li").first).to_contain_text("reopened step 1")
+    expect(page.locator("#step-1 button.done")).to_be_visible()
+    assert page.evaluate("window.__marker") == "no reload"
