@@ -578,10 +578,6 @@ class AuditEvent(models.Model):
         blank=True,
         on_delete=models.DO_NOTHING,
         db_constraint=False,
-        # The (incident, seq) index below serves every look-up by incident. A
-        # second one on incident alone tempted the planner, for the poll's prepared
-        # statement, into reading all of an incident's events (migration 0020).
-        db_index=False,
         related_name="events",
     )
     object_type = models.CharField(max_length=60, blank=True)

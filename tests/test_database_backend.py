@@ -153,36 +153,3 @@ def test_database_prepare_false_keeps_a_bound_cursor_unprepared(kept, monkeypatc
         with kept.bound_cursor() as cursor:
             cursor.execute("SELECT %s::int, 'unprepared probe'", [1])
     assert not [s for s in _prepared(kept) if "unprepared probe" in s]
-
-
-def test_the_polls_prepared_statement_probes_the_incident_seq_index(kept):
-    """A prepared statement is soon run with PostgreSQL's generic plan, made
-    without the values. With an index on incident alone, that plan read every
-    event of the incident and filtered them by seq (1.8 ms at 10,000 events); the
-    (incident, seq) index answers the poll with one probe (migration 0020)."""
-    import re
-
-    from incidents.views.common import POLL_COLUMNS
-
-    numbered = iter(range(1, 10))
-    statement = re.sub(r"%s", lambda _: f"${next(numbered)}", POLL_COLUMNS)
-    with kept.cursor() as cursor:
-        cursor.execute("BEGIN")
-        try:
-            # As in `make bench`: one incident with a long history among many.
-            cursor.execute(
-                "INSERT INTO incidents_auditevent (seq, created_at, actor_name, verb,"
-                " incident_id, object_type, object_id, data, prev_mac, mac)"
-                " SELECT 1000000 + n, now(), 'bench', 'note.added',"
-                " CASE WHEN n <= 10000 THEN 1 ELSE 2 + n % 200 END, '',"
-                " '', '{}', '', '' FROM generate_series(1, 12000) AS n"
-            )
-            cursor.execute("ANALYZE incidents_auditevent")
-            cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-            cursor.execute(f"PREPARE poll_probe AS SELECT {statement}")
-            cursor.execute("EXPLAIN EXECUTE poll_probe(1, 1, 1004000)")
-            plan = "\n".join(row[0] for row in cursor.fetchall())
-            cursor.execute("DEALLOCATE poll_probe")
-        finally:
-            cursor.execute("ROLLBACK")
-    assert "Index Cond: ((incident_id = $2) AND (seq > $3))" in plan, plan
