@@ -26,8 +26,10 @@ It works in its own PostgreSQL database (`<name>_bench`), made afresh each run."
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import statistics
+import string
 import subprocess
 import sys
 import time
@@ -618,6 +620,12 @@ def gunicorn(
         server.wait(10)
 
 
+# A CSRF secret as Django makes them (32 letters and digits), the same for the run.
+BROWSER_CSRF_COOKIE = "".join(
+    secrets.choice(string.ascii_letters + string.digits) for _ in range(32)
+)
+
+
 def wrk_signed_in(
     url: str, cookie: str, *, connections: int, seconds: int = 6
 ) -> tuple[float, float]:
@@ -627,8 +635,12 @@ def wrk_signed_in(
     "server time" figures below. Any non-2xx answer stops the benchmark."""
     import re
 
+    # The cookies a signed-in browser sends: its session, and the CSRF cookie its
+    # first page set (without it, every page would make and set a new CSRF secret,
+    # which no browser's second page does).
+    cookies = f"sessionid={cookie}; csrftoken={BROWSER_CSRF_COOKIE}"
     argv = [WRK, f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s",
-            "-H", f"Cookie: sessionid={cookie}", url]  # fmt: skip
+            "-H", f"Cookie: {cookies}", url]  # fmt: skip
     if "/changes?" in url:
         # A poll is sent by htmx (HX-Request): without it a change answers with
         # a redirect to the page rather than the changed fragments.

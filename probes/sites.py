@@ -17,13 +17,14 @@ checklist) and the worker (its own queue) read the same answer."""
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Mapping
 
 from .binding import CommandLike
 from .families import family
-from .targets import PREFIX
+from .targets import PREFIX, environ_key, environ_of
 
 SITE_PREFIX = PREFIX + "SITE_"  # TARGET_SITE_<NAME>=<site>
 SITES = PREFIX + "SITES"  # TARGET_SITES=<NAME or host>=<site>,...
@@ -79,8 +80,22 @@ def site_map(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """{variable name (as in `${NAME}`) or runbook host (lower case): site}, from
     TARGET_SITES and every TARGET_SITE_<NAME>. Refuses (SiteConfigError, naming
     the variable) an entry that is not `key=site`, a key that is neither a
-    variable name nor a host, a bad site name, and one key given two sites."""
-    environ = os.environ if environ is None else environ
+    variable name nor a host, a bad site name, and one key given two sites.
+
+    Of the process's environment: read once per environment (every checklist
+    page and step asks, for its cache key), again as soon as a variable is set,
+    changed or removed (keyed like redaction's secrets, targets.environ_key)."""
+    if environ is None:
+        return dict(_site_map_of(environ_key()))
+    return _site_map(environ)
+
+
+@functools.lru_cache(maxsize=4)
+def _site_map_of(key: frozenset) -> dict[str, str]:
+    return _site_map(environ_of(key))  # copied by the caller: never shared
+
+
+def _site_map(environ: Mapping[str, str]) -> dict[str, str]:
     found: dict[str, tuple[str, str]] = {}  # key -> (site, where it was set)
 
     def put(key: str, site: str, where: str) -> None:

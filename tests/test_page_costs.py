@@ -629,3 +629,55 @@ def test_a_waiting_request_names_an_approver_granted_after_it_was_drawn(
     assign_perm("incidents.approve_actions", zeno, incident.playbook)
     add_note(incident=incident, text="asked zeno", actor=Actor.person(commander))
     assert "zeno" in step_html(viewer_client.get(url).content.decode(), 1)
+
+
+# --- can(): the permission cache read directly, as Django's backends would --------------
+
+ALL_PERMS = [
+    access.VIEW_INCIDENTS,
+    access.OPEN_INCIDENTS,
+    access.COMMAND_INCIDENTS,
+    access.TICK_STEPS,
+    access.ADD_NOTES,
+    access.EXPORT_INCIDENTS,
+    access.RUN_PROBES,
+    access.RUN_ACTIONS,
+    access.APPROVE_ACTIONS,
+    access.BREAK_GLASS,
+    access.IMPORT_RUNBOOKS,
+    access.CHANGE_GRANTS,
+    "incidents.view_playbook",
+    "auth.change_user",
+    "no_such.permission",
+]
+
+
+@pytest.mark.parametrize("role", ["Viewer", "Responder", "Commander", "Admin", None])
+def test_can_answers_as_djangos_has_perm(yomira, make_user, role):
+    person = make_user(f"p{role or 'none'}", *([role] if role else []))
+    for perm in ALL_PERMS:
+        fresh = type(person).objects.get(pk=person.pk)  # no caches of its own
+        assert access.can(fresh, perm) == fresh.has_perm(perm), perm
+    person.is_superuser = True
+    assert all(access.can(person, perm) for perm in ALL_PERMS)
+    person.is_active = False
+    assert not any(access.can(person, perm) for perm in ALL_PERMS)
+
+
+def test_with_another_backend_can_asks_every_backend(yomira, make_user, settings):
+    """A backend the console does not know may grant what the cache does not hold:
+    then Django's has_perm, which asks them all, decides."""
+    settings.AUTHENTICATION_BACKENDS = [
+        *settings.AUTHENTICATION_BACKENDS,
+        "tests.test_page_costs.GrantsEverything",
+    ]
+    nora = make_user("nora-unknown-backend")
+    assert access.can(nora, access.VIEW_INCIDENTS)
+
+
+class GrantsEverything:
+    def authenticate(self, request, **credentials):  # noqa: ANN001, ANN003, ANN201
+        return None
+
+    def has_perm(self, user, perm, obj=None) -> bool:  # noqa: ANN001
+        return True

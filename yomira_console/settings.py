@@ -86,6 +86,9 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before sessions: answers from the offline store when the database is down.
     "yomira_console.offline.OfflineMiddleware",
+    # The checklist's idle poll (204), answered here in one query when nothing
+    # happened; anything else goes on (incidents/views/idle_poll.py).
+    "incidents.views.idle_poll.IdlePollMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -148,9 +151,9 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Django's PostgreSQL backend whose health check asks the socket before the server
 # (yomira_console/postgres/base.py): no `SELECT 1` round trip on every request.
 DATABASES["default"]["ENGINE"] = "yomira_console.postgres"
-# Its few hot statements (the poll's and the page's one query, the worker's claim)
-# are kept prepared on the server, per connection. Off for a pooler that cannot
-# keep prepared statements (PgBouncer in transaction mode before 1.21, or without
+# The worker's claim of a run is kept prepared on the server, per connection
+# (postgres/base.py, bound_cursor). Off for a pooler that cannot keep prepared
+# statements (PgBouncer in transaction mode before 1.21, or without
 # max_prepared_statements).
 DATABASES["default"]["PREPARE"] = env.bool("DATABASE_PREPARE", default=True)
 

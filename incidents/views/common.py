@@ -43,7 +43,7 @@ PAGE_COLUMNS = (
 
 def lookup(columns: str, params: list[object]) -> tuple:
     """The grants counter and the columns, for a person Django has loaded."""
-    with connection.bound_cursor() as cursor:  # see access.signed_in_with
+    with connection.cursor() as cursor:  # not prepared: see access.signed_in_with
         cursor.execute(
             "SELECT (SELECT n FROM incidents_grants_version WHERE id = 1), " + columns,
             params,

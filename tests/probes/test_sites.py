@@ -127,3 +127,24 @@ def test_site_settings_are_not_masked_as_secrets(monkeypatch):
     assert "private-net" not in values
     assert "REDIS_URL=private-net" not in values
     assert "a-real-secret" in values  # only the site settings are left out
+
+
+def test_the_processs_site_map_follows_its_environment(monkeypatch):
+    """Read once per environment (every checklist page asks), and afresh as soon
+    as a variable is set, changed or removed."""
+    for variable in [v for v in targets.os.environ if sites.is_site_setting(v)]:
+        monkeypatch.delenv(variable)
+    assert sites.site_map() == {}
+    monkeypatch.setenv("TARGET_SITE_DATABASE_URL", "eu")
+    assert sites.site_map() == {"DATABASE_URL": "eu"}
+    monkeypatch.setenv("TARGET_SITE_DATABASE_URL", "us")
+    assert sites.site_map() == {"DATABASE_URL": "us"}
+    kept = sites.site_map()
+    kept["REDIS_URL"] = "elsewhere"  # the caller's copy, not the process's
+    assert sites.site_map() == {"DATABASE_URL": "us"}
+    monkeypatch.setenv("TARGET_SITES", "nonsense")
+    with pytest.raises(SiteConfigError):
+        sites.site_map()
+    monkeypatch.delenv("TARGET_SITES")
+    monkeypatch.delenv("TARGET_SITE_DATABASE_URL")
+    assert sites.site_map() == {}
