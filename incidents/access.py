@@ -132,10 +132,9 @@ def signed_in_with(
     user_id, session_hash = known
     User = get_user_model()  # noqa: N806
     fields = User._meta.concrete_fields
-    # Django's cursor, not the prepared one (bound_cursor): PostgreSQL's generic
-    # plan for "has this incident an event after N" reads a long history whole
-    # when the statistics see few incidents; a plan made with the values does not.
-    with connection.cursor() as cursor:
+    # Kept prepared (bound_cursor): the callers' columns must have plans that do
+    # not depend on their values (views/common.py, LAST_SEQ).
+    with connection.bound_cursor() as cursor:
         cursor.execute(
             "SELECT "
             + ", ".join(f'u."{f.column}"' for f in fields)

@@ -166,3 +166,43 @@ def test_the_workers_claim_is_prepared_once_per_connection(kept, monkeypatch):
         assert execution.claim_and_load(missing) is None
     claims = [s for s in _prepared(kept) if s.startswith("WITH claimed AS (UPDATE")]
     assert len(claims) == 1 and "$3" in claims[0]
+
+
+@pytest.mark.parametrize("which", ["poll", "page"])
+def test_the_kept_statements_read_the_last_event_by_its_index_whatever_the_plan(
+    kept, which
+):
+    """The poll's and the page's query are kept prepared, so they are soon run
+    with PostgreSQL's generic plan, made without the values. With one incident
+    of a long history beside small ones, that plan must still read the incident's
+    last event by the (incident, seq) index: an `incident_id = $1` there took a
+    scan of the whole history instead (views/common.py, LAST_SEQ)."""
+    import re
+
+    from incidents.views.common import PAGE_COLUMNS, POLL_COLUMNS
+
+    columns = POLL_COLUMNS if which == "poll" else PAGE_COLUMNS
+    numbered = iter(range(1, 10))
+    statement = re.sub(r"%s", lambda _: f"${next(numbered)}", columns)
+    values = "(1, 1, 1, 2999999)" if which == "poll" else "(1, 1, 1, 1)"
+    with kept.cursor() as cursor:
+        cursor.execute("BEGIN")
+        try:
+            cursor.execute(
+                "INSERT INTO incidents_auditevent (seq, created_at, actor_name, verb,"
+                " incident_id, object_type, object_id, data, prev_mac, mac)"
+                " SELECT 2000000 + n, now(), 'bench', 'note.added',"
+                " CASE WHEN n <= 10000 THEN 2 ELSE 1 END, '', '', '{}', '', ''"
+                " FROM generate_series(1, 10300) AS n"
+            )
+            cursor.execute("ANALYZE incidents_auditevent")
+            cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            cursor.execute(f"PREPARE kept_probe AS SELECT {statement}")
+            cursor.execute(f"EXPLAIN EXECUTE kept_probe {values}")
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+            cursor.execute("DEALLOCATE kept_probe")
+        finally:
+            cursor.execute("ROLLBACK")
+    events = [line for line in plan.splitlines() if "incidents_auditevent" in line]
+    assert len(events) == 1, plan
+    assert "Index Only Scan Backward using incidents_a_inciden" in events[0], plan

@@ -26,7 +26,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 
 from .. import access
-from .common import MAX_SEQ, POLL_COLUMNS, since_number
+from .common import MAX_SEQ, POLL_COLUMNS, poll_params, since_number
 
 POLL_PATH = re.compile(r"/incidents/([1-9][0-9]{0,18})/changes")
 
@@ -44,7 +44,7 @@ def idle_answer(request: HttpRequest) -> HttpResponse | None:
         return None
     pk = int(path[1])
     try:
-        found = access.signed_in_with(request, POLL_COLUMNS, [pk, pk, since])
+        found = access.signed_in_with(request, POLL_COLUMNS, poll_params(pk, since))
     except (OperationalError, InterfaceError):
         # The view meets the same failure, where the offline pages answer it
         # (their middleware turns a view's failure into the offline answer).

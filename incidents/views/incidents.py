@@ -57,6 +57,8 @@ from .common import (
     load_incident,
     lookup,
     page_key,
+    page_params,
+    poll_params,
     since_number,
 )
 
@@ -239,7 +241,7 @@ def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
     incident's last event, its playbook's binding version, the grants counter):
     everything else comes from memory, keyed by what it depends on, so it is
     never stale."""
-    answer = person_and(request, PAGE_COLUMNS, [pk, pk, pk])
+    answer = person_and(request, PAGE_COLUMNS, page_params(pk))
     if isinstance(answer, HttpResponse):
         return answer
     access.require(request, access.VIEW_INCIDENTS)
@@ -377,7 +379,7 @@ def incident_changes(request: HttpRequest, pk: int) -> HttpResponse:
             status=400,
             content_type="text/plain; charset=utf-8",
         )
-    answer = person_and(request, POLL_COLUMNS, [pk, pk, since])
+    answer = person_and(request, POLL_COLUMNS, poll_params(pk, since))
     if isinstance(answer, HttpResponse):
         return answer
     access.require(request, access.VIEW_INCIDENTS)
