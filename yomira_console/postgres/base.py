@@ -11,7 +11,7 @@ the `SELECT 1`. A connection whose peer vanished silently (a cut cable) passes,
 as it also passed `SELECT 1` until TCP gave up on it.
 
 And a cursor for a statement the server keeps prepared (`bound_cursor`): the
-worker's claim of a run."""
+poll's and the checklist page's one query, and the worker's claim of a run."""
 
 from __future__ import annotations
 
@@ -55,13 +55,15 @@ class DatabaseWrapper(base.DatabaseWrapper):
         turns psycopg's prepared statements off for its own queries (PgBouncer in
         transaction mode could not keep them before 1.21).
 
-        Only for a statement whose plan cannot depend on the values: look-ups by
-        primary key and joins on them, as the worker's claim of a run (planning
-        its four joins took 0.9 ms of every run). Not for a range over a skewed
-        history ("an event of this incident after N"): its generic plan, costed
-        on average statistics, can read a long history whole. Parameters must be
-        plain values compared with columns, as server-side binding types them.
-        Errors are Django's, as from connection.cursor()."""
+        Only for a statement whose every plan is a good one, since the generic
+        plan is costed on average statistics: look-ups by primary key and joins
+        on them (the worker's claim of a run: planning its four joins took 0.9 ms
+        of every run), or a read written so that one index alone gives its order
+        (the poll's and the page's last event, incidents/views/common.py
+        LAST_SEQ; written plainly, "an event of this incident after N" got a
+        generic plan that read a long history whole). Parameters must be plain
+        values compared with columns, as server-side binding types them. Errors
+        are Django's, as from connection.cursor()."""
         self._server_binding = True
         try:
             cursor = self.cursor()
