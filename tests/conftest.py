@@ -4,6 +4,9 @@ through real sessions), and an incident to work on."""
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -205,3 +208,28 @@ def pytest_runtest_makereport(item, call):  # noqa: ANN001, ANN201
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+@contextmanager
+def hanging_probes(monkeypatch) -> Iterator[list[threading.Thread]]:  # noqa: ANN001
+    """Every probe run inline hangs, as a driver blocking past its timeout would,
+    until the block ends; yields the threads that ran them (released and joined on
+    the way out, so a test can check what holds after they end)."""
+    from incidents.services import inline
+    from probes.runtime import Result
+
+    released = threading.Event()
+    threads: list[threading.Thread] = []
+
+    def hangs(command, params, ctx):  # noqa: ANN001, ANN202
+        threads.append(threading.current_thread())
+        released.wait(30)
+        return Result(True, "a late answer, to be dropped")
+
+    monkeypatch.setattr(inline.commands, "run", hangs)
+    try:
+        yield threads
+    finally:
+        released.set()
+        for thread in threads:
+            thread.join(5)

@@ -34,7 +34,7 @@ from probes import sites as probe_sites
 from probes.runtime import Result
 from yomira_console import offline
 
-from .conftest import grant, signed_in
+from .conftest import grant, hanging_probes, signed_in
 
 # The run's own Redis (tests/stack.py), the target of §4's ping probe.
 TEST_REDIS = os.environ.get("TARGET_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -189,17 +189,8 @@ def test_the_recheck_refuses_inline_as_on_the_worker(queued, commander):
 def test_an_overrun_is_timed_out_and_the_hung_thread_keeps_its_slot(
     queued, settings, monkeypatch
 ):
-    released = threading.Event()
-    threads: list[threading.Thread] = []
-
-    def hangs(command, params, ctx):  # noqa: ANN001, ANN202
-        threads.append(threading.current_thread())
-        released.wait(30)
-        return Result(True, "a late answer, to be dropped")
-
-    monkeypatch.setattr(inline.commands, "run", hangs)
     settings.INLINE_PROBE_TIMEOUT = 0.2
-    try:
+    with hanging_probes(monkeypatch) as threads:
         assert inline.run_instead(queued.pk, Command.Kind.PROBE) == ""
         queued.refresh_from_db()
         assert queued.state == StepExecution.State.TIMED_OUT
@@ -207,10 +198,6 @@ def test_an_overrun_is_timed_out_and_the_hung_thread_keeps_its_slot(
             f"{inline.INLINE_MARK} Stopped: no answer within the inline limit of 0.2 s."
         )
         assert inline.SLOTS.taken == 1  # the hung thread still holds it
-    finally:
-        released.set()
-        for thread in threads:
-            thread.join(5)
     assert inline.SLOTS.taken == 0
     assert threads and threads[0].daemon  # never holds the web process at exit
     assert threads[0].name == f"inline-probe-{queued.pk}"
@@ -592,23 +579,12 @@ def test_a_run_no_longer_queued_is_logged_as_such(queued, caplog):
 
 
 def test_an_overrun_is_logged_with_its_limit(queued, settings, monkeypatch, caplog):
-    released = threading.Event()
-    threads: list[threading.Thread] = []
-
-    def hangs(command, params, ctx):  # noqa: ANN001, ANN202
-        threads.append(threading.current_thread())
-        released.wait(30)
-        return Result(True, "late")
-
-    monkeypatch.setattr(inline.commands, "run", hangs)
     settings.INLINE_PROBE_TIMEOUT = 0.2
-    try:
-        with caplog.at_level("INFO", logger="incidents.services.inline"):
-            inline.run_instead(queued.pk, Command.Kind.PROBE)
-    finally:
-        released.set()
-        for thread in threads:
-            thread.join(5)
+    with (
+        hanging_probes(monkeypatch),
+        caplog.at_level("INFO", logger="incidents.services.inline"),
+    ):
+        inline.run_instead(queued.pk, Command.Kind.PROBE)
     assert inline_log(caplog)[-1] == (
         30,
         f"inline execution {queued.pk} overran 0.2 s",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 
@@ -32,8 +31,13 @@ from incidents.services import (
     sweeper,
 )
 from probes.commands import confirm_word
-from probes.runtime import Result
-from tests.conftest import IMPORTER, TEST_RUNBOOKS, grant, signed_in
+from tests.conftest import (
+    IMPORTER,
+    TEST_RUNBOOKS,
+    grant,
+    hanging_probes,
+    signed_in,
+)
 
 from .conftest import wait_for
 from .targets import free_port
@@ -258,29 +262,15 @@ def test_an_executor_that_ignores_its_deadline_is_cut_off_and_keeps_its_slot(
     """Every real executor keeps to its deadline; this stand-in does not (a
     driver that blocks past its timeout), to show the thread's deadline ends the
     run anyway, and that a probe still hanging keeps its slot."""
-    released = threading.Event()
-    threads: list[threading.Thread] = []
-
-    def hangs(command, params, ctx):  # noqa: ANN001, ANN202
-        threads.append(threading.current_thread())
-        released.wait(30)
-        return Result(True, "a late answer, to be dropped")
-
-    monkeypatch.setattr(inline.commands, "run", hangs)
     settings.INLINE_PROBE_TIMEOUT = 0.2
     settings.INLINE_PROBE_CONCURRENCY = 1
-    try:
-        with broker_down():
-            hung = faults.run(FAST_PROBE)
-            hung.refresh_from_db()
-            assert hung.state == "timed_out"
-            assert "no answer within the inline limit of 0.2 s" in hung.summary
-            assert inline.SLOTS.taken == 1  # the hung thread still holds it
-            second = faults.run(SILENT_PROBE)
-    finally:
-        released.set()
-        for thread in threads:
-            thread.join(5)
+    with hanging_probes(monkeypatch), broker_down():
+        hung = faults.run(FAST_PROBE)
+        hung.refresh_from_db()
+        assert hung.state == "timed_out"
+        assert "no answer within the inline limit of 0.2 s" in hung.summary
+        assert inline.SLOTS.taken == 1  # the hung thread still holds it
+        second = faults.run(SILENT_PROBE)
     second.refresh_from_db()
     assert second.state == "dispatch_failed"
     assert "already run inline" in second.summary
