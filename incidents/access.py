@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from functools import wraps
 from typing import NoReturn
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.cache import caches
@@ -116,7 +117,6 @@ def signed_in_with(
     caller's `columns` (SQL, with `params`), in one query; None when the ordinary
     way must decide (a session not seen before, signed out, expired, another
     password, inactive, another session engine)."""
-    from django.conf import settings
     from django.contrib.sessions.models import Session
     from django.utils import timezone
     from django.utils.crypto import constant_time_compare
@@ -175,16 +175,16 @@ def signed_in_at_once(view: Callable[..., HttpResponse]) -> Callable[..., HttpRe
 # The backends whose answer to has_perm(perm) (no object) is "superuser, or perm in
 # the permission cache" (incidents.backends fills it, as remember_grants does):
 # Django's model backend and ours; axes' and guardian's say no without an object.
-PERM_CACHE_BACKENDS = (
-    "axes.backends.AxesStandaloneBackend",
-    "incidents.backends.ConsoleModelBackend",
-    "guardian.backends.ObjectPermissionBackend",
+PERM_CACHE_BACKENDS = frozenset(
+    {
+        "axes.backends.AxesStandaloneBackend",
+        "incidents.backends.ConsoleModelBackend",
+        "guardian.backends.ObjectPermissionBackend",
+    }
 )
 
 
 def can(user, perm: str, incident: Incident | None = None) -> bool:  # noqa: ANN001
-    from django.conf import settings
-
     if user is None:
         return False
     if not (user.is_authenticated and user.is_active):
@@ -192,7 +192,7 @@ def can(user, perm: str, incident: Incident | None = None) -> bool:  # noqa: ANN
     if user.is_superuser:  # Django's has_perm: yes, reading nothing
         return True
     remember_grants(user)
-    if set(settings.AUTHENTICATION_BACKENDS) <= set(PERM_CACHE_BACKENDS):
+    if PERM_CACHE_BACKENDS.issuperset(settings.AUTHENTICATION_BACKENDS):
         # What has_perm comes to with these backends, without its walk over them
         # (each imported and made anew, for each of the dozen rights a page asks).
         return perm in user._perm_cache
