@@ -38,6 +38,11 @@ class RunbookAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:  # noqa: ANN001
         return False  # import through `manage.py import_runbook`, which validates
 
+    def has_delete_permission(self, request, obj=None) -> bool:  # noqa: ANN001
+        # A revision is the record of what a checklist said: incidents, runs and
+        # the audit trail point at it. A new import supersedes it; nothing deletes it.
+        return False
+
 
 class StepInline(admin.TabularInline):
     model = Step
@@ -125,6 +130,14 @@ class CommandAdmin(admin.ModelAdmin):
         "spec",
     )
     readonly_fields = ("playbook", "step", "line", "language", "text", "variables")
+
+    def has_add_permission(self, request) -> bool:  # noqa: ANN001
+        return False  # a command is a line of the runbook: it comes with an import
+
+    def has_delete_permission(self, request, obj=None) -> bool:  # noqa: ANN001
+        # Deleting one would silently take a step's Run away from every incident on
+        # this revision; rebinding it to "manual" (executor none) is the way.
+        return False
 
     @admin.display(description="command")
     def short_text(self, obj: Command) -> str:

@@ -350,9 +350,8 @@ def test_the_admin_cannot_delete_a_followed_playbook_with_its_runbook(cast, admi
     )
     url = f"/admin/incidents/runbook/{cast.pool.runbook_id}/delete/"
     client = signed_in(admin_user)
-    page = client.get(url).content.decode()
-    assert "<title>Cannot delete runbook" in page
-    client.post(url, {"post": "yes"})
+    assert client.get(url).status_code == 403
+    assert client.post(url, {"post": "yes"}).status_code == 403
     assert Playbook.objects.filter(pk=cast.pool.pk).exists()
 
 
