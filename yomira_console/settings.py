@@ -75,6 +75,11 @@ INSTALLED_APPS = [
     "notify",
     # Drills against the simulated Yomira stack (development only: SANDBOX).
     "drills",
+    # Issue 15: the JSON API (django-ninja; its app serves Swagger's static files),
+    # and sign-in with the company's identity provider.
+    "ninja",
+    "api",
+    "sso",
     # The project as an app: its management command `runconsole` serves the console
     # with a worker (it sits above incidents, so incidents never imports it).
     "yomira_console",
@@ -184,6 +189,15 @@ AUTHENTICATION_BACKENDS = [
     "guardian.backends.ObjectPermissionBackend",  # per-playbook grants
 ]
 ANONYMOUS_USER_NAME = None  # nothing is granted to anonymous visitors
+
+# --- Single sign-on (sso/) ---------------------------------------------------------
+# --- end of single sign-on ---------------------------------------------------------
+
+# --- Metrics (yomira_console/metrics.py) --------------------------------------------
+# --- end of metrics ----------------------------------------------------------------
+
+# --- JSON API (api/) ----------------------------------------------------------------
+# --- end of JSON API ----------------------------------------------------------------
 
 # django-axes: lock a username on an address after repeated failures.
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)

@@ -1,0 +1,1 @@
+"""Sign-in with the company's identity provider (OpenID Connect), issue 15."""
