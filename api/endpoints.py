@@ -30,6 +30,8 @@ from incidents.models import (
     StepExecution,
     step_state,
 )
+from incidents.services import approvals
+from incidents.views.approvals import DECISIONS, approval_refusal
 from incidents.views.common import load_incident
 from incidents.views.incidents import INCIDENTS_PER_PAGE, incidents_matching, paginate
 from probes.commands import confirm_word
@@ -126,6 +128,17 @@ def read_playbook(request: HttpRequest, slug: str) -> dict:
     }
 
 
+def incident_for(request: HttpRequest, pk: int, perm: str = access.VIEW_INCIDENTS):  # noqa: ANN201
+    """As the pages: the right to view incidents first (so an id tells nothing to
+    someone without it), then the incident (404), then `perm` on it (a grant on
+    its playbook counts)."""
+    access.require(request, access.VIEW_INCIDENTS)
+    incident = load_incident(pk)
+    if perm != access.VIEW_INCIDENTS:
+        access.require(request, perm, incident)
+    return incident
+
+
 # --- incidents ---------------------------------------------------------------------
 
 
@@ -212,8 +225,7 @@ def open_incident(request: HttpRequest, data: s.OpenIn) -> Status:
     "/incidents/{int:pk}", response={200: s.IncidentOut, **ERRORS}, tags=["incidents"]
 )
 def read_incident(request: HttpRequest, pk: int) -> dict:
-    incident = load_incident(pk)
-    access.require(request, access.VIEW_INCIDENTS, incident)
+    incident = incident_for(request, pk)
     return incident_out(request, incident)
 
 
@@ -226,8 +238,7 @@ def change_status(request: HttpRequest, pk: int, data: s.StatusIn) -> dict:
     """Acknowledge, mitigate, resolve or reopen (a conflict if the status does
     not allow it)."""
     writing(request)
-    incident = load_incident(pk)
-    access.require(request, access.COMMAND_INCIDENTS, incident)
+    incident = incident_for(request, pk, access.COMMAND_INCIDENTS)
     cleaned = valid(StatusForm(data.dict()))
     services.change_status(
         incident=incident, to=cleaned["status"], actor=actor(request)
@@ -243,8 +254,7 @@ def change_status(request: HttpRequest, pk: int, data: s.StatusIn) -> dict:
 def change_commander(request: HttpRequest, pk: int, data: s.CommanderIn) -> dict:
     """Hand command to someone who may command, or to nobody (null)."""
     writing(request)
-    incident = load_incident(pk)
-    access.require(request, access.COMMAND_INCIDENTS, incident)
+    incident = incident_for(request, pk, access.COMMAND_INCIDENTS)
     chosen = ""
     if data.commander is not None:
         found = get_user_model().objects.filter(username=data.commander).first()
@@ -266,8 +276,7 @@ def tick_step(request: HttpRequest, pk: int, number: int, data: s.TickIn) -> dic
     """Mark a step done, skipped (with a reason) or reopened. With `expected`, a
     tick someone else made meanwhile is a conflict and nothing is written."""
     writing(request)
-    incident = load_incident(pk)
-    access.require(request, access.TICK_STEPS, incident)
+    incident = incident_for(request, pk, access.TICK_STEPS)
     step = get_object_or_404(incident.playbook.steps, number=number)
     given = {k: v for k, v in data.dict().items() if v is not None}
     cleaned = valid(TickForm(given))
@@ -289,8 +298,7 @@ def tick_step(request: HttpRequest, pk: int, number: int, data: s.TickIn) -> dic
 )
 def add_note(request: HttpRequest, pk: int, data: s.NoteIn) -> Status:
     writing(request)
-    incident = load_incident(pk)
-    access.require(request, access.ADD_NOTES, incident)
+    incident = incident_for(request, pk, access.ADD_NOTES)
     given = {k: v for k, v in data.dict().items() if v is not None}
     cleaned = valid(NoteForm(given))
     step = None
@@ -318,8 +326,7 @@ def add_note(request: HttpRequest, pk: int, data: s.NoteIn) -> Status:
 def read_timeline(request: HttpRequest, pk: int) -> HttpResponse:
     """The incident and every event, as the timeline.json export (documented in
     the README), streamed. Needs the export permission, as the export does."""
-    incident = load_incident(pk)
-    access.require(request, access.EXPORT_INCIDENTS, incident)
+    incident = incident_for(request, pk, access.EXPORT_INCIDENTS)
     return exports.response(request, incident, "timeline.json")
 
 
@@ -358,8 +365,7 @@ EXECUTIONS = StepExecution.objects.select_related("step", "requested_by", "appro
 )
 def list_executions(request: HttpRequest, pk: int) -> list[dict]:
     """The incident's runs (not ticks), newest first, at most 200."""
-    incident = load_incident(pk)
-    access.require(request, access.VIEW_INCIDENTS, incident)
+    incident = incident_for(request, pk)
     runs = EXECUTIONS.filter(incident=incident, command__isnull=False)
     return [execution_out(e) for e in runs.order_by("-created_at", "-pk")[:200]]
 
@@ -371,8 +377,7 @@ def list_executions(request: HttpRequest, pk: int) -> list[dict]:
 )
 def read_execution(request: HttpRequest, pk: int, execution_id: int) -> dict:
     """One run: poll it until `finished_at` is set."""
-    incident = load_incident(pk)
-    access.require(request, access.VIEW_INCIDENTS, incident)
+    incident = incident_for(request, pk)
     return execution_out(
         get_object_or_404(
             EXECUTIONS, pk=execution_id, incident=incident, command__isnull=False
@@ -383,7 +388,7 @@ def read_execution(request: HttpRequest, pk: int, execution_id: int) -> dict:
 def command_of(request: HttpRequest, pk: int, command_id: int) -> tuple:
     """As the page's Run and Preview: the incident, its playbook's command (404
     otherwise), once the right to run that kind of command is checked."""
-    incident = load_incident(pk)
+    incident = incident_for(request, pk)
     command = get_object_or_404(
         Command, pk=command_id, playbook_id=incident.playbook_id
     )
@@ -454,6 +459,54 @@ def request_run(
     return Status(
         202, {"created": result.created, "execution": execution_out(execution)}
     )
+
+
+@router.get("/approvals", response={200: list[s.ExecutionOut], **ERRORS}, tags=["runs"])
+def list_approvals(request: HttpRequest) -> list[dict]:
+    """The requests waiting for you (never your own), oldest first."""
+    access.require(request, access.VIEW_INCIDENTS)
+    found = approvals.decidable_by(request.user)
+    if found is None:
+        return []
+    return [execution_out(e) for e in EXECUTIONS.filter(pk__in=found.values("pk"))]
+
+
+@router.post(
+    "/incidents/{int:pk}/executions/{int:execution_id}/decision",
+    response={200: s.ExecutionOut, **ERRORS},
+    tags=["runs"],
+)
+def decide(
+    request: HttpRequest, pk: int, execution_id: int, data: s.DecisionIn
+) -> dict:
+    """A second person approves or rejects an action waiting for four eyes, as on
+    /approvals/: never the requester, only with approve_actions on the playbook."""
+    writing(request)
+    incident = incident_for(request, pk)
+    execution = get_object_or_404(
+        StepExecution.objects.select_related(
+            "command__playbook", "incident", "step", "requested_by"
+        ).filter(command__isnull=False),
+        pk=execution_id,
+        incident=incident,
+    )
+    if data.decision not in DECISIONS:
+        raise Refused(
+            400,
+            "invalid",
+            "'decision' is approve or reject.",
+            fields={"decision": ["approve or reject"]},
+        )
+    refusal = approval_refusal(request, execution)  # audited there
+    if refusal:
+        raise Refused(403, "forbidden", refusal)
+    decided = services.decide_approval(
+        execution=execution,
+        approve=DECISIONS[data.decision],
+        reason=data.reason,
+        actor=actor(request),
+    )
+    return execution_out(EXECUTIONS.get(pk=decided.pk))
 
 
 # --- alerts ------------------------------------------------------------------------

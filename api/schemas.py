@@ -127,9 +127,13 @@ class AlertOut(Schema):
     incident: int | None
 
 
+# Required fields are checked by the pages' forms, after the permission check: a
+# body is refused for what it lacks only to someone who may send it.
+
+
 class OpenIn(Schema):
-    playbook: str = Field(description="The playbook's slug (GET /playbooks).")
-    title: str
+    playbook: str = Field(default="", description="The playbook's slug (required).")
+    title: str = Field(default="", description="Required.")
     request_key: str = Field(
         default="",
         description="Optional one-time key (8-64 of A-Z a-z 0-9 _ -): a retry with "
@@ -138,17 +142,22 @@ class OpenIn(Schema):
 
 
 class StatusIn(Schema):
-    status: str = Field(description="open, acknowledged, mitigated or resolved.")
+    status: str = Field(
+        default="", description="open, acknowledged, mitigated or resolved."
+    )
 
 
 class CommanderIn(Schema):
     commander: str | None = Field(
-        description="The username of someone who may command, or null for nobody."
+        default=None,
+        description="The username of someone who may command, or null for nobody.",
     )
 
 
 class TickIn(Schema):
-    state: str = Field(description="done, skipped (needs a reason) or reopened.")
+    state: str = Field(
+        default="", description="done, skipped (needs a reason) or reopened."
+    )
     reason: str = ""
     expected: int | None = Field(
         default=None,
@@ -158,7 +167,7 @@ class TickIn(Schema):
 
 
 class NoteIn(Schema):
-    text: str
+    text: str = Field(default="", description="Required, at most 5,000 characters.")
     step: int | None = None
     request_key: str = ""
 
@@ -204,3 +213,10 @@ class RunIn(Schema):
 class RunOut(Schema):
     created: bool = Field(description="False: an identical run was in flight.")
     execution: ExecutionOut
+
+
+class DecisionIn(Schema):
+    decision: str = Field(
+        default="", description="approve (the run is sent at once) or reject."
+    )
+    reason: str = Field(default="", description="Why; shown on the timeline.")

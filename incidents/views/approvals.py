@@ -24,7 +24,7 @@ from .common import after_change, load_incident, refused
 DECISIONS = {"approve": True, "reject": False}
 
 
-def _refusal(request: HttpRequest, execution: StepExecution) -> str:
+def approval_refusal(request: HttpRequest, execution: StepExecution) -> str:
     """Why this person may not decide this request ("" if they may); a refusal
     is audited as a denial."""
     if access.can_approve(request.user, execution):
@@ -58,7 +58,7 @@ def execution_decide(request: HttpRequest, pk: int, execution_id: int) -> HttpRe
     if execution.command is None:
         raise Http404
     execution.incident = incident
-    message = _refusal(request, execution)
+    message = approval_refusal(request, execution)
     if message:
         if not request.htmx:
             raise PermissionDenied(message)
@@ -160,7 +160,7 @@ def approval_decide(request: HttpRequest, execution_id: int) -> HttpResponse:
     if decision not in DECISIONS:
         status, error = 400, "Choose Approve or Reject."
     else:
-        error = _refusal(request, execution)
+        error = approval_refusal(request, execution)
         status = 403 if error else 200
     if not error:
         try:

@@ -256,7 +256,7 @@ def test_bad_bodies_and_parameters_are_400s_naming_the_field(people):
     assert response.status_code == 400 and error_of(response)["code"] == "invalid"
     response = api.post("/incidents", {"title": 5})
     assert response.status_code == 400
-    assert "playbook" in error_of(response)["fields"]
+    assert error_of(response)["fields"] == {"title": ["Input should be a valid string"]}
     response = api.get("/incidents", page="x")
     assert response.status_code == 400 and "page" in error_of(response)["fields"]
     response = api.get("/incidents", status="sleeping")
@@ -448,7 +448,9 @@ def test_a_probe_runs_at_once_through_the_api(
     assert rita.get(f"/incidents/{pk}/executions/999999").status_code == 404
 
 
-def test_an_action_cannot_run_without_preview_word_and_approval(people, pool):
+def test_an_action_cannot_run_without_preview_word_and_approval(
+    people, pool, targets_and_no_broker, django_capture_on_commit_callbacks
+):
     incident, terminate = pool
     gina = as_(people["granted"])
     base = f"/incidents/{incident.pk}/commands/{terminate.pk}"
@@ -501,9 +503,30 @@ def test_an_action_cannot_run_without_preview_word_and_approval(people, pool):
     )
     assert reuse.status_code in (202, 409)
     assert StepExecution.objects.filter(command=terminate).count() == 1
-    # Another person's preview token is not yours.
+    # Without the playbook's grant, no preview at all.
     cole = as_(people["commander"])
     assert cole.post(f"{base}/preview", {"parameters": pid}).status_code == 403
+    # Four eyes: the requester cannot approve their own request, through the API
+    # either; someone without approve_actions cannot; the approver can.
+    execution_id = ran.json()["execution"]["id"]
+    decision = f"/incidents/{incident.pk}/executions/{execution_id}/decision"
+    own = gina.post(decision, {"decision": "approve"})
+    assert own.status_code == 403
+    assert "someone else must approve" in error_of(own)["message"]
+    assert cole.post(decision, {"decision": "approve"}).status_code == 403
+    assert gina.get("/approvals").json() == []
+    abe = as_(people["approver"])
+    assert [e["id"] for e in abe.get("/approvals").json()] == [execution_id]
+    assert abe.post(decision, {"decision": "maybe"}).status_code == 400
+    assert StepExecution.objects.get(pk=execution_id).state == "awaiting_approval"
+    with django_capture_on_commit_callbacks(execute=True):
+        approved = abe.post(decision, {"decision": "approve", "reason": "seen it"})
+    assert approved.status_code == 200
+    assert approved.json()["approved_by"] == "abe"
+    assert approved.json()["state"] == "queued"
+    assert targets_and_no_broker == [execution_id]
+    again = abe.post(decision, {"decision": "approve"})
+    assert again.status_code == 409 and "already approved" in error_of(again)["message"]
 
 
 def test_breaking_glass_through_the_api_needs_a_reason_and_a_commander(people, pool):
@@ -546,3 +569,23 @@ def test_the_openapi_schema_and_docs_are_for_people_signed_in(people):
     assert "Error" in schema["components"]["schemas"]
     docs = client.get("/api/v1/docs")
     assert docs.status_code == 200 and b"swagger" in docs.content.lower()
+
+
+def test_an_admin_revokes_anyones_token_and_sees_no_hash(people, admin_user):
+    secret = token_for(people["viewer"], "read", "bot")
+    token = ApiToken.objects.get()
+    client = Client()
+    client.force_login(admin_user)
+    page = client.get(f"/admin/api/apitoken/{token.pk}/change/").content.decode()
+    assert "bot" in page and token.sha256 not in page and secret not in page
+    assert client.get("/admin/api/apitoken/add/").status_code == 403
+    assert client.get(f"/admin/api/apitoken/{token.pk}/delete/").status_code == 403
+    client.post(
+        "/admin/api/apitoken/",
+        {"action": "revoke", "_selected_action": [token.pk]},
+    )
+    assert not ApiToken.objects.get().live
+    assert Api(secret).get("/playbooks").status_code == 401
+    revoked = AuditEvent.objects.filter(verb="api_token.revoked").latest("seq")
+    assert revoked.actor_name == admin_user.username
+    assert revoked.data["owner"] == "vera"
