@@ -56,7 +56,9 @@ class Api:
     """A client that sends one person's token."""
 
     def __init__(self, secret: str) -> None:
-        self.client = Client()
+        # As a script: no CSRF cookie, and Django's CSRF check on (a token is not
+        # a cookie a browser sends on its own, so the API needs none).
+        self.client = Client(enforce_csrf_checks=True)
         self.headers = {"Authorization": f"Bearer {secret}"}
 
     def get(self, path: str, **query: object):  # noqa: ANN201
