@@ -24,12 +24,14 @@ COPY . .
 RUN DEBUG=false SECRET_KEY=build-only AUDIT_HMAC_KEY=build-only \
     DATABASE_URL=postgres://build@localhost/build python manage.py collectstatic --no-input -v0
 
-# var/offline exists in the image so that its named volume starts owned by yomira.
-RUN useradd --system --uid 10001 --home /app yomira && mkdir -p /app/var/offline \
-    && chown -R yomira /app/var
+# var/offline and var/metrics exist in the image so that their named volumes start
+# owned by yomira.
+RUN useradd --system --uid 10001 --home /app yomira \
+    && mkdir -p /app/var/offline /app/var/metrics && chown -R yomira /app/var
 USER yomira
 
 EXPOSE 8000
+# gunicorn also reads ./gunicorn.conf.py: its hooks for /metrics' multiprocess mode.
 # gthread workers: a Run click waiting for its result (up to RUN_WAIT_SECONDS, cut
 # short by the run's NOTIFY: incidents/wakeup.py) holds one thread, not a process.
 CMD ["gunicorn", "yomira_console.wsgi:application", "--bind", "0.0.0.0:8000", \

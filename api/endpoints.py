@@ -257,7 +257,9 @@ def change_commander(request: HttpRequest, pk: int, data: s.CommanderIn) -> dict
     incident = incident_for(request, pk, access.COMMAND_INCIDENTS)
     chosen = ""
     if data.commander is not None:
-        found = get_user_model().objects.filter(username=data.commander).first()
+        # A NUL cannot be in a username (and PostgreSQL refuses it in a query).
+        name = data.commander if "\x00" not in data.commander else ""
+        found = get_user_model().objects.filter(username=name[:150]).first()
         # An unknown name gets the form's own refusal, as a person who cannot.
         chosen = str(found.pk) if found else "0"
     cleaned = valid(CommanderForm({"commander": chosen}))

@@ -38,8 +38,12 @@ def digest(token: str) -> str:
 def create(*, user, name: str, scope: str, actor: Actor) -> tuple[ApiToken, str]:  # noqa: ANN001
     """A new token for `user` and its secret (returned once, never stored)."""
     name = " ".join(name.split())
-    if not name or len(name) > 60:
-        raise TokenRefused("Name the token (1 to 60 characters): what will use it?")
+    # Printable only: a NUL cannot be stored, and a control character in a name
+    # shown on pages and in the audit log helps nobody.
+    if not name or len(name) > 60 or not name.isprintable():
+        raise TokenRefused(
+            "Name the token (1 to 60 printable characters): what will use it?"
+        )
     if scope not in ApiToken.Scope.values:
         raise TokenRefused("Choose a scope: read, or read and write.")
     secret = PREFIX + secrets.token_urlsafe(TOKEN_BYTES)

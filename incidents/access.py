@@ -174,12 +174,16 @@ def signed_in_at_once(view: Callable[..., HttpResponse]) -> Callable[..., HttpRe
 
 # The backends whose answer to has_perm(perm) (no object) is "superuser, or perm in
 # the permission cache" (incidents.backends fills it, as remember_grants does):
-# Django's model backend and ours; axes' and guardian's say no without an object.
+# Django's model backend and ours; axes' and guardian's say no without an object,
+# and so do single sign-on's two (sso/backend.py): they only let people in, and
+# their permissions come from their role groups through the model backend.
 PERM_CACHE_BACKENDS = frozenset(
     {
         "axes.backends.AxesStandaloneBackend",
         "incidents.backends.ConsoleModelBackend",
         "guardian.backends.ObjectPermissionBackend",
+        "sso.backend.SSOBackend",
+        "sso.backend.LocalAccountsGate",
     }
 )
 

@@ -31,7 +31,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from . import events
+from . import events, metrics
 from .actors import Actor
 from .models import AuditCheckpoint, AuditEvent, Incident, StepExecution
 
@@ -126,7 +126,12 @@ def append(
     for the lock and the checkpoint."""
     _key()
     fields = _fields(verb, actor, incident, obj, data)
-    with transaction.atomic(savepoint=False):
+    # Timed inside the transaction: the lock's wait and the statements, not the
+    # caller's commit (which is the caller's cost, and usually its own work).
+    with (
+        transaction.atomic(savepoint=False),
+        metrics.AUDIT_APPEND_SECONDS.time(),
+    ):
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_LOCK_ID])

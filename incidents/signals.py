@@ -3,6 +3,8 @@ users, groups and permissions (from the Django admin or anywhere else)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 
 from django.contrib.auth import get_user_model, user_logged_in, user_logged_out
@@ -18,6 +20,10 @@ from .actors import Actor, client_ip
 current_request: ContextVar[HttpRequest | None] = ContextVar(
     "current_request", default=None
 )
+# Who makes the changes inside `acting(...)`, whoever the request's user is: a
+# system identity changing a person's account on their behalf while the request is
+# not signed in yet (sso/ applying the identity provider's groups at sign-in).
+acting_as: ContextVar[Actor | None] = ContextVar("acting_as", default=None)
 USER_FIELDS = (
     "username",
     "email",
@@ -43,9 +49,24 @@ class AuditContextMiddleware:
             current_request.reset(token)
 
 
+@contextmanager
+def acting(actor: Actor) -> Iterator[None]:
+    """The changes made inside are recorded as `actor`'s (user.created,
+    user.changed, grant.changed), not the current request's."""
+    token = acting_as.set(actor)
+    try:
+        yield
+    finally:
+        acting_as.reset(token)
+
+
 def _actor() -> Actor:
-    """Who made a change these signals report: the person behind the current
-    request, or the system (a management command, a migration, a shell)."""
+    """Who made a change these signals report: the identity `acting` names, the
+    person behind the current request, or the system (a management command, a
+    migration, a shell)."""
+    forced = acting_as.get()
+    if forced is not None:
+        return forced
     request = current_request.get()
     if request is None or not getattr(request, "user", None):
         return Actor(name="system", ip=client_ip(request), is_system=True)
@@ -54,7 +75,13 @@ def _actor() -> Actor:
 
 @receiver(user_logged_in)
 def logged_in(sender, request, user, **kwargs) -> None:  # noqa: ANN001
-    audit.append("login.succeeded", actor=Actor.person(user, client_ip(request)))
+    # A backend other than the password may say how the person signed in (sso/:
+    # the method, issuer and subject); a password sign-in records nothing more.
+    audit.append(
+        "login.succeeded",
+        actor=Actor.person(user, client_ip(request)),
+        data=dict(getattr(user, "sign_in_audit", None) or {}),
+    )
 
 
 @receiver(user_logged_out)

@@ -19,11 +19,17 @@ one command works everywhere `.ci/run` does:
 - Alertmanager: Debian's prometheus-alertmanager for the live alert tests, installed
   the same way when missing (YOMIRA_INSTALL_ALERTMANAGER=0 refuses); without it those
   tests are skipped with the command to run.
+- Prometheus: Debian's prometheus (the server scraping /metrics in a test, and
+  promtool, which .ci/run checks the example alert rules with), installed the same
+  way when missing (YOMIRA_INSTALL_PROMETHEUS=0 refuses); without it that test is
+  skipped with the command to run.
 
 Arguments are passed to pytest. Exit code: pytest's (5, "no tests", is a failure).
 `tests/stack.py --mutate PATTERN...` runs mutmut over the mutants named by the
 patterns instead (`make mutate`), then prints the score per module;
 `--mutate-again PATTERN...` re-runs only the last run's survivors (`make mutate-again`).
+`tests/stack.py --ensure-prometheus` does only the Prometheus step and fails when
+promtool is still missing (`.ci/run`, before it checks the example alert rules).
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ALERTMANAGER = os.environ.get("ALERTMANAGER_PATH", "/usr/bin/prometheus-alertmanager")
+PROMETHEUS = os.environ.get("PROMETHEUS_PATH", "/usr/bin/prometheus")
 RUN_ID = f"r{os.getpid()}"
 
 
@@ -300,6 +307,36 @@ def ensure_alertmanager() -> None:
         say("apt-get could not install prometheus-alertmanager: its tests are skipped")
 
 
+# --- Prometheus ---------------------------------------------------------------------
+
+
+def ensure_prometheus() -> None:
+    """Debian's prometheus (with promtool) for the scrape test and the rule checks:
+    installed with apt-get when missing and allowed (root or passwordless sudo, and
+    YOMIRA_INSTALL_PROMETHEUS is not 0). Its absence does not stop the run: the
+    scrape test is skipped, saying why."""
+    if Path(PROMETHEUS).exists():
+        return
+    allowed = os.environ.get("YOMIRA_INSTALL_PROMETHEUS", "1") != "0"
+    command = as_root(
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", "prometheus"]
+    )
+    if not allowed or command is None or not shutil.which("apt-get"):
+        say(
+            f"prometheus is missing at {PROMETHEUS}: the scrape test is skipped "
+            "(sudo apt-get install -y --no-install-recommends prometheus, or set "
+            "PROMETHEUS_PATH)"
+        )
+        return
+    say("installing Debian's prometheus (set YOMIRA_INSTALL_PROMETHEUS=0 to refuse)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    if subprocess.run(command, env=env, stdout=subprocess.DEVNULL).returncode != 0:
+        subprocess.run(as_root(["apt-get", "update", "-q"]), env=env, check=False)
+        subprocess.run(command, env=env, stdout=subprocess.DEVNULL, check=False)
+    if not Path(PROMETHEUS).exists():
+        say("apt-get could not install prometheus: its tests are skipped")
+
+
 # --- the run ------------------------------------------------------------------------
 
 
@@ -313,6 +350,7 @@ def main(pytest_args: list[str]) -> int:
     if not mutate:
         ensure_chromium()
         ensure_alertmanager()
+        ensure_prometheus()
     database_url = with_database(
         base_url, f"{urlsplit(base_url).path.lstrip('/')}_{RUN_ID}"
     )
@@ -386,4 +424,7 @@ def mutation_run(patterns: list[str], env: dict[str, str], *, again: bool) -> in
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--ensure-prometheus"]:  # .ci/run, before promtool
+        ensure_prometheus()
+        sys.exit(0 if Path(PROMETHEUS).with_name("promtool").exists() else 1)
     sys.exit(main(sys.argv[1:]))

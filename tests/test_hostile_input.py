@@ -103,6 +103,9 @@ FIELDS: dict[str, tuple[str, dict[str, str]]] = {
     "health_live": ("get", {}),
     "login": ("post", {"username": "admin", "password": "wrong"}),
     "logout": ("post", {}),
+    # Single sign-on's way in (SSO off here; tests/sso/ sends these with it on).
+    "sso_sign_in": ("get", {"next": "/incidents/"}),
+    "sso_callback": ("get", {"code": "c", "state": "s", "error": ""}),
     "password_change": (
         "post",
         {"old_password": "x", "new_password1": "y", "new_password2": "y"},
@@ -110,6 +113,44 @@ FIELDS: dict[str, tuple[str, dict[str, str]]] = {
     "password_change_done": ("get", {}),
     "runbook_import": ("post", {"title": "Hostile", "allow_partial": "on"}),
     "runbook_import_confirm": ("post", {"review": "x"}),
+    # Prometheus's scrape: a bearer token, never a session (tests/test_metrics.py).
+    "metrics": ("get", {}),
+    # Personal API tokens: a name and a scope.
+    "api_tokens": ("post", {"name": "bot", "scope": "read"}),
+    "api_token_revoke": ("post", {}),
+    # The JSON API answers tokens, not sessions: here every hostile form value is a
+    # 401 that writes only its denial. tests/api/test_api_hostile.py sends hostile
+    # JSON to each operation with a token.
+    **{
+        name: ("get", {})
+        for name in (
+            "api-root",
+            "openapi-json",
+            "openapi-view",
+            "list_playbooks",
+            "read_playbook",
+            "list_incidents",
+            "read_incident",
+            "list_executions",
+            "read_execution",
+            "read_timeline",
+            "list_approvals",
+            "list_alerts",
+        )
+    },
+    **{
+        name: ("post", {"text": "x"})
+        for name in (
+            "open_incident",
+            "change_status",
+            "change_commander",
+            "tick_step",
+            "add_note",
+            "preview_action",
+            "request_run",
+            "decide",
+        )
+    },
 }
 # Signed out on purpose: signing in is what they do.
 ANONYMOUS = {"login"}
@@ -169,6 +210,7 @@ def world(incident, admin_user, settings):
         # Nobody has ticked it: `expected` then names a tick that does not exist.
         "<int:number>": str(second.number),
         "<slug:slug>": incident.playbook.slug,
+        "<slug>": incident.playbook.slug,
         "<int:command_id>": str(probe.pk),
         "<int:execution_id>": str(ticked.pk),
         "{slug}": incident.playbook.slug,

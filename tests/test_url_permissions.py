@@ -7,8 +7,9 @@ from types import SimpleNamespace
 
 import pytest
 from django.contrib.auth.models import AnonymousUser, Group, Permission
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
-from django.test import RequestFactory
+from django.test import Client, RequestFactory
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from incidents import access
@@ -19,10 +20,23 @@ from tests.conftest import grant, signed_in
 
 # Open to anyone (or to anyone signed in): the way in, the way out, health checks.
 PUBLIC = {"login", "health_ready", "health_live"}
-ANY_SIGNED_IN = {"logout", "password_change", "password_change_done", "home"}
+# Single sign-on's way in (sso/): to the provider, and back (tests/sso/).
+PUBLIC |= {"sso_sign_in", "sso_callback"}
+ANY_SIGNED_IN = {
+    "logout",
+    "password_change",
+    "password_change_done",
+    "home",
+    # One's own API tokens (another person's is not found: tests/api/).
+    "api_tokens",
+    "api_token_revoke",
+}
 # Webhooks: no session, a source's token (tests/alerts/test_hooks.py covers them);
 # here, without one they must refuse (401, audited), whoever is signed in.
 WEBHOOKS = {"alertmanager", "grafana"}
+# Prometheus's scrape: METRICS_TOKEN as a Bearer token (tests/test_metrics.py); a
+# session never opens it, so without the token it refuses (401) whoever is signed in.
+TOKEN_PROTECTED = {"metrics"}
 
 
 def walk(patterns, prefix=""):  # noqa: ANN001, ANN201
@@ -44,6 +58,8 @@ def concrete(route: str, incident, slug: str) -> str:  # noqa: ANN001
         "<int:command_id>": "1",
         "<int:execution_id>": "1",
         "<slug:source>": "no-such-source",
+        # The JSON API's path parameters (django-ninja writes them plain).
+        "<slug>": slug,
     }
     for placeholder, value in replacements.items():
         url = url.replace(placeholder, value)
@@ -77,9 +93,94 @@ def test_webhooks_refuse_without_a_token_signed_in_or_not(client, nobody_client,
             assert who.get(url).status_code == 405
 
 
+# The JSON API answers a personal token, never a session (tests/api/ covers the
+# tokens): without one it refuses (401, audited) whoever is signed in. Its docs
+# page and schema are for anyone signed in.
+API_DOCS = {"openapi-json", "openapi-view"}
+# django-ninja's root, kept only to reverse URLs from: a 404 for everyone.
+API_ROOT = "api-root"
+
+
+def is_api(name: str, url: str) -> bool:
+    return url.startswith("/api/v1/") and name not in API_DOCS | {API_ROOT}
+
+
+def test_the_api_root_shows_nothing(client, nobody_client):
+    for who in (client, nobody_client):
+        assert who.get("/api/v1/").status_code == 404
+
+
+def test_the_api_refuses_without_a_token_signed_in_or_not(client, nobody_client, urls):
+    api = [(name, url) for name, url in urls if is_api(name, url)]
+    assert len(api) >= 10
+    for who in (client, nobody_client):
+        for name, url in api:
+            for method in ("get", "post"):
+                cache.clear()  # each denial audited (past 30 a minute, only counted)
+                before = AuditEvent.objects.filter(verb="permission.denied").count()
+                response = getattr(who, method)(url)
+                if response.status_code == 405:
+                    continue  # the route takes the other method
+                assert response.status_code == 401, (name, method, response.status_code)
+                assert response.json()["error"]["code"] == "unauthenticated"
+                assert (
+                    AuditEvent.objects.filter(verb="permission.denied").count()
+                    == before + 1
+                )
+
+
+def test_a_token_of_someone_without_rights_is_refused_everywhere(nobody, urls):
+    from api.tokens import create
+
+    secret = create(user=nobody, name="t", scope="write", actor=Actor.person(nobody))[1]
+    checked = 0
+    for name, url in urls:
+        if not is_api(name, url):
+            continue
+        for method in ("get", "post"):
+            before = AuditEvent.objects.filter(verb="permission.denied").count()
+            response = getattr(Client(), method)(
+                url,
+                **(
+                    {"data": "{}", "content_type": "application/json"}
+                    if method == "post"
+                    else {}
+                ),
+                headers={"Authorization": f"Bearer {secret}"},
+            )
+            if response.status_code == 405:
+                continue
+            assert response.status_code == 403, (name, method, response.status_code)
+            assert response.json()["error"]["code"] == "forbidden"
+            denial = AuditEvent.objects.filter(verb="permission.denied").latest("seq")
+            assert (
+                AuditEvent.objects.filter(verb="permission.denied").count()
+                == before + 1
+            )
+            assert (denial.actor_id, denial.data["path"]) == (nobody.pk, url)
+            checked += 1
+    assert checked >= 12
+
+
+def test_metrics_refuse_without_the_token_signed_in_or_not(
+    client, nobody_client, urls, settings
+):
+    settings.METRICS_TOKEN = "the-scrapers-token"
+    scrapes = [(name, url) for name, url in urls if name in TOKEN_PROTECTED]
+    assert {name for name, _ in scrapes} == TOKEN_PROTECTED
+    for who in (client, nobody_client):
+        for name, url in scrapes:
+            assert who.get(url).status_code == 401, name
+            assert who.post(url).status_code == 405, name
+
+
 def test_anonymous_visitors_are_sent_to_sign_in(client, urls):
     for name, url in urls:
-        if name in PUBLIC | WEBHOOKS or name == "logout":
+        if (
+            name in PUBLIC | WEBHOOKS | TOKEN_PROTECTED | {API_ROOT}
+            or name == "logout"
+            or is_api(name, url)
+        ):
             continue
         for method in ("get", "post"):
             response = getattr(client, method)(url)
@@ -95,7 +196,11 @@ def test_a_user_without_rights_is_refused_everywhere_and_each_refusal_is_audited
 ):
     checked = 0
     for name, url in urls:
-        if name in PUBLIC | ANY_SIGNED_IN | WEBHOOKS:
+        if name in PUBLIC | ANY_SIGNED_IN | WEBHOOKS | TOKEN_PROTECTED | API_DOCS:
+            continue
+        if name == API_ROOT:
+            continue
+        if is_api(name, url):
             continue
         for method in ("get", "post"):
             before = AuditEvent.objects.filter(verb="permission.denied").count()

@@ -264,6 +264,16 @@ def _submit(name: str, fn: Callable[[], dict[str, Check]]) -> Future:
     return pool.submit(fn)
 
 
+def broker_status() -> Check:
+    """The broker's part alone, within HEALTH_CHECK_TIMEOUT, on the same thread
+    as /health/ready's (/metrics asks it at every scrape: yomira_broker_up)."""
+    timeout = settings.HEALTH_CHECK_TIMEOUT
+    try:
+        return _submit("broker", broker_part).result(timeout)["broker"]
+    except FutureTimeout:
+        return _check(DOWN, f"no answer within {timeout:g} s")
+
+
 def collect(
     database_fn: Callable[[], dict[str, Check]] = database_parts,
     broker_fn: Callable[[], dict[str, Check]] = broker_part,

@@ -191,12 +191,72 @@ AUTHENTICATION_BACKENDS = [
 ANONYMOUS_USER_NAME = None  # nothing is granted to anonymous visitors
 
 # --- Single sign-on (sso/) ---------------------------------------------------------
+# OpenID Connect with mozilla-django-oidc; sso/config.py reads the provider's
+# discovery document for every endpoint not set here. On only with an issuer and a
+# client id.
+OIDC_ISSUER = env.str("OIDC_ISSUER", default="").rstrip("/")
+OIDC_RP_CLIENT_ID = env.str("OIDC_RP_CLIENT_ID", default="")
+OIDC_RP_CLIENT_SECRET = env.str("OIDC_RP_CLIENT_SECRET", default="")
+SSO_ENABLED = bool(OIDC_ISSUER and OIDC_RP_CLIENT_ID)
+if SSO_ENABLED and not DEBUG and not OIDC_ISSUER.startswith("https://"):
+    raise ImproperlyConfigured(
+        "OIDC_ISSUER must be an https:// address with DEBUG=false: the console "
+        "trusts the keys it downloads from there."
+    )
+OIDC_PROVIDER_NAME = env.str("OIDC_PROVIDER_NAME", default="single sign-on")
+OIDC_RP_SCOPES = env.str("OIDC_SCOPES", default="openid email profile")
+# The claim whose values (a list of strings, or one) Admin → Role mappings maps to
+# the four roles; applied at every sign-in.
+OIDC_ROLES_CLAIM = env.str("OIDC_ROLES_CLAIM", default="groups")
+# Only asymmetric signatures: the keys come from the provider's jwks_uri.
+OIDC_RP_SIGN_ALGO = "RS256"
+OIDC_SIGN_ALGOS = env.list("OIDC_SIGN_ALGOS", default=["RS256"])
+# Explicit endpoints win over discovery (empty: discovered).
+OIDC_OP_AUTHORIZATION_ENDPOINT = env.str("OIDC_OP_AUTHORIZATION_ENDPOINT", default="")
+OIDC_OP_TOKEN_ENDPOINT = env.str("OIDC_OP_TOKEN_ENDPOINT", default="")
+OIDC_OP_USER_ENDPOINT = env.str("OIDC_OP_USER_ENDPOINT", default="")
+OIDC_OP_JWKS_ENDPOINT = env.str("OIDC_OP_JWKS_ENDPOINT", default="")
+OIDC_OP_LOGOUT_ENDPOINT = env.str("OIDC_OP_LOGOUT_ENDPOINT", default="")
+OIDC_DISCOVERY_TTL = env.int("OIDC_DISCOVERY_TTL", default=300)  # seconds
+OIDC_TIMEOUT = env.float("OIDC_TIMEOUT", default=5.0)  # each call to the provider
+OIDC_LEEWAY_SECONDS = env.int("OIDC_LEEWAY_SECONDS", default=30)  # clock skew
+OIDC_USE_PKCE = env.bool("OIDC_USE_PKCE", default=True)
+# The client secret in an Authorization header (client_secret_basic, which every
+# provider must accept) rather than in the form (client_secret_post).
+OIDC_TOKEN_USE_BASIC_AUTH = env.bool("OIDC_TOKEN_USE_BASIC_AUTH", default=True)
+OIDC_USE_NONCE = True
+# The ID token is kept in the session for the provider's logout (id_token_hint).
+OIDC_STORE_ID_TOKEN = True
+OIDC_STORE_ACCESS_TOKEN = False
+OIDC_AUTHENTICATION_CALLBACK_URL = "sso_callback"
+OIDC_OP_LOGOUT_URL_METHOD = "sso.views.provider_logout_url"
+LOGIN_REDIRECT_URL_FAILURE = "login"
+# Local (password) accounts: off, only the break-glass usernames may use one.
+LOCAL_ACCOUNTS = env.bool("LOCAL_ACCOUNTS", default=True)
+BREAK_GLASS_USERS = env.list("BREAK_GLASS_USERS", default=["admin"])
+if not LOCAL_ACCOUNTS:
+    # Before the model backend, so a refused password never reaches it.
+    AUTHENTICATION_BACKENDS.insert(
+        AUTHENTICATION_BACKENDS.index("incidents.backends.ConsoleModelBackend"),
+        "sso.backend.LocalAccountsGate",
+    )
+if SSO_ENABLED:
+    AUTHENTICATION_BACKENDS.append("sso.backend.SSOBackend")
 # --- end of single sign-on ---------------------------------------------------------
 
 # --- Metrics (yomira_console/metrics.py) --------------------------------------------
+# /metrics answers a Prometheus that sends this as a Bearer token; unset, it answers
+# 404 (metrics off). A secret: it is never logged, stored or shown.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# prometheus-client's own variable (it reads it itself, when first imported): the
+# directory where every process of the web server and the workers keeps its
+# in-process figures, added up at each scrape. Unset: this process's figures only.
+METRICS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 # --- end of metrics ----------------------------------------------------------------
 
 # --- JSON API (api/) ----------------------------------------------------------------
+# Requests per personal token per minute, counted in PostgreSQL (api/tokens.py).
+API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=120)
 # --- end of JSON API ----------------------------------------------------------------
 
 # django-axes: lock a username on an address after repeated failures.

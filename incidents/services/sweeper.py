@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from .. import audit
+from .. import audit, metrics
 from ..actors import Actor
 from ..models import Command, StepExecution
 from . import runs
@@ -28,14 +28,18 @@ RESENT_PREFIX = "resent-"
 def sweep() -> int:
     """One pass of the periodic sweep (the beat schedule runs it every minute):
     what it ended, re-sent or expired."""
-    return sweep_stale() + sweep_unclaimed() + expire_approvals()
+    swept = sweep_stale() + sweep_unclaimed() + expire_approvals()
+    metrics.SWEEPER_RUNS.inc()
+    return swept
 
 
 def expire_approvals() -> int:
     due = StepExecution.objects.filter(
         state=State.AWAITING_APPROVAL, approval_expires_at__lt=timezone.now()
     ).select_related("incident", "step")
-    return sum(expire(execution=execution, actor=SWEEPER) for execution in due)
+    expired = sum(expire(execution=execution, actor=SWEEPER) for execution in due)
+    metrics.SWEEPER_SWEPT.labels(metrics.APPROVAL_EXPIRED).inc(expired)
+    return expired
 
 
 def sweep_stale() -> int:
@@ -56,6 +60,7 @@ def sweep_stale() -> int:
             else "The worker stopped before this probe finished; run it again."
         )
         swept += _end_swept(execution, was=State.RUNNING, state=state, summary=summary)
+    metrics.SWEEPER_SWEPT.labels(metrics.STALE_ENDED).inc(swept)
     return swept
 
 
@@ -126,13 +131,16 @@ def sweep_unclaimed() -> int:
                     )
                 )
             swept += 1
+            metrics.SWEEPER_SWEPT.labels(metrics.RESENT).inc()
             continue
         sent = "though it was sent twice " if resent else ""
         summary = (
             f"Not run: no worker picked it up in {waited} s, {sent}(no worker is "
             "running, or the task queue lost it). Nothing ran; press Run again."
         )
-        swept += _end_swept(
+        ended = _end_swept(
             execution, was=State.QUEUED, state=State.DISPATCH_FAILED, summary=summary
         )
+        metrics.SWEEPER_SWEPT.labels(metrics.NEVER_CLAIMED).inc(ended)
+        swept += ended
     return swept

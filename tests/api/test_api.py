@@ -108,6 +108,8 @@ def test_a_token_is_shown_once_stored_as_its_hash_and_audited(people):
     [
         ("", "read", "Name the token"),
         ("x" * 61, "read", "Name the token"),
+        ("a\x00b", "read", "printable"),
+        ("bell\x07", "read", "printable"),
         ("bot", "admin", "Choose a scope"),
     ],
 )
