@@ -290,6 +290,20 @@ def test_a_request_without_an_expiry_still_waits(pool):
     assert approvals.approvable_playbooks(pool.people["ada"]) is None
 
 
+def test_only_playbooks_approved_on_count_not_those_run_on(pool):
+    """approvable_playbooks 29: a grant to run a playbook's actions is no right to
+    approve them; a person holding both kinds on different playbooks may decide
+    requests of the approved one only (the badge and the queue read this)."""
+    redis_down = Playbook.objects.current().get(number=4)
+    abe = pool.people["abe"]
+    grant(abe, "run_actions", playbooks=[redis_down])
+    fresh = type(abe).objects.get(pk=abe.pk)
+    assert approvals.approvable_playbooks(fresh) == [pool.playbook.pk]
+    gina = type(abe).objects.get(pk=pool.people["gina"].pk)  # run_actions only
+    assert approvals.approvable_playbooks(gina) == []
+    assert approvals.decidable_by(gina) is None
+
+
 # --- the preview an approver is shown ----------------------------------------------
 
 
