@@ -21,7 +21,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from incidents import audit
-from incidents.actors import Actor
+from incidents.actors import Actor, client_ip
 
 from .models import AlertSource, digest
 
@@ -205,3 +205,30 @@ def denial_budget(ip: str) -> int | None:
     if skipped:
         cache.delete(skipped_key)
     return skipped
+
+
+def audit_denial(
+    request: HttpRequest, permission: str, why: str, **data: object
+) -> bool:
+    """An unauthenticated request's refusal (a webhook, the API, /metrics),
+    audited as `permission.denied` by the address it came from, within that
+    address's budget (DENIALS_AUDITED a minute; past it the refusal is only
+    counted, and the next audited one says how many were not). False when over
+    the budget. A database error while writing is the caller's to handle."""
+    ip = client_ip(request)
+    unaudited = denial_budget(ip)
+    if unaudited is None:
+        return False
+    audit.append(
+        "permission.denied",
+        actor=Actor.anonymous(ip=ip),
+        data={
+            "permission": permission,
+            **data,
+            "why": why,
+            "method": request.method,
+            "path": request.path[:200],
+            **({"not_audited_before": unaudited} if unaudited else {}),
+        },
+    )
+    return True

@@ -90,26 +90,14 @@ def _denied(request: HttpRequest, name: str, why: str) -> HttpResponse:
     alike, so that the answer does not tell which source names exist). A flood
     from one address is audited up to DENIALS_AUDITED a minute, then logged and
     counted: the next audited denial says how many were not."""
-    ip = client_ip(request)
-    unaudited = sources.denial_budget(ip)
-    if unaudited is None:
-        log.warning("webhook denial from %s not audited (over the minute's budget)", ip)
-    else:
-        try:
-            audit.append(
-                "permission.denied",
-                actor=Actor.anonymous(ip=ip),
-                data={
-                    "permission": "alerts.post",
-                    "source": name[:64],
-                    "why": why,
-                    "method": request.method,
-                    "path": request.path[:200],
-                    **({"not_audited_before": unaudited} if unaudited else {}),
-                },
+    try:
+        if not sources.audit_denial(request, "alerts.post", why, source=name[:64]):
+            log.warning(
+                "webhook denial from %s not audited (over the minute's budget)",
+                client_ip(request),
             )
-        except DatabaseError:
-            return _answer(503, CANNOT_STORE)
+    except DatabaseError:
+        return _answer(503, CANNOT_STORE)
     response = _answer(401, "Unauthorized: send the source's token as a Bearer token.")
     response["WWW-Authenticate"] = 'Bearer realm="alerts"'
     return response

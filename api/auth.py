@@ -4,6 +4,9 @@ rights, its scope, and its rate limit. The request then carries the owner as
 
 from __future__ import annotations
 
+import logging
+
+from django.db import DatabaseError
 from django.http import HttpRequest
 from ninja.security.base import AuthBase
 
@@ -14,6 +17,8 @@ from incidents.actors import Actor, client_ip
 from . import tokens
 from .errors import Refused
 from .models import ApiToken
+
+log = logging.getLogger(__name__)
 
 
 class PersonalToken(AuthBase):
@@ -44,21 +49,13 @@ class PersonalToken(AuthBase):
 
 
 def _audit_denial(request: HttpRequest, why: str) -> None:
-    ip = client_ip(request)
-    unaudited = sources.denial_budget(ip)
-    if unaudited is None:
-        return  # past this address's budget: refused all the same
-    audit.append(
-        "permission.denied",
-        actor=Actor.anonymous(ip=ip),
-        data={
-            "permission": "api",
-            "method": request.method,
-            "path": request.path[:300],
-            "why": why,
-            **({"unaudited_before": unaudited} if unaudited else {}),
-        },
-    )
+    try:
+        sources.audit_denial(request, "api", why)
+    except DatabaseError:
+        # Refusing needs no database; the outage is the offline pages' to answer.
+        log.warning(
+            "API denial from %s not audited (database error)", client_ip(request)
+        )
 
 
 def actor(request: HttpRequest) -> Actor:

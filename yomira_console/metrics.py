@@ -39,9 +39,8 @@ from prometheus_client.utils import floatToGoString
 
 from alerts import sources
 from alerts.models import Receipt
-from incidents import audit
 from incidents import metrics as process_metrics  # noqa: F401 - defines them first
-from incidents.actors import Actor, client_ip
+from incidents.actors import client_ip
 from incidents.models import Command, Incident, StepExecution, WorkerHeartbeat
 from incidents.services.workers import SWEEPER_NAME
 from notify.models import Notification
@@ -384,25 +383,12 @@ def _denied(request: HttpRequest, why: str) -> HttpResponse:
     """401, audited like a webhook's refusal (and within the same per-address
     budget, so a flood is logged and counted, not written to the audit log)."""
     ip = client_ip(request)
-    unaudited = sources.denial_budget(ip)
-    if unaudited is None:
-        log.warning("metrics denial from %s not audited (over the minute's budget)", ip)
-    else:
-        try:
-            audit.append(
-                "permission.denied",
-                actor=Actor.anonymous(ip=ip),
-                data={
-                    "permission": "metrics.scrape",
-                    "why": why,
-                    "method": request.method,
-                    "path": request.path[:200],
-                    **({"not_audited_before": unaudited} if unaudited else {}),
-                },
-            )
-        except DatabaseError:
-            # Refusing does not need the database; the refusal is still logged.
-            log.warning("metrics denial from %s not audited (database error)", ip)
+    try:
+        if not sources.audit_denial(request, "metrics.scrape", why):
+            log.warning("metrics denial from %s not audited (over the budget)", ip)
+    except DatabaseError:
+        # Refusing does not need the database; the refusal is still logged.
+        log.warning("metrics denial from %s not audited (database error)", ip)
     response = HttpResponse(
         "Unauthorized: send METRICS_TOKEN as a Bearer token.\n",
         status=401,
