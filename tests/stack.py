@@ -273,68 +273,52 @@ def ensure_chromium() -> None:
         fail("apt-get could not install chromium: sudo apt-get install -y chromium")
 
 
-# --- Alertmanager -------------------------------------------------------------------
+# --- Alertmanager and Prometheus ---------------------------------------------------
+
+
+def ensure_optional_package(package: str, path: str, opt_out: str, what: str) -> None:
+    """A Debian package some tests need (`what` says which), installed with
+    apt-get when `path` is missing and it is allowed (root or passwordless sudo,
+    and `opt_out` is not 0). Unlike Chromium, its absence does not stop the run:
+    those tests are skipped, saying why."""
+    if Path(path).exists():
+        return
+    allowed = os.environ.get(opt_out, "1") != "0"
+    command = as_root(
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", package]
+    )
+    if not allowed or command is None or not shutil.which("apt-get"):
+        say(
+            f"{package} is missing at {path}: {what} are skipped (sudo apt-get "
+            f"install -y --no-install-recommends {package}, or set the path)"
+        )
+        return
+    say(f"installing Debian's {package} (set {opt_out}=0 to refuse)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    if subprocess.run(command, env=env, stdout=subprocess.DEVNULL).returncode != 0:
+        subprocess.run(as_root(["apt-get", "update", "-q"]), env=env, check=False)
+        subprocess.run(command, env=env, stdout=subprocess.DEVNULL, check=False)
+    if not Path(path).exists():
+        say(f"apt-get could not install {package}: {what} are skipped")
 
 
 def ensure_alertmanager() -> None:
-    """Debian's prometheus-alertmanager for the live alert tests: installed with
-    apt-get when missing and allowed (root or passwordless sudo, and
-    YOMIRA_INSTALL_ALERTMANAGER is not 0). Unlike Chromium, its absence does not
-    stop the run: those tests are skipped, saying why."""
-    if Path(ALERTMANAGER).exists():
-        return
-    allowed = os.environ.get("YOMIRA_INSTALL_ALERTMANAGER", "1") != "0"
-    command = as_root(
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends",
-         "prometheus-alertmanager"]
-    )  # fmt: skip
-    if not allowed or command is None or not shutil.which("apt-get"):
-        say(
-            f"prometheus-alertmanager is missing at {ALERTMANAGER}: the live alert "
-            "tests are skipped (sudo apt-get install -y --no-install-recommends "
-            "prometheus-alertmanager, or set ALERTMANAGER_PATH)"
-        )
-        return
-    say(
-        "installing Debian's prometheus-alertmanager "
-        "(set YOMIRA_INSTALL_ALERTMANAGER=0 to refuse)"
+    """Debian's prometheus-alertmanager (ALERTMANAGER_PATH) for the live alert
+    tests; YOMIRA_INSTALL_ALERTMANAGER=0 refuses the install."""
+    ensure_optional_package(
+        "prometheus-alertmanager",
+        ALERTMANAGER,
+        "YOMIRA_INSTALL_ALERTMANAGER",
+        "the live alert tests",
     )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    if subprocess.run(command, env=env, stdout=subprocess.DEVNULL).returncode != 0:
-        subprocess.run(as_root(["apt-get", "update", "-q"]), env=env, check=False)
-        subprocess.run(command, env=env, stdout=subprocess.DEVNULL, check=False)
-    if not Path(ALERTMANAGER).exists():
-        say("apt-get could not install prometheus-alertmanager: its tests are skipped")
-
-
-# --- Prometheus ---------------------------------------------------------------------
 
 
 def ensure_prometheus() -> None:
-    """Debian's prometheus (with promtool) for the scrape test and the rule checks:
-    installed with apt-get when missing and allowed (root or passwordless sudo, and
-    YOMIRA_INSTALL_PROMETHEUS is not 0). Its absence does not stop the run: the
-    scrape test is skipped, saying why."""
-    if Path(PROMETHEUS).exists():
-        return
-    allowed = os.environ.get("YOMIRA_INSTALL_PROMETHEUS", "1") != "0"
-    command = as_root(
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", "prometheus"]
+    """Debian's prometheus with promtool (PROMETHEUS_PATH) for the scrape test
+    and the rule checks; YOMIRA_INSTALL_PROMETHEUS=0 refuses the install."""
+    ensure_optional_package(
+        "prometheus", PROMETHEUS, "YOMIRA_INSTALL_PROMETHEUS", "the scrape tests"
     )
-    if not allowed or command is None or not shutil.which("apt-get"):
-        say(
-            f"prometheus is missing at {PROMETHEUS}: the scrape test is skipped "
-            "(sudo apt-get install -y --no-install-recommends prometheus, or set "
-            "PROMETHEUS_PATH)"
-        )
-        return
-    say("installing Debian's prometheus (set YOMIRA_INSTALL_PROMETHEUS=0 to refuse)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    if subprocess.run(command, env=env, stdout=subprocess.DEVNULL).returncode != 0:
-        subprocess.run(as_root(["apt-get", "update", "-q"]), env=env, check=False)
-        subprocess.run(command, env=env, stdout=subprocess.DEVNULL, check=False)
-    if not Path(PROMETHEUS).exists():
-        say("apt-get could not install prometheus: its tests are skipped")
 
 
 # --- the run ------------------------------------------------------------------------
