@@ -158,4 +158,9 @@ def test_prometheus_scrapes_a_probe_run_by_a_real_worker(
         'yomira_execution_queue_wait_seconds_count{executor="redis",kind="probe"}',
     )
     assert [sample["value"][1] for sample in waited] == ["1"]
-    assert query(prometheus, "yomira_workers_live >= 1")
+    # The worker's heartbeat row is written every few seconds by a thread of its
+    # own: wait for a scrape that saw one, as for the run.
+    until(
+        "a live worker in Prometheus",
+        lambda: query(prometheus, "yomira_workers_live >= 1"),
+    )
