@@ -13,7 +13,8 @@ class Problem(Schema):
     status: int = Field(description="The HTTP status, repeated.")
     code: str = Field(
         description="unauthenticated, forbidden, read_only_token, not_found, "
-        "invalid, refused, conflict, rate_limited, server_error"
+        "invalid, refused, conflict, rate_limited, server_error, unavailable "
+        "(the console's database is down)"
     )
     message: str = Field(description="What went wrong and what to do, in words.")
     fields: dict[str, list[str]] = Field(

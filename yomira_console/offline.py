@@ -39,7 +39,7 @@ from django.conf import settings
 from django.core import signing
 from django.core.signals import got_request_exception
 from django.db import InterfaceError, OperationalError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.urls import Resolver404, resolve
 from django.utils.crypto import constant_time_compare, salted_hmac
@@ -346,6 +346,21 @@ def offline_answer(request: HttpRequest) -> HttpResponse:
             page = read_page(str(match.kwargs.get("slug", "")))
     if page is not None:
         response = HttpResponse(page)
+    elif request.path_info.startswith("/api/"):
+        # A script gets the API's own error shape (api/errors.py), not a page.
+        response = JsonResponse(
+            {
+                "error": {
+                    "status": 503,
+                    "code": "unavailable",
+                    "message": "The console's database is unreachable: nothing was "
+                    "read, saved or run. Try again shortly.",
+                    "fields": {},
+                }
+            },
+            status=503,
+        )
+        response["Retry-After"] = "30"
     else:
         stored = manifest() if reader else None
         imported_at = (stored or {}).get("imported_at") or ""

@@ -593,3 +593,23 @@ def test_an_admin_revokes_anyones_token_and_sees_no_hash(people, admin_user):
     revoked = AuditEvent.objects.filter(verb="api_token.revoked").latest("seq")
     assert revoked.actor_name == admin_user.username
     assert revoked.data["owner"] == "vera"
+
+
+def test_with_the_database_down_the_api_answers_in_its_own_shape(db):
+    """The offline middleware answers while PostgreSQL is unreachable: a script
+    gets the API's error shape and a Retry-After, not the outage page."""
+    from django.test import RequestFactory
+
+    from yomira_console import offline
+
+    for method in ("get", "post"):
+        request = getattr(RequestFactory(), method)("/api/v1/incidents")
+        response = offline.offline_answer(request)
+        assert response.status_code == 503
+        assert response["Retry-After"] == "30"
+        assert response["X-Console-Database"] == "unreachable"
+        problem = json.loads(response.content)["error"]
+        assert problem["status"] == 503 and problem["code"] == "unavailable"
+        assert "nothing was read, saved or run" in problem["message"]
+    page = offline.offline_answer(RequestFactory().get("/incidents/"))
+    assert page.status_code == 503 and page["Content-Type"].startswith("text/html")
