@@ -397,6 +397,47 @@ def test_preview_action_records_what_was_shown_and_the_tokens_nonce(
     assert shown.params == {"pid": target}
 
 
+def test_a_preview_gets_the_consoles_limits(pool, target, monkeypatch, settings):
+    """preview_action 18: a preview reaches the target like a run does, so it is
+    held to the same limits (a hung target costs EXECUTION_TIMEOUT, not the
+    engine's defaults)."""
+    settings.EXECUTION_CONNECT_TIMEOUT = 0.7
+    settings.EXECUTION_TIMEOUT = 2.5
+    settings.EXECUTION_OUTPUT_CAP = 1234
+    seen = []
+    monkeypatch.setattr(
+        "incidents.services.runs.preview_of",
+        lambda command, values, ctx: seen.append(ctx) or Preview(True, "ok"),
+    )
+    preview_action(
+        incident=pool.incident,
+        command=pool.terminate,
+        params={"pid": target},
+        actor=Actor.person(pool.people["gina"]),
+    )
+    [ctx] = seen
+    assert (ctx.connect_timeout, ctx.timeout, ctx.output_cap) == (0.7, 2.5, 1234)
+
+
+def test_an_action_outside_the_steps_is_previewed_too(pool, target, monkeypatch):
+    """preview_action 40: a runbook may put an action under Diagnosis (no step);
+    its preview is recorded with no step, not a crash."""
+    monkeypatch.setattr(
+        "incidents.services.runs.preview_of",
+        lambda command, values, ctx: Preview(True, "1 backend", rows=1),
+    )
+    type(pool.terminate).objects.filter(pk=pool.terminate.pk).update(step=None)
+    pool.terminate.refresh_from_db()
+    preview_action(
+        incident=pool.incident,
+        command=pool.terminate,
+        params={"pid": target},
+        actor=Actor.person(pool.people["gina"]),
+    )
+    event = AuditEvent.objects.filter(verb="execution.previewed").last()
+    assert event.data["step"] is None and event.data["headline"] == "1 backend"
+
+
 def test_a_preview_is_refused_to_people_without_the_playbooks_grant(pool, target):
     with pytest.raises(PermissionDenied):
         preview_action(
