@@ -438,6 +438,28 @@ def test_an_action_outside_the_steps_is_previewed_too(pool, target, monkeypatch)
     assert event.data["step"] is None and event.data["headline"] == "1 backend"
 
 
+def test_a_long_commands_preview_record_keeps_its_first_300_characters(
+    pool, target, monkeypatch
+):
+    """preview_action 43: the record keeps the command's first 300 characters,
+    as every run's record does."""
+    monkeypatch.setattr(
+        "incidents.services.runs.preview_of",
+        lambda command, values, ctx: Preview(True, "1 backend"),
+    )
+    long_text = "SELECT pg_terminate_backend($1) -- " + "x" * 400
+    type(pool.terminate).objects.filter(pk=pool.terminate.pk).update(text=long_text)
+    pool.terminate.refresh_from_db()
+    preview_action(
+        incident=pool.incident,
+        command=pool.terminate,
+        params={"pid": target},
+        actor=Actor.person(pool.people["gina"]),
+    )
+    event = AuditEvent.objects.filter(verb="execution.previewed").last()
+    assert event.data["command"] == long_text[:300]
+
+
 def test_a_preview_is_refused_to_people_without_the_playbooks_grant(pool, target):
     with pytest.raises(PermissionDenied):
         preview_action(
