@@ -128,12 +128,18 @@ def user_or_group_saved(sender, instance, created, raw=False, **kwargs) -> None:
         audit.append("user.created", obj=instance, data=data, actor=_actor())
         return
     before = getattr(instance, "_audit_before", None) or {}
+    # A save of some fields writes only those: the rest of a stale object (read
+    # before someone else changed the row) is not what this save did.
+    written = kwargs.get("update_fields")
+    fields = [f for f in USER_FIELDS if written is None or f in written]
     changes = {
         f: [before.get(f), getattr(instance, f)]
-        for f in USER_FIELDS
+        for f in fields
         if before.get(f) != getattr(instance, f)
     }
-    if before.get("password") != instance.password:
+    if (written is None or "password" in written) and before.get(
+        "password"
+    ) != instance.password:
         changes["password"] = "changed"  # that it changed, never what to
     if changes:
         audit.append(
