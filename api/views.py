@@ -3,6 +3,7 @@ The secret is shown once, on the page that made it, and never again."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -40,7 +41,7 @@ def token_list(request: HttpRequest) -> HttpResponse:
             "name": request.POST.get("name", "")[:60] if error else "",
             "scope": request.POST.get("scope", "read"),
         },
-        "rate_limit": tokens.settings.API_RATE_LIMIT_PER_MINUTE,
+        "rate_limit": settings.API_RATE_LIMIT_PER_MINUTE,
     }
     return render(request, "api/tokens.html", context, status=status)
 

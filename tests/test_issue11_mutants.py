@@ -419,22 +419,26 @@ def test_a_preview_gets_the_consoles_limits(pool, target, monkeypatch, settings)
     assert (ctx.connect_timeout, ctx.timeout, ctx.output_cap) == (0.7, 2.5, 1234)
 
 
-def test_an_action_outside_the_steps_is_previewed_too(pool, target, monkeypatch):
-    """preview_action 40: a runbook may put an action under Diagnosis (no step);
-    its preview is recorded with no step, not a crash."""
+def gina_previews(pool, target, monkeypatch, shown: Preview) -> AuditEvent:  # noqa: ANN001
+    """gina previews §5's terminate, the target answering `shown`: the record."""
     monkeypatch.setattr(
-        "incidents.services.runs.preview_of",
-        lambda command, values, ctx: Preview(True, "1 backend", rows=1),
+        "incidents.services.runs.preview_of", lambda command, values, ctx: shown
     )
-    type(pool.terminate).objects.filter(pk=pool.terminate.pk).update(step=None)
-    pool.terminate.refresh_from_db()
     preview_action(
         incident=pool.incident,
         command=pool.terminate,
         params={"pid": target},
         actor=Actor.person(pool.people["gina"]),
     )
-    event = AuditEvent.objects.filter(verb="execution.previewed").last()
+    return AuditEvent.objects.filter(verb="execution.previewed").last()
+
+
+def test_an_action_outside_the_steps_is_previewed_too(pool, target, monkeypatch):
+    """preview_action 40: a runbook may put an action under Diagnosis (no step);
+    its preview is recorded with no step, not a crash."""
+    type(pool.terminate).objects.filter(pk=pool.terminate.pk).update(step=None)
+    pool.terminate.refresh_from_db()
+    event = gina_previews(pool, target, monkeypatch, Preview(True, "1 backend", rows=1))
     assert event.data["step"] is None and event.data["headline"] == "1 backend"
 
 
@@ -443,20 +447,10 @@ def test_a_long_commands_preview_record_keeps_its_first_300_characters(
 ):
     """preview_action 43: the record keeps the command's first 300 characters,
     as every run's record does."""
-    monkeypatch.setattr(
-        "incidents.services.runs.preview_of",
-        lambda command, values, ctx: Preview(True, "1 backend"),
-    )
     long_text = "SELECT pg_terminate_backend($1) -- " + "x" * 400
     type(pool.terminate).objects.filter(pk=pool.terminate.pk).update(text=long_text)
     pool.terminate.refresh_from_db()
-    preview_action(
-        incident=pool.incident,
-        command=pool.terminate,
-        params={"pid": target},
-        actor=Actor.person(pool.people["gina"]),
-    )
-    event = AuditEvent.objects.filter(verb="execution.previewed").last()
+    event = gina_previews(pool, target, monkeypatch, Preview(True, "1 backend"))
     assert event.data["command"] == long_text[:300]
 
 
